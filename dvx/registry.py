@@ -21,11 +21,13 @@ class Entry:
     """One registered name: where its implementation lives and the options it is built with."""
 
     name: str
-    target: str
+    target: Any  # "package.module:attr", imported on first load, or the object itself (plugins, tests)
     help: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def load(self) -> Any:
+        if not isinstance(self.target, str):
+            return self.target
         module_name, _, attr = self.target.partition(":")
         module = importlib.import_module(module_name)
         return getattr(module, attr) if attr else module
@@ -43,12 +45,16 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, target: str, help: str = "", **options: Any) -> None:
+    def register(self, name: str, target: Any, help: str = "", **options: Any) -> None:
+        """Register ``name``; ``target`` is "package.module:attr" (lazy) or the object itself."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        if ":" not in target:
+        if isinstance(target, str) and ":" not in target:
             raise ValueError(f"target {target!r} must look like 'package.module:attr'")
         self._entries[name] = Entry(name=name, target=target, help=help, options=dict(options))
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

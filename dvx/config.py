@@ -1,0 +1,92 @@
+"""Typed, validated configs handed from the CLI to the runners (and saved beside results)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dvx.errors import ConfigError
+
+
+def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v != "")
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{what} is empty")
+    return values
+
+
+def parse_timesteps(text: str) -> tuple[int, ...]:
+    ts = parse_int_list(text, "--timesteps")
+    bad = [t for t in ts if not 0 <= t <= 999]
+    if bad:
+        raise ConfigError(f"timestep(s) {bad} outside 0..999 (T is on the DDPM training scale for every model)")
+    return tuple(sorted(set(ts)))
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--resolution must look like HxW (e.g. 256x448), got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise ConfigError(f"--resolution must be positive, got {text!r}")
+    return h, w
+
+
+def parse_names(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    return names or None
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Everything ``dvx extract`` needs; feature-determining fields end up in the store's recipe."""
+
+    model: str
+    dataset: str
+    data_root: str
+    store: str
+    timesteps: tuple[int, ...] | None = None  # None: the model's default (50 for diffusion, 0 for baselines)
+    blocks: tuple[str, ...] | None = None  # None: every block
+    resolution: tuple[int, int] | None = None  # None: the model's default
+    clip_len: int | None = None  # None: the model's native clip length (video models)
+    frame_stride: int = 1
+    max_frames: int | None = None
+    ensemble: int = 1
+    seed: int = 0
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str | None = None  # None: float16 on CUDA, float32 on CPU
+    latent: str = "mean"
+    split: str | None = None
+    videos: tuple[str, ...] | None = None  # restrict to these video ids
+    weights: str | None = None  # hub id or local folder replacing the registry's source
+    revision: str | None = None
+    codec: str = "raw"
+    skip_bad: bool = False
+    dry_run: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.timesteps is not None:
+            bad = [t for t in self.timesteps if not 0 <= t <= 999]
+            if bad:
+                raise ConfigError(f"timestep(s) {bad} outside 0..999")
+        for name in ("ensemble", "batch_size", "frame_stride"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.clip_len is not None and self.clip_len < 1:
+            raise ConfigError("--clip-len must be >= 1")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError("--max-frames must be >= 1")
+        if self.latent not in ("mean", "sample"):
+            raise ConfigError(f"--latent must be 'mean' or 'sample', got {self.latent!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

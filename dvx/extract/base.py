@@ -1,0 +1,253 @@
+"""The backbone contract: what every model family implements so the runner can extract from it.
+
+A backbone turns a unit of frames (a batch of images for image models, one clip for video models) into
+features for every requested (T, block) in as few forward passes as possible: several T and ensemble
+members share a batch, and the pass stops after the deepest requested block. One self-contained file per
+family lives in ``dvx/extract/backbones/``; this module is a contract plus the shared diffusion loop, not
+a framework.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from dvx.errors import ConfigError, UnknownNameError
+from dvx.extract.hooks import capture, run_until_stop
+from dvx.extract.noise import seeded_noise
+from dvx.registry import did_you_mean
+
+#: seed_fn(item, t, member) -> seed; item = frame index (image models) or clip index (video models)
+SeedFn = Callable[[int, int, int], int]
+#: per T, per block: (stored frames of the unit, C, h, w) float32 on CPU
+UnitFeatures = dict[int, dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry resolved with the user's overrides: what to load and how."""
+
+    name: str
+    family: str
+    source: str  # hub id, local folder, or "tiny:<family>"
+    revision: str | None = None
+    clip_len: int | None = None  # native clip length of video models; None for image models
+    resolution: tuple[int, int] = (512, 512)  # default (H, W)
+    options: Mapping[str, Any] = field(default_factory=dict)  # family-specific, recorded in the recipe
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 8  # samples (images or clips) per denoiser forward
+    latent: str = "mean"  # "mean" or "sample" of the VAE posterior
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    try:
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    except KeyError:
+        raise ConfigError(f"unknown dtype {name!r}; use float32, float16 or bfloat16") from None
+
+
+class Backbone(ABC):
+    """One loaded model. Subclasses set the class attributes and implement the abstract methods."""
+
+    family: ClassVar[str]
+    is_video: ClassVar[bool] = False
+    is_diffusion: ClassVar[bool] = True
+
+    def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
+        self.spec = spec
+        self.folder = folder
+        self.run = run
+        self.device = torch.device(run.device)
+        self.dtype = torch_dtype(run.dtype)
+
+    # ---- loading -------------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def folder_for(cls, spec: ModelSpec) -> Path:
+        """The local folder with the model's files (built, found or downloaded)."""
+
+    @classmethod
+    def load(cls, spec: ModelSpec, run: RunOptions) -> Backbone:
+        return cls(spec, cls.folder_for(spec), run)
+
+    # ---- description ---------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def block_names_for(cls, folder: Path) -> list[str]:
+        """Block names in execution order, from the model's config files alone (no weights loaded)."""
+
+    @property
+    def block_names(self) -> list[str]:
+        return list(self.block_modules())
+
+    @abstractmethod
+    def block_modules(self) -> dict[str, nn.Module]:
+        """Block name -> module whose output is the block's feature, in execution order."""
+
+    @property
+    @abstractmethod
+    def resolution_multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+
+    @property
+    def clip_len(self) -> int | None:
+        return self.spec.clip_len if self.is_video else None
+
+    def temporal_map(self, clip_len: int) -> list[list[int]]:
+        """Stored temporal index -> input frame indices within a clip (identity unless time is compressed)."""
+        return [[i] for i in range(clip_len)]
+
+    @abstractmethod
+    def recipe_fields(self) -> dict[str, Any]:
+        """Feature-determining facts for the recipe: {"noise": ..., "conditioning": ..., "latent": ...}."""
+
+    def noise_level(self, t: int) -> dict[str, Any]:
+        """The effective noise at T (recorded on the store's timestep group)."""
+        return {"T": t}
+
+    # ---- extraction ----------------------------------------------------------------------------------
+    def resolve_blocks(self, wanted: Sequence[str] | None) -> list[str]:
+        """Requested names or globs ('up.*') -> block names in execution order; did-you-mean on unknown."""
+        names = self.block_names
+        if not wanted:
+            return names
+        chosen: set[str] = set()
+        for pat in wanted:
+            hits = fnmatch.filter(names, pat)
+            if not hits:
+                raise UnknownNameError(
+                    f"model {self.spec.name!r} has no block {pat!r}.{did_you_mean(pat, names)} "
+                    f"Blocks: {', '.join(names)}"
+                )
+            chosen.update(hits)
+        return [n for n in names if n in chosen]
+
+    def check_resolution(self, resolution: tuple[int, int]) -> None:
+        m = self.resolution_multiple
+        h, w = resolution
+        if h <= 0 or w <= 0 or h % m or w % m:
+            raise ConfigError(f"resolution {h}x{w} for {self.spec.name}: height and width must be positive multiples of {m}")
+
+    @abstractmethod
+    @torch.no_grad()
+    def features(
+        self,
+        frames: torch.Tensor,
+        timesteps: Sequence[int],
+        blocks: Sequence[str],
+        seed_fn: SeedFn,
+        ensemble: int,
+    ) -> UnitFeatures:
+        """``frames``: (n, 3, H, W) float32 in [0, 1] on CPU, n images or one clip of ``clip_len`` frames.
+
+        Returns, per T and block, (stored frames, C, h, w) float32 CPU features, averaged over
+        ``ensemble`` noise draws.
+        """
+
+    def capture_blocks(self, blocks: Sequence[str], fn: Callable[[], Any]) -> dict[str, torch.Tensor]:
+        """Run ``fn`` with hooks on ``blocks``, stopping after the deepest of them."""
+        modules = self.block_modules()
+        order = list(modules)
+        deepest = max(blocks, key=order.index)
+        with capture({b: modules[b] for b in blocks}, stop_after=deepest, select=self.block_selectors()) as got:
+            run_until_stop(fn)
+        missing = [b for b in blocks if b not in got]
+        if missing:
+            raise RuntimeError(f"{self.spec.name}: blocks {missing} produced no output")
+        return dict(got)
+
+    def block_selectors(self) -> dict[str, Callable[[Any], torch.Tensor]]:
+        """Block name -> function picking the feature tensor from the module output (default: first)."""
+        return {}
+
+
+class DiffusionBackbone(Backbone):
+    """The shared noised-forward loop of latent diffusion models.
+
+    Subclasses implement :meth:`encode` (frames -> clean latents, one per item), :meth:`add_noise`
+    (their T convention) and :meth:`forward_blocks` (a batched denoiser call returning per-sample block
+    features).
+    """
+
+    @abstractmethod
+    def encode(self, frames: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
+        """(n, 3, H, W) in [0, 1] -> clean latents (items, *latent_shape) on the device, float32.
+
+        Image models: one item per frame; video models: one item, the clip."""
+
+    @abstractmethod
+    def add_noise(self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noised model input and the model's timestep value, per sample (``t``: (B,) int64 DDPM T)."""
+
+    @abstractmethod
+    def forward_blocks(self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
+        """One denoiser forward on a batch; block -> (B, ...) per-sample features
+        ((B, C, h, w) for image models, (B, F', C, h, w) for video models)."""
+
+    @torch.no_grad()
+    def features(
+        self,
+        frames: torch.Tensor,
+        timesteps: Sequence[int],
+        blocks: Sequence[str],
+        seed_fn: SeedFn,
+        ensemble: int,
+    ) -> UnitFeatures:
+        z0 = self.encode(frames, seed_fn)
+        n_items = z0.shape[0]
+        samples = [(i, t, m) for t in timesteps for i in range(n_items) for m in range(ensemble)]
+        sums: dict[tuple[int, str, int], torch.Tensor] = {}
+        for start in range(0, len(samples), self.run.batch_size):
+            batch = samples[start : start + self.run.batch_size]
+            z = torch.stack([z0[i] for i, _, _ in batch])
+            eps = torch.stack([seeded_noise(z0.shape[1:], seed_fn(i, t, m)) for i, t, m in batch]).to(z.device)
+            t_vec = torch.tensor([t for _, t, _ in batch], dtype=torch.int64, device=z.device)
+            x, model_t = self.add_noise(z, t_vec, eps)
+            out = self.forward_blocks(x.to(self.dtype), model_t, blocks)
+            for b, feats in out.items():
+                feats = feats.float().cpu()
+                for k, (i, t, _) in enumerate(batch):
+                    key = (t, b, i)
+                    sums[key] = feats[k] if key not in sums else sums[key] + feats[k]
+        result: UnitFeatures = {}
+        for t in timesteps:
+            result[t] = {}
+            for b in blocks:
+                per_item = [sums[(t, b, i)] / ensemble for i in range(n_items)]
+                # image models: items are frames -> (n, C, h, w); video models: one clip -> (F', C, h, w)
+                result[t][b] = torch.stack(per_item) if not self.is_video else per_item[0]
+        return result
+
+    def vae_latents(self, vae: nn.Module, x: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
+        """Encode (n, 3, H, W) in [-1, 1] with ``vae`` in chunks of ``batch_size`` frames and take the
+        posterior mean (default) or a seeded sample (``--latent sample``).
+
+        The sample's noise is seeded per item (frame of an image model, clip of a video model) with
+        ``seed_fn(item, -1, 0)``, so it never depends on the batch it was encoded in."""
+        means, stds = [], []
+        for start in range(0, len(x), self.run.batch_size):
+            dist = vae.encode(x[start : start + self.run.batch_size]).latent_dist
+            means.append(dist.mean)
+            stds.append(dist.std)
+        mean = torch.cat(means)
+        if self.run.latent == "mean":
+            return mean
+        if self.run.latent == "sample":
+            if self.is_video:
+                noise = seeded_noise(mean.shape, seed_fn(0, -1, 0))
+            else:
+                noise = torch.stack([seeded_noise(mean.shape[1:], seed_fn(i, -1, 0)) for i in range(len(mean))])
+            return mean + torch.cat(stds) * noise.to(mean.device, mean.dtype)
+        raise ConfigError(f"unknown latent mode {self.run.latent!r}; use mean or sample")

@@ -1,0 +1,62 @@
+"""Timestep conventions and seeded noise.
+
+dvx's ``T`` is an integer on the DDPM training scale 0..999 for every model (design §4):
+- DDPM models (SD 1.x/2.x, ModelScope): ``z_T = sqrt(ab_T) z0 + sqrt(1 - ab_T) eps`` with the model's own
+  scheduler's ``alphas_cumprod``; the UNet sees timestep ``T``.
+- EDM models (SVD): ``sigma`` is chosen with the same signal-to-noise ratio as SD's scaled-linear schedule
+  at ``T`` (``sigma = sqrt((1 - ab_T) / ab_T)``); ``z = z0 + sigma eps``, the UNet sees
+  ``c_in * z`` with ``c_in = 1 / sqrt(sigma^2 + 1)`` and timestep ``c_noise = 0.25 ln(sigma)``.
+- Flow models (SD3, Wan): ``s = T / 1000`` through the scheduler's shift,
+  ``sigma = shift s / (1 + (shift - 1) s)``; ``z = (1 - sigma) z0 + sigma eps``; timestep ``1000 sigma``.
+
+Noise for each (video, clip or frame, T, ensemble member) comes from its own CPU generator seeded from
+those parts, so it is identical on any device, batch size or worker count, and on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+SD_BETA_START = 0.00085
+SD_BETA_END = 0.012
+NUM_TRAIN_TIMESTEPS = 1000
+
+
+def scaled_linear_alphas_cumprod(
+    beta_start: float = SD_BETA_START, beta_end: float = SD_BETA_END, n: int = NUM_TRAIN_TIMESTEPS
+) -> np.ndarray:
+    """SD's "scaled_linear" schedule (betas linear in sqrt space), float64."""
+    betas = np.linspace(beta_start**0.5, beta_end**0.5, n, dtype=np.float64) ** 2
+    return np.cumprod(1.0 - betas)
+
+
+def snr(alpha_cumprod: float) -> float:
+    return alpha_cumprod / (1.0 - alpha_cumprod)
+
+
+def edm_sigma_for(t: int) -> float:
+    """The EDM sigma with the SNR of SD's scaled-linear schedule at DDPM timestep ``t``."""
+    ab = float(scaled_linear_alphas_cumprod()[t])
+    return math.sqrt((1.0 - ab) / ab)
+
+
+def flow_sigma_for(t: int, shift: float = 1.0) -> float:
+    s = t / NUM_TRAIN_TIMESTEPS
+    return shift * s / (1.0 + (shift - 1.0) * s)
+
+
+def seed_for(*parts: object) -> int:
+    """A 63-bit seed from any hashable description, stable across processes and machines."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def seeded_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
+    """Standard normal noise (float32, CPU) from its own generator."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(tuple(shape), generator=gen, dtype=torch.float32)

@@ -1,0 +1,145 @@
+"""Where a backbone's files come from and what they are: hub id, local folder, or a tiny model built here.
+
+- ``tiny:<family>``: a tiny random-init model of the same classes as the real one, built from config with
+  a fixed seed, saved with ``save_pretrained`` into the dvx cache once (atomically), then loaded with the
+  same ``from_pretrained`` code path as the real weights.
+- a local folder in the diffusers/transformers layout;
+- a Hugging Face hub id (``snapshot_download`` of the files the family needs; works offline from the
+  local HF cache with ``HF_HUB_OFFLINE=1``).
+
+The recipe records a digest of the files actually used (configs and weights), so the same weights
+reached by different routes share one cache and different weights never do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dvx.errors import ConfigError
+
+COMPLETE = ".dvx-complete"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DVX_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "dvx"
+
+
+def materialize_tiny(name: str, build: Callable[[Path], None]) -> Path:
+    """Build the tiny model ``name`` into the cache once; concurrent builders race safely (rename)."""
+    folder = cache_dir() / "tiny" / name
+    if (folder / COMPLETE).exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f"{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        build(tmp)
+        (tmp / COMPLETE).write_text("ok\n")
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process finished first; theirs is identical
+            if not (folder / COMPLETE).exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def resolve_folder(
+    source: str,
+    revision: str | None,
+    allow_patterns: Sequence[str] | None,
+    build_tiny: Callable[[Path], None] | None = None,
+    tiny_name: str | None = None,
+) -> Path:
+    """A local folder holding the model's files (building or downloading them if needed)."""
+    if source.startswith("tiny:"):
+        if build_tiny is None or tiny_name is None:
+            raise ConfigError(f"{source!r}: this family has no tiny model")
+        return materialize_tiny(tiny_name, build_tiny)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise ConfigError(f"model folder {source!r} does not exist (and it is not a hub id like 'org/name')")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source, revision=revision, allow_patterns=list(allow_patterns or []) or None))
+    except Exception as err:  # network, auth, missing repo: one clear line
+        raise ConfigError(
+            f"cannot get {source!r} (revision {revision or 'main'}) from the Hugging Face hub or its local "
+            f"cache: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from err
+
+
+def _file_sha256(path: Path, memo: dict[str, str]) -> str:
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    if key not in memo:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        memo[key] = h.hexdigest()
+    return memo[key]
+
+
+_VARIANT_MARKERS = (".fp16.", ".bf16.", "non_ema", ".ema.", ".msgpack", ".onnx", ".ckpt", ".h5", ".ot")
+
+
+def used_files(candidates: Sequence[Path]) -> list[Path]:
+    """The files ``from_pretrained`` reads by default: configs, tokenizer files and the default-variant
+    weights (safetensors preferred over .bin); other variants in a shared HF cache are ignored."""
+    out = []
+    names = {p.name for p in candidates}
+    for p in candidates:
+        name = p.name
+        if name.startswith(".") or any(m in name for m in _VARIANT_MARKERS):
+            continue
+        if name.endswith(".bin") and name.replace(".bin", ".safetensors") in names:
+            continue
+        if name.endswith(".bin") and "pytorch_model" in name and any(n.endswith(".safetensors") for n in names):
+            continue
+        out.append(p)
+    return out
+
+
+def digest_folder(folder: Path, subfolders: Sequence[str]) -> str:
+    """sha256 over (relative path, file sha256) of every file in ``subfolders`` of ``folder``.
+
+    Per-file digests are memoised in the dvx cache by (path, size, mtime), so a multi-GB model is hashed
+    once per machine.
+    """
+    memo_path = cache_dir() / "digests.json"
+    try:
+        memo: dict[str, str] = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    before = len(memo)
+    files: list[Path] = []
+    for sub in subfolders:
+        base = folder / sub if sub else folder
+        if not base.exists():
+            raise ConfigError(f"{folder}: expected {sub or 'files'} in the model folder")
+        candidates = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        files += used_files(candidates)
+    h = hashlib.sha256()
+    for p in sorted(set(files)):
+        h.update(f"{p.relative_to(folder).as_posix()}\0{_file_sha256(p, memo)}\n".encode())
+    if len(memo) != before:
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_name(f"digests.{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_text(json.dumps(memo))
+            os.replace(tmp, memo_path)
+        except OSError:
+            pass  # the memo is only an optimisation
+    return h.hexdigest()

@@ -1,0 +1,115 @@
+"""A recipe group: one (dataset, model@fingerprint) in the store, its index and its arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dvx.errors import CacheMissError, StoreError
+from dvx.store import layout
+from dvx.store.backend import Backend
+from dvx.store.index import Commit, Failure, IndexView
+from dvx.store.recipe import Recipe
+
+if TYPE_CHECKING:
+    import torch
+    import xarray
+
+
+class RecipeGroup:
+    """Read access to the committed features of one recipe (and the keys the writer needs)."""
+
+    def __init__(self, backend: Backend, dataset: str, recipe: Recipe) -> None:
+        self.backend = backend
+        self.dataset = dataset
+        self.recipe = recipe
+        self.path = layout.recipe_key(dataset, recipe.model, recipe.fp8)
+        self._index: IndexView | None = None
+
+    def __repr__(self) -> str:
+        return f"RecipeGroup({self.backend.location!r}, {self.path!r})"
+
+    # ---- index ---------------------------------------------------------------------------------------
+    def index(self, refresh: bool = False) -> IndexView:
+        if self._index is None or refresh:
+            keys = [k for k in self.backend.list_prefix(layout.commits_prefix(self.path)) if k.endswith(".json")]
+            records = self.backend.get_many_json(keys)
+            self._index = IndexView(Commit.from_json(r) for r in records if r is not None)
+        return self._index
+
+    def failures(self) -> dict[str, Failure]:
+        keys = [k for k in self.backend.list_prefix(layout.failures_prefix(self.path)) if k.endswith(".json")]
+        out = {}
+        for rec in self.backend.get_many_json(keys):
+            if rec is not None:
+                out[rec["video"]] = Failure(**rec)
+        return out
+
+    def noise_levels(self) -> dict[int, dict[str, Any]]:
+        """T -> the effective noise level recorded for it (sigma, SNR, the model's own timestep value)."""
+        out = {}
+        for name in self.backend.list_dir(self.path):
+            t = layout.parse_t_key(name)
+            if t is not None:
+                out[t] = self.backend.group_attrs(f"{self.path}/{name}") or {}
+        return out
+
+    # ---- reading -------------------------------------------------------------------------------------
+    def commit_for(self, video: str, t: int, block: str) -> Commit:
+        commit = self.index().lookup(video, t, block)
+        if commit is None:
+            raise CacheMissError(self.miss_message([video], [t], [block]))
+        return commit
+
+    def array_key(self, video: str, t: int, block: str) -> str:
+        commit = self.commit_for(video, t, block)
+        return layout.array_key(self.path, t, block, video, commit.gen)
+
+    def read(self, video: str, t: int, block: str) -> np.ndarray:
+        """One video's features at (T, block): (stored frames, C, h, w) float16."""
+        key = self.array_key(video, t, block)
+        try:
+            arr = self.backend.open_array(key)
+            return np.asarray(arr[...])
+        except (FileNotFoundError, KeyError) as err:
+            raise StoreError(
+                f"{self.backend.location}: committed array {key} is missing (run `dvx cache verify`)"
+            ) from err
+
+    def tensor(
+        self, video: str, t: int, block: str, device: str | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """One video's features as a torch tensor (float16 unless ``dtype`` is given)."""
+        import torch
+
+        x = torch.from_numpy(self.read(video, t, block))
+        if dtype is not None:
+            x = x.to(dtype)
+        return x.to(device) if device is not None else x
+
+    def dataarray(self, t: int, block: str, videos: Iterable[str] | None = None) -> xarray.DataArray:
+        """A lazy dask-backed view ``(video, frame, channel, y, x)`` (NaN-padded to the longest video)."""
+        from dvx.store.views import dataarray
+
+        return dataarray(self, t, block, videos)
+
+    def miss_message(self, videos: list[str], timesteps: list[int], blocks: list[str]) -> str:
+        shown = ", ".join(videos[:5]) + (f" and {len(videos) - 5} more" if len(videos) > 5 else "")
+        ts = ",".join(str(t) for t in timesteps)
+        return (
+            f"cache miss in {self.backend.location}: {self.path} (model {self.recipe.model}, recipe "
+            f"{self.recipe.fp8}) lacks T={ts} block(s) {','.join(blocks)} for {len(videos)} video(s): {shown}. "
+            f"Extract them with: dvx extract --model {self.recipe.model} --dataset {self.dataset} "
+            f"--timesteps {ts} --blocks {','.join(blocks)} --store {self.backend.location} "
+            f"(same recipe options)"
+        )
+
+    def require(self, videos: Iterable[str], timesteps: Iterable[int], blocks: Iterable[str]) -> None:
+        """Raise CacheMissError naming what is missing, if any (video, T, block) is not committed."""
+        timesteps, blocks = list(timesteps), list(blocks)
+        index = self.index()
+        missing = [v for v in videos if not index.has(v, timesteps, blocks)]
+        if missing:
+            raise CacheMissError(self.miss_message(missing, timesteps, blocks))

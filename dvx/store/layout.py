@@ -1,0 +1,88 @@
+"""Key names of the store layout (one place, so writer, reader, verify and gc agree).
+
+```
+<store>/zarr.json                                   root group, attrs {"dvx": {"schema": 1}}
+<store>/<dataset>/<model>@<fp8>/zarr.json           recipe group, attrs {"dvx_recipe": ..., "fingerprint": ...}
+<store>/<dataset>/<model>@<fp8>/t0050/zarr.json     timestep group, attrs {"T": 50, "sigma": ..., "snr": ...}
+<store>/<dataset>/<model>@<fp8>/t0050/<block>/<video>~<gen>    one fp16 array (frames, C, h, w) per video
+<store>/<dataset>/<model>@<fp8>/_index/commits/<video>~<gen>.json   commit record: makes <gen> visible
+<store>/<dataset>/<model>@<fp8>/_index/failed/<video>.json          a video skipped with --skip-bad
+<store>/<dataset>/<model>@<fp8>/_index/claims/<video>.json          a writer's expiring claim on a video
+```
+"""
+
+from __future__ import annotations
+
+import re
+
+from dvx.errors import ConfigError
+
+SCHEMA_VERSION = 1
+ROOT_ATTR = "dvx"
+RECIPE_ATTR = "dvx_recipe"
+INDEX = "_index"
+GEN_SEP = "~"
+
+_BLOCK = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[0-9]+)*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TKEY = re.compile(r"^t(\d{4})$")
+
+
+def check_name(kind: str, name: str) -> str:
+    if not _NAME.match(name) or GEN_SEP in name or "@" in name:
+        raise ConfigError(f"{kind} name {name!r} must use only letters, digits, '.', '_' and '-'")
+    return name
+
+
+def check_block(name: str) -> str:
+    if not _BLOCK.match(name):
+        raise ConfigError(f"block name {name!r} is malformed (expected e.g. 'up.1', 'mid', 'layer.12')")
+    return name
+
+
+def t_key(t: int) -> str:
+    if not 0 <= t <= 999:
+        raise ConfigError(f"timestep {t} is outside 0..999 (dvx uses the DDPM training scale for every model)")
+    return f"t{t:04d}"
+
+
+def parse_t_key(key: str) -> int | None:
+    m = _TKEY.match(key)
+    return int(m.group(1)) if m else None
+
+
+def recipe_key(dataset: str, model: str, fp8: str) -> str:
+    return f"{dataset}/{model}@{fp8}"
+
+
+def split_recipe_name(name: str) -> tuple[str, str]:
+    model, _, fp8 = name.rpartition("@")
+    return model, fp8
+
+
+def array_key(recipe: str, t: int, block: str, video: str, gen: str) -> str:
+    return f"{recipe}/{t_key(t)}/{block}/{video}{GEN_SEP}{gen}"
+
+
+def commit_key(recipe: str, video: str, gen: str) -> str:
+    return f"{recipe}/{INDEX}/commits/{video}{GEN_SEP}{gen}.json"
+
+
+def commits_prefix(recipe: str) -> str:
+    return f"{recipe}/{INDEX}/commits/"
+
+
+def failure_key(recipe: str, video: str) -> str:
+    return f"{recipe}/{INDEX}/failed/{video}.json"
+
+
+def failures_prefix(recipe: str) -> str:
+    return f"{recipe}/{INDEX}/failed/"
+
+
+def claim_key(recipe: str, video: str) -> str:
+    return f"{recipe}/{INDEX}/claims/{video}.json"
+
+
+def claims_prefix(recipe: str) -> str:
+    return f"{recipe}/{INDEX}/claims/"

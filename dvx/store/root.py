@@ -1,0 +1,145 @@
+"""Open a feature store, check it is one, and find recipe groups in it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from dvx.errors import CacheMissError, RecipeMismatchError, StoreError
+from dvx.store import layout
+from dvx.store.backend import Backend
+from dvx.store.group import RecipeGroup
+from dvx.store.recipe import Recipe, matches, recipe_diff
+
+
+class FeatureStore:
+    """A dvx feature store at a local path or fsspec URL.
+
+    ``mode="r"`` never writes (safe on a shared, read-only cache); ``mode="a"`` creates the store if the
+    location is empty and refuses anything that is not a dvx store.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    @classmethod
+    def open(
+        cls,
+        location: str,
+        mode: Literal["r", "a"] = "r",
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> FeatureStore:
+        backend = Backend(str(location), read_only=mode == "r", storage_options=dict(storage_options or {}))
+        attrs = _root_attrs(backend)
+        if attrs is None:
+            if mode == "r":
+                raise StoreError(f"no dvx feature store at {location!r} (no zarr.json)")
+            if backend.list_dir(""):
+                raise StoreError(
+                    f"{location!r} is not empty and is not a dvx feature store; refusing to write into it"
+                )
+            backend.write_group("", {layout.ROOT_ATTR: {"schema": layout.SCHEMA_VERSION}})
+        else:
+            info = attrs.get(layout.ROOT_ATTR)
+            if not isinstance(info, Mapping) or "schema" not in info:
+                raise StoreError(f"{location!r} is a zarr store but not a dvx feature store")
+            if int(info["schema"]) > layout.SCHEMA_VERSION:
+                raise StoreError(
+                    f"{location!r} has store schema {info['schema']}, newer than this dvx understands "
+                    f"({layout.SCHEMA_VERSION}); upgrade dvx"
+                )
+        return cls(backend)
+
+    # ---- listing -------------------------------------------------------------------------------------
+    def datasets(self) -> list[str]:
+        return [d for d in self.backend.list_dir("") if d != "zarr.json" and self._is_group(d)]
+
+    def groups(self, dataset: str | None = None, model: str | None = None) -> list[RecipeGroup]:
+        out = []
+        for ds in [dataset] if dataset else self.datasets():
+            for name in self.backend.list_dir(ds) if self._is_group(ds) else []:
+                if "@" not in name:
+                    continue
+                attrs = self.backend.group_attrs(f"{ds}/{name}")
+                if not attrs or layout.RECIPE_ATTR not in attrs:
+                    continue
+                recipe = Recipe.from_json(attrs[layout.RECIPE_ATTR])
+                if model is None or recipe.model == model:
+                    out.append(RecipeGroup(self.backend, ds, recipe))
+        return out
+
+    def _is_group(self, path: str) -> bool:
+        try:
+            return self.backend.group_attrs(path) is not None
+        except StoreError:
+            return False
+
+    # ---- writer side ---------------------------------------------------------------------------------
+    def create_group(self, dataset: str, recipe: Recipe) -> RecipeGroup:
+        """The group for ``recipe``, created if absent; refuses a group whose recorded recipe differs."""
+        layout.check_name("dataset", dataset)
+        layout.check_name("model", recipe.model)
+        group = RecipeGroup(self.backend, dataset, recipe)
+        attrs = self.backend.group_attrs(group.path)
+        want = {layout.RECIPE_ATTR: recipe.to_json(), "fingerprint": recipe.fingerprint}
+        if attrs is None:
+            if self.backend.group_attrs(dataset) is None:
+                self.backend.write_group(dataset, {})
+            # identical bytes from every writer of this recipe, so concurrent creation is harmless
+            self.backend.write_group(group.path, want)
+            return group
+        have = attrs.get(layout.RECIPE_ATTR)
+        if attrs.get("fingerprint") != recipe.fingerprint or have is None:
+            diff = recipe_diff(Recipe.from_json(have).identity(), recipe.identity()) if have else ["<none>"]
+            raise RecipeMismatchError(
+                f"{self.location}: {group.path} was written by a different recipe ({'; '.join(diff)}); "
+                "refusing to mix features"
+            )
+        return group
+
+    # ---- reader side ---------------------------------------------------------------------------------
+    def find(
+        self,
+        dataset: str,
+        model: str,
+        recipe: str | None = None,
+        constraints: Mapping[str, Any] | None = None,
+    ) -> RecipeGroup:
+        """The one recipe group of ``model`` on ``dataset`` matching ``recipe`` (an fp8 prefix) and the
+        field ``constraints``; a clear error naming the differing fields otherwise."""
+        candidates = self.groups(dataset, model)
+        if not candidates:
+            have = sorted({f"{g.dataset}/{g.recipe.name}" for g in self.groups()})
+            raise CacheMissError(
+                f"{self.location} has no features of model {model!r} on dataset {dataset!r}"
+                + (f" (it has: {', '.join(have)})" if have else " (the store is empty)")
+                + f". Extract them first: dvx extract --model {model} --dataset {dataset} --store {self.location}"
+            )
+        if recipe:
+            candidates = [g for g in candidates if g.recipe.fingerprint.startswith(recipe)]
+            if not candidates:
+                raise RecipeMismatchError(f"{self.location}: no recipe {recipe!r} for {model} on {dataset}")
+        constraints = dict(constraints or {})
+        fitting = [g for g in candidates if not matches(g.recipe, constraints)]
+        if not fitting:
+            why = "; ".join(f"{g.recipe.name}: {', '.join(matches(g.recipe, constraints))}" for g in candidates)
+            raise RecipeMismatchError(f"{self.location}: no {model} recipe on {dataset} matches what was asked ({why})")
+        if len(fitting) > 1:
+            names = ", ".join(g.recipe.name for g in fitting)
+            diffs = recipe_diff(fitting[0].recipe.identity(), fitting[1].recipe.identity())
+            raise RecipeMismatchError(
+                f"{self.location}: several {model} recipes on {dataset} fit ({names}; they differ in "
+                f"{'; '.join(diffs)}); choose one with --recipe FP or narrow it with recipe options"
+            )
+        return fitting[0]
+
+
+def _root_attrs(backend: Backend) -> dict[str, Any] | None:
+    try:
+        return backend.group_attrs("")
+    except StoreError as err:
+        raise StoreError(f"{backend.location!r} is not a dvx feature store: {err}") from err

@@ -1,0 +1,191 @@
+"""Writing one video's features: fresh-generation arrays, then one atomic commit record.
+
+Protocol (see docs/store.md):
+1. every (T, block) array of the video is created under a new generation ``<video>~<gen>``: no reader
+   follows it and no other writer shares it, so two writers never touch the same chunk;
+2. arrays are written in whole chunks (one chunk per forward unit along the frame axis);
+3. the commit record ``_index/commits/<video>~<gen>.json`` is written last, atomically. A crash at any
+   earlier instant leaves only unreferenced arrays (removed by ``dvx cache gc``), never a visible
+   half-written video.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from dvx.errors import StoreError
+from dvx.store import layout
+from dvx.store.codecs import DEFAULT_CODEC, compressors_for
+from dvx.store.group import RecipeGroup
+from dvx.store.index import Commit, Failure, new_gen, now_iso, writer_identity
+
+
+class VideoWriter:
+    """Accumulates one video's arrays under a fresh generation; :meth:`commit` makes them visible."""
+
+    def __init__(
+        self,
+        group: RecipeGroup,
+        video: str,
+        timesteps: Sequence[int],
+        blocks: Sequence[str],
+        chunk_frames: int,
+        codec: str = DEFAULT_CODEC,
+    ) -> None:
+        layout.check_name("video", video)
+        self.group = group
+        self.video = video
+        self.timesteps = tuple(timesteps)
+        self.blocks = tuple(blocks)
+        self.chunk_frames = max(1, int(chunk_frames))
+        self.compressors = compressors_for(codec)
+        self.gen = new_gen()
+        self._arrays: dict[tuple[int, str], Any] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._written: dict[tuple[int, str], int] = {}
+
+    def key(self, t: int, block: str) -> str:
+        return layout.array_key(self.group.path, t, block, self.video, self.gen)
+
+    def write(self, t: int, block: str, start: int, data: np.ndarray, total: int) -> None:
+        """Write stored frames ``[start, start + len(data))`` of a (total, C, h, w) array."""
+        import zarr
+
+        if data.dtype != np.float16:
+            data = data.astype(np.float16)
+        if start % self.chunk_frames:
+            raise ValueError(f"write at frame {start} is not aligned to chunks of {self.chunk_frames} frames")
+        arr = self._arrays.get((t, block))
+        if arr is None:
+            shape = (total, *data.shape[1:])
+            if block in self._shapes and self._shapes[block] != shape:
+                raise StoreError(f"{self.video} {block}: shape {shape} differs across timesteps {self._shapes[block]}")
+            self._shapes[block] = shape
+            arr = zarr.create_array(
+                store=self.group.backend.store,
+                name=self.key(t, block),
+                shape=shape,
+                chunks=(min(self.chunk_frames, total), *data.shape[1:]),
+                dtype="float16",
+                fill_value=np.float16("nan"),  # never-written data reads as NaN, not as zeros
+                compressors=self.compressors,
+                filters=None,
+                dimension_names=("frame", "channel", "y", "x"),
+                config={"write_empty_chunks": True},
+            )
+            self._arrays[(t, block)] = arr
+        arr[start : start + len(data)] = data
+        self._written[(t, block)] = self._written.get((t, block), 0) + len(data)
+
+    def commit(
+        self,
+        frame_names: Sequence[str],
+        time_map: Sequence[Sequence[int]],
+        source_size: tuple[int, int],
+    ) -> Commit:
+        """Check every (T, block) is complete, then write the commit record (the only visible step)."""
+        for t in self.timesteps:
+            for b in self.blocks:
+                total = self._shapes.get(b, (0,))[0]
+                if (t, b) not in self._arrays or self._written.get((t, b)) != total:
+                    raise StoreError(f"{self.video}: T={t} {b} incomplete, refusing to commit")
+        stored = {shape[0] for shape in self._shapes.values()}
+        if stored != {len(time_map)}:
+            raise StoreError(f"{self.video}: stored frames {stored} disagree with the time map ({len(time_map)})")
+        nbytes = sum(int(np.prod(s)) * 2 for s in self._shapes.values()) * len(self.timesteps)
+        commit = Commit(
+            video=self.video,
+            gen=self.gen,
+            timesteps=self.timesteps,
+            blocks=self.blocks,
+            frame_names=tuple(frame_names),
+            time_map=tuple(tuple(int(i) for i in m) for m in time_map),
+            source_size=(int(source_size[0]), int(source_size[1])),
+            shapes=dict(self._shapes),
+            nbytes=nbytes,
+            written_at=now_iso(),
+            written_by=writer_identity(),
+        )
+        self.group.backend.put_json(layout.commit_key(self.group.path, self.video, self.gen), commit.to_json())
+        return commit
+
+
+def record_failure(group: RecipeGroup, video: str, reason: str) -> Failure:
+    failure = Failure(video=video, reason=reason, written_at=now_iso(), written_by=writer_identity())
+    group.backend.put_json(layout.failure_key(group.path, video), failure.__dict__)
+    return failure
+
+
+def clear_failure(group: RecipeGroup, video: str) -> None:
+    key = layout.failure_key(group.path, video)
+    if group.backend.exists(key):
+        group.backend.delete(key)
+
+
+def write_timestep_attrs(group: RecipeGroup, t: int, attrs: dict[str, Any]) -> None:
+    """Record T's effective noise level on its group (identical bytes from every writer of the recipe)."""
+    path = f"{group.path}/{layout.t_key(t)}"
+    if group.backend.group_attrs(path) != attrs:
+        group.backend.write_group(path, attrs)
+
+
+class BackgroundWriter:
+    """Runs store writes on one background thread, in order, so they overlap the next forward pass.
+
+    ``submit`` blocks once ``max_pending`` jobs wait (bounding memory); an error in a job is re-raised by
+    the next ``submit`` or by ``drain``/``close``.
+    """
+
+    def __init__(self, max_pending: int = 8) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(max_pending)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="dvx-store-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:  # after a failure, drop the rest (nothing more may commit)
+                    fn, args = job
+                    fn(*args)
+            except BaseException as err:  # re-raised in the caller's thread
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._raise()
+        self._queue.put((fn, args))
+
+    def drain(self) -> None:
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # Let queued jobs finish even when the producer failed: a commit is queued only after all of its
+        # video's writes, so finishing the queue loses nothing and commits only complete videos.
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._raise()

@@ -1,0 +1,81 @@
+"""Shared fixtures: a toy dataset, store locations for the contract suite, the real-data root."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dvx.data import DATASETS
+from dvx.data.base import Video, VideoDataset, VideoRef
+from dvx.errors import CorruptVideoError
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data, skipping the test where the real samples are absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real sample data not available at {path}")
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _dvx_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tiny models are built once per test session into a private cache (never the user's)."""
+    if "DVX_CACHE_DIR" not in os.environ:
+        os.environ["DVX_CACHE_DIR"] = str(tmp_path_factory.mktemp("dvx-cache"))
+
+
+class ToyDataset(VideoDataset):
+    """Videos stored as ``<root>/<id>.npy`` (F, H, W, 3) uint8; any other bytes are a corrupt video."""
+
+    name = "toy"
+
+    def videos(self) -> list[VideoRef]:
+        return [VideoRef(id=p.stem, path=p) for p in sorted(self.root.glob("*.npy"))]
+
+    def load(self, ref: VideoRef) -> Video:
+        try:
+            frames = np.load(ref.path)
+        except (ValueError, OSError) as err:
+            raise CorruptVideoError(ref.id, f"{ref.path.name}: {err}") from err
+        return Video(ref.id, frames, [f"{i:05d}" for i in range(len(frames))])
+
+
+if "toy" not in DATASETS:
+    DATASETS.register("toy", ToyDataset, "test-only: .npy videos")
+
+
+def make_toy(root: Path, lengths: dict[str, int], size: tuple[int, int] = (48, 80), seed: int = 0) -> Path:
+    """Write smooth random toy videos (a moving gradient + noise) into ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for vid, n in lengths.items():
+        yy, xx = np.mgrid[0:h, 0:w]
+        frames = []
+        base = rng.integers(0, 255, size=3)
+        for t in range(n):
+            img = np.stack([(xx * 3 + t * 5 + base[0]) % 256, (yy * 4 + base[1]) % 256, (xx + yy + t * 7) % 256], -1)
+            frames.append(img + rng.integers(0, 20, size=img.shape))
+        np.save(root / f"{vid}.npy", np.clip(np.stack(frames), 0, 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture
+def toy_root(tmp_path: Path) -> Path:
+    return make_toy(tmp_path / "toy", {"alpha": 5, "beta": 3, "gamma": 17})
+
+
+@pytest.fixture(params=["local", "memory"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives: the same contract suite runs on every backend (S3: tests/store/test_s3.py)."""
+    if request.param == "local":
+        return str(tmp_path / "store")
+    return f"memory://dvx-test-{uuid.uuid4().hex}"

@@ -1,0 +1,231 @@
+"""The store contract: run against every backend (local disk, in-memory fsspec; S3 in test_s3.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dvx.errors import CacheMissError, RecipeMismatchError, StoreError
+from dvx.store import layout
+from dvx.store.codecs import CODECS
+from dvx.store.recipe import Recipe
+from dvx.store.root import FeatureStore
+from dvx.store.writer import BackgroundWriter, VideoWriter, record_failure
+
+RECIPE = Recipe(model="tiny-sd", family="sd", weights="0" * 64, dtype="float32", resolution=(64, 64),
+                clip_len=None, noise={"kind": "ddpm"})
+
+
+def feats(n: int, c: int = 4, h: int = 3, w: int = 5, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(np.float16)
+
+
+def write_video(group, video: str, timesteps=(0, 50), blocks=("up.1", "up.2"), n: int = 5, chunk: int = 2,
+                seed: int = 0, commit: bool = True, codec: str = "raw"):
+    vw = VideoWriter(group, video, timesteps, blocks, chunk_frames=chunk, codec=codec)
+    data = {}
+    for t in timesteps:
+        for b in blocks:
+            x = feats(n, seed=seed + t + len(b))
+            data[(t, b)] = x
+            for start in range(0, n, chunk):
+                vw.write(t, b, start, x[start : start + chunk], n)
+    if commit:
+        vw.commit([f"{i:05d}" for i in range(n)], [[i] for i in range(n)], (48, 80))
+    return data
+
+
+def test_create_reopen_and_list(store_location: str) -> None:
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    assert store.datasets() == ["davis"]
+    again = FeatureStore.open(store_location, mode="r")
+    [g] = again.groups()
+    assert g.recipe == RECIPE and g.path == f"davis/tiny-sd@{RECIPE.fp8}"
+    assert again.create_group.__name__  # readers get the same API; writing is refused below
+    assert store.create_group("davis", RECIPE).path == group.path  # idempotent
+
+
+def test_commit_makes_a_video_visible_and_reads_back_exactly(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    data = write_video(group, "blackswan", commit=False)
+    assert group.index(refresh=True).videos() == []  # written but not committed: invisible
+    with pytest.raises(CacheMissError, match="blackswan"):
+        group.read("blackswan", 0, "up.1")
+    data = write_video(group, "blackswan")
+    reader = FeatureStore.open(store_location, mode="r").groups()[0]
+    assert reader.index().videos() == ["blackswan"]
+    for (t, b), x in data.items():
+        np.testing.assert_array_equal(reader.read("blackswan", t, b), x)
+        tens = reader.tensor("blackswan", t, b)
+        assert tens.dtype.is_floating_point and tuple(tens.shape) == x.shape
+    commit = reader.index().lookup("blackswan", 50, "up.2")
+    assert commit.frame_names[0] == "00000" and commit.source_size == (48, 80)
+    assert commit.shapes["up.1"] == (5, 4, 3, 5) and commit.nbytes == 2 * 2 * 5 * 4 * 3 * 5 * 2
+    assert commit.written_by["pid"] > 0 and commit.written_at
+
+
+def test_commit_refuses_incomplete_and_misaligned_writes(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    vw = VideoWriter(group, "dog", (0,), ("up.1",), chunk_frames=2)
+    vw.write(0, "up.1", 0, feats(2), 5)
+    with pytest.raises(StoreError, match="incomplete"):
+        vw.commit(["a"] * 5, [[i] for i in range(5)], (4, 4))
+    with pytest.raises(ValueError, match="aligned"):
+        vw.write(0, "up.1", 3, feats(2), 5)
+
+
+def test_unwritten_frames_read_as_nan_not_zero(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    vw = VideoWriter(group, "dog", (0,), ("up.1",), chunk_frames=2)
+    vw.write(0, "up.1", 0, feats(2), 4)
+    arr = group.backend.open_array(vw.key(0, "up.1"))
+    assert np.isnan(arr[2:]).all() and not np.isnan(arr[:2]).any()
+
+
+def test_newest_commit_wins_and_partial_commits_merge(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    write_video(group, "dog", timesteps=(0,), seed=1)
+    second = write_video(group, "dog", timesteps=(0, 100), blocks=("up.1",), seed=2)
+    index = group.index(refresh=True)
+    assert index.timesteps() == [0, 100] and index.blocks() == ["up.1", "up.2"]
+    np.testing.assert_array_equal(group.read("dog", 0, "up.1"), second[(0, "up.1")])
+    assert index.has("dog", [0], ["up.1", "up.2"]) and not index.has("dog", [100], ["up.2"])
+    assert index.missing("dog", [100], ["up.1", "up.2"]) == [(100, "up.2")]
+    assert len(index.live_gens()) == 2
+
+
+def test_dataarray_view_is_lazy_named_and_padded(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    a = write_video(group, "a", n=5)
+    b = write_video(group, "b", n=3, seed=7)
+    da = group.dataarray(50, "up.2")
+    assert da.dims == ("video", "frame", "channel", "y", "x") and da.shape == (2, 5, 4, 3, 5)
+    assert list(da.n_frames.values) == [5, 3]
+    assert hasattr(da.data, "dask")  # lazy
+    np.testing.assert_array_equal(da.sel(video="a").values, a[(50, "up.2")])
+    np.testing.assert_array_equal(da.sel(video="b").values[:3], b[(50, "up.2")])
+    assert np.isnan(da.sel(video="b").values[3:]).all()
+
+
+def test_read_only_access_never_writes(store_location: str) -> None:
+    writer_store = FeatureStore.open(store_location, mode="a")
+    group = writer_store.create_group("davis", RECIPE)
+    write_video(group, "a")
+    keys_before = writer_store.backend.list_prefix("")
+    ro = FeatureStore.open(store_location, mode="r")
+    g = ro.groups()[0]
+    g.read("a", 0, "up.1")
+    g.dataarray(0, "up.1").values
+    g.noise_levels()
+    with pytest.raises(StoreError, match="read-only"):
+        ro.create_group("davis", replace(RECIPE, seed=3))
+    with pytest.raises(StoreError, match="read-only"):
+        record_failure(g, "a", "nope")
+    assert writer_store.backend.list_prefix("") == keys_before
+
+
+def test_wrong_stores_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("hi")
+    with pytest.raises(StoreError, match="not empty"):
+        FeatureStore.open(str(tmp_path / "notes"), mode="a")
+    with pytest.raises(StoreError, match="no dvx feature store"):
+        FeatureStore.open(str(tmp_path / "nothing"), mode="r")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
+    with pytest.raises(StoreError, match="not a dvx feature store"):
+        FeatureStore.open(str(foreign), mode="a")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group",
+                                                 "attributes": {"dvx": {"schema": 99}}}))
+    with pytest.raises(StoreError, match="newer"):
+        FeatureStore.open(str(newer), mode="r")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="not a directory"):
+        FeatureStore.open(str(tmp_path / "file"), mode="a")
+    with pytest.raises(StoreError, match="not writable"):
+        FeatureStore.open("/proc/dvx-cannot-write-here", mode="a")
+
+
+def test_a_group_written_by_another_recipe_is_refused(store_location: str) -> None:
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    other = replace(RECIPE, resolution=(32, 32))
+    # forge a collision: the other recipe's attrs under this recipe's group name
+    store.backend.write_group(group.path, {layout.RECIPE_ATTR: other.to_json(), "fingerprint": other.fingerprint})
+    with pytest.raises(RecipeMismatchError, match=r"resolution: \[32, 32\] != \[64, 64\]"):
+        store.create_group("davis", RECIPE)
+
+
+def test_find_selects_by_model_recipe_and_constraints(store_location: str) -> None:
+    store = FeatureStore.open(store_location, mode="a")
+    store.create_group("davis", RECIPE)
+    store.create_group("davis", replace(RECIPE, resolution=(32, 32)))
+    with pytest.raises(CacheMissError, match="no features of model 'svd'"):
+        store.find("davis", "svd")
+    with pytest.raises(RecipeMismatchError, match="several tiny-sd recipes"):
+        store.find("davis", "tiny-sd")
+    assert store.find("davis", "tiny-sd", constraints={"resolution": (32, 32)}).recipe.resolution == (32, 32)
+    assert store.find("davis", "tiny-sd", recipe=RECIPE.fp8).recipe == RECIPE
+    with pytest.raises(RecipeMismatchError, match="resolution: store has"):
+        store.find("davis", "tiny-sd", constraints={"resolution": (16, 16)})
+
+
+def test_cache_miss_names_what_is_missing_and_how_to_extract(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    write_video(group, "a", timesteps=(0,))
+    with pytest.raises(CacheMissError) as err:
+        group.require(["a", "b"], [0, 50], ["up.1"])
+    msg = str(err.value)
+    assert "T=0,50" in msg and "up.1" in msg and "2 video(s): a, b" in msg and "dvx extract --model tiny-sd" in msg
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_every_codec_round_trips(tmp_path: Path, codec: str) -> None:
+    group = FeatureStore.open(str(tmp_path / "s"), mode="a").create_group("davis", RECIPE)
+    data = write_video(group, "a", codec=codec)
+    for (t, b), x in data.items():
+        np.testing.assert_array_equal(group.read("a", t, b), x)
+
+
+def test_checksums_detect_a_corrupted_chunk(tmp_path: Path) -> None:
+    group = FeatureStore.open(str(tmp_path / "s"), mode="a").create_group("davis", RECIPE)
+    write_video(group, "a")
+    key = group.array_key("a", 0, "up.1")
+    chunk = next(p for p in (tmp_path / "s" / key).rglob("*") if p.is_file() and p.name != "zarr.json")
+    raw = bytearray(chunk.read_bytes())
+    raw[10] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match="checksum"):
+        group.read("a", 0, "up.1")
+
+
+def test_failures_are_recorded(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    record_failure(group, "bad", "truncated jpeg")
+    assert group.failures()["bad"].reason == "truncated jpeg"
+
+
+def test_background_writer_runs_in_order_and_reraises() -> None:
+    seen: list[int] = []
+    with BackgroundWriter(max_pending=2) as bw:
+        for i in range(10):
+            bw.submit(seen.append, i)
+        bw.drain()
+    assert seen == list(range(10))
+
+    def boom() -> None:
+        raise OSError("disk full")
+
+    bw = BackgroundWriter()
+    bw.submit(boom)
+    with pytest.raises(OSError, match="disk full"):
+        bw.drain()
+    bw.close()
