@@ -12,7 +12,11 @@ import click
     "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (new or empty)."
 )
 @click.option(
-    "--videos", default=14, show_default=True, type=int, help="Number of videos (2 per motion class)."
+    "--videos",
+    default=14,
+    show_default=True,
+    type=int,
+    help="Number of videos; video i has motion class i % 7.",
 )
 @click.option("--frames", default=16, show_default=True, type=int, help="Frames per video.")
 @click.option("--size", default="128x128", show_default=True, help="Frame size HxW in pixels.")

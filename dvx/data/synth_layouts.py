@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def write_ucf(root: Path, relpath: str, video: SyntheticVideo, fps: float) -> st
     path.parent.mkdir(parents=True, exist_ok=True)
     _, h, w, _ = video.frames.shape
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("ffv1", rate=round(fps))
+        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = w, h, "bgr0"
         for frame in video.frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
