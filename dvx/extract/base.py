@@ -66,11 +66,23 @@ class Backbone(ABC):
     is_diffusion: ClassVar[bool] = True
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
+        """Read configs only (cheap): a cache hit never loads weights. Modules load on first use."""
         self.spec = spec
         self.folder = folder
         self.run = run
         self.device = torch.device(run.device)
         self.dtype = torch_dtype(run.dtype)
+        self._loaded = False
+
+    def ensure_loaded(self) -> None:
+        """Load the weights onto the device (once)."""
+        if not self._loaded:
+            self.load_modules()
+            self._loaded = True
+
+    @abstractmethod
+    def load_modules(self) -> None:
+        """Load the networks (and compute the fixed null conditioning)."""
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -90,11 +102,11 @@ class Backbone(ABC):
 
     @property
     def block_names(self) -> list[str]:
-        return list(self.block_modules())
+        return self.block_names_for(self.folder)
 
     @abstractmethod
     def block_modules(self) -> dict[str, nn.Module]:
-        """Block name -> module whose output is the block's feature, in execution order."""
+        """Block name -> module whose output is the block's feature, in execution order (loaded)."""
 
     @property
     @abstractmethod
@@ -158,6 +170,7 @@ class Backbone(ABC):
 
     def capture_blocks(self, blocks: Sequence[str], fn: Callable[[], Any]) -> dict[str, torch.Tensor]:
         """Run ``fn`` with hooks on ``blocks``, stopping after the deepest of them."""
+        self.ensure_loaded()
         modules = self.block_modules()
         order = list(modules)
         deepest = max(blocks, key=order.index)
@@ -205,6 +218,7 @@ class DiffusionBackbone(Backbone):
         seed_fn: SeedFn,
         ensemble: int,
     ) -> UnitFeatures:
+        self.ensure_loaded()
         z0 = self.encode(frames, seed_fn)
         n_items = z0.shape[0]
         samples = [(i, t, m) for t in timesteps for i in range(n_items) for m in range(ensemble)]

@@ -43,9 +43,9 @@ def load_backbone(spec: ModelSpec, run: RunOptions) -> Backbone:
 def block_names(name: str) -> list[str] | None:
     """Block names of a registered model from its config alone; None when its files are not available
     locally (real weights are never downloaded just to list them)."""
-    cls = backbone_class(name)
     spec = model_spec(name)
     try:
+        cls = backbone_class(name)
         if spec.source.startswith("tiny:"):
             folder = cls.folder_for(spec)
         elif Path(spec.source).expanduser().is_dir():

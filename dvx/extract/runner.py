@@ -226,19 +226,29 @@ def _extract_videos(
             frames, names = sample_frames(video, cfg.frame_stride, cfg.max_frames)
             units = plan_units(len(frames), clip, cfg.batch_size, tmap)
             total = units[-1].store_start + units[-1].keep
-            vw = VideoWriter(group, ref.id, timesteps, blocks, per_chunk, cfg.codec)
+            ts, bs = _missing(group, ref.id, timesteps, blocks)
+            vw = VideoWriter(group, ref.id, ts, bs, per_chunk, cfg.codec)
             for unit in units:
-                feats = _run_unit(backbone, frames, unit, ref.id, cfg, resolution, timesteps, blocks)
-                for t in timesteps:
-                    for b in blocks:
+                feats = _run_unit(backbone, frames, unit, ref.id, cfg, resolution, ts, bs)
+                for t in ts:
+                    for b in bs:
                         data = feats[t][b][: unit.keep].numpy().astype(np.float16)
                         writer.submit(vw.write, t, b, unit.store_start, data, total)
+                        report.bytes_written += data.nbytes
             time_map = [m for u in units for m in u.time_map]
             writer.submit(vw.commit, names, time_map, tuple(video.frames.shape[1:3]))
             if ref.id in previously_failed:  # readable now: forget the old failure once committed
                 writer.submit(clear_failure, group, ref.id)
             report.computed.append(ref.id)
-    report.bytes_written = sum(c.nbytes for c in group.index(refresh=True).commits if c.video in set(report.computed))
+
+
+def _missing(group: RecipeGroup, video: str, timesteps: tuple[int, ...], blocks: list[str]
+             ) -> tuple[tuple[int, ...], list[str]]:
+    """The timesteps and blocks still to compute for ``video`` (a later run adding T computes only T)."""
+    missing = group.index().missing(video, timesteps, blocks)
+    ts = {t for t, _ in missing}
+    bs = {b for _, b in missing}
+    return tuple(t for t in timesteps if t in ts), [b for b in blocks if b in bs]
 
 
 def _run_unit(

@@ -89,15 +89,22 @@ class StableDiffusionBackbone(DiffusionBackbone):
     is_video = False
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from diffusers import DDPMScheduler
 
         super().__init__(spec, folder, run)
-        self.unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=self.dtype).to(self.device).eval()
-        self.vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(self.device).eval()
+        self.unet_config = json.loads((folder / "unet" / "config.json").read_text())
+        self.vae_config = json.loads((folder / "vae" / "config.json").read_text())
         self.scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
-        self.null = empty_prompt_embedding(folder, self.device, self.dtype)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(torch.float32)
         self.weights = digest_folder(folder, SUBFOLDERS)
+
+    def load_modules(self) -> None:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+
+        folder = self.folder
+        self.unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=self.dtype).to(self.device).eval()
+        self.vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(self.device).eval()
+        self.null = empty_prompt_embedding(folder, self.device, self.dtype)
 
     @classmethod
     def folder_for(cls, spec: ModelSpec) -> Path:
@@ -109,12 +116,13 @@ class StableDiffusionBackbone(DiffusionBackbone):
         return unet_block_names(json.loads((folder / "unet" / "config.json").read_text()))
 
     def block_modules(self) -> dict[str, nn.Module]:
+        self.ensure_loaded()
         return unet_block_modules(self.unet)
 
     @property
     def resolution_multiple(self) -> int:
-        vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        return vae_factor * 2 ** (len(self.unet.config.down_block_types) - 1)
+        vae_factor = 2 ** (len(self.vae_config["block_out_channels"]) - 1)
+        return vae_factor * 2 ** (len(self.unet_config["down_block_types"]) - 1)
 
     def recipe_fields(self) -> dict[str, Any]:
         cfg = self.scheduler.config

@@ -70,9 +70,17 @@ class StableVideoDiffusionBackbone(DiffusionBackbone):
     is_video = True
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
+        super().__init__(spec, folder, run)
+        self.unet_config = json.loads((folder / "unet" / "config.json").read_text())
+        self.vae_config = json.loads((folder / "vae" / "config.json").read_text())
+        self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        self.time_ids = {k: spec.options.get(k, v) for k, v in DEFAULT_TIME_IDS.items()}
+        self.weights = digest_folder(folder, SUBFOLDERS)
+
+    def load_modules(self) -> None:
         from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 
-        super().__init__(spec, folder, run)
+        folder = self.folder
         self.unet = (
             UNetSpatioTemporalConditionModel.from_pretrained(folder / "unet", torch_dtype=self.dtype)
             .to(self.device)
@@ -83,9 +91,6 @@ class StableVideoDiffusionBackbone(DiffusionBackbone):
             .to(self.device)
             .eval()
         )
-        self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-        self.time_ids = {k: spec.options.get(k, v) for k, v in DEFAULT_TIME_IDS.items()}
-        self.weights = digest_folder(folder, SUBFOLDERS)
 
     @classmethod
     def folder_for(cls, spec: ModelSpec) -> Path:
@@ -97,12 +102,13 @@ class StableVideoDiffusionBackbone(DiffusionBackbone):
         return unet_block_names(json.loads((folder / "unet" / "config.json").read_text()))
 
     def block_modules(self) -> dict[str, nn.Module]:
+        self.ensure_loaded()
         return unet_block_modules(self.unet)
 
     @property
     def resolution_multiple(self) -> int:
-        vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        return vae_factor * 2 ** (len(self.unet.config.down_block_types) - 1)
+        vae_factor = 2 ** (len(self.vae_config["block_out_channels"]) - 1)
+        return vae_factor * 2 ** (len(self.unet_config["down_block_types"]) - 1)
 
     def recipe_fields(self) -> dict[str, Any]:
         return {
@@ -140,7 +146,7 @@ class StableVideoDiffusionBackbone(DiffusionBackbone):
     def forward_blocks(self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
         b, f = x.shape[:2]
         sample = torch.cat([x, torch.zeros_like(x)], dim=2)  # zero concatenated image latent
-        cond = torch.zeros(b, 1, self.unet.config.cross_attention_dim, device=x.device, dtype=x.dtype)
+        cond = torch.zeros(b, 1, self.unet_config["cross_attention_dim"], device=x.device, dtype=x.dtype)
         ids = self.time_ids
         time_ids = torch.tensor(
             [[ids["fps"], ids["motion_bucket_id"], ids["noise_aug_strength"]]], device=x.device, dtype=x.dtype

@@ -1,0 +1,45 @@
+"""``dvx ls``: what dvx knows (models with their block names, datasets)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group()
+def ls() -> None:
+    """List models, datasets and tasks."""
+
+
+@ls.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json: bool) -> None:
+    """Every model with its source and block names (from its config; real models only when cached)."""
+    from dvx.extract import MODELS
+    from dvx.extract.models import block_names
+
+    rows = []
+    for entry in MODELS:
+        o = entry.options
+        rows.append({
+            "name": entry.name, "family": o["family"], "source": o["source"], "clip_len": o["clip_len"],
+            "resolution": list(o["resolution"]), "help": entry.help, "blocks": block_names(entry.name),
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        kind = f"video, {r['clip_len']} frames" if r["clip_len"] else "image"
+        click.echo(f"{r['name']:<14} {r['family']:<10} {kind:<17} {r['source']}")
+        blocks = r["blocks"]
+        click.echo("    blocks: " + (", ".join(blocks) if blocks else "(config not in the local cache)"))
+
+
+@ls.command("datasets")
+def datasets() -> None:
+    """Every dataset reader."""
+    from dvx.data import DATASETS
+
+    for entry in DATASETS:
+        click.echo(f"{entry.name:<12} {entry.help}")
