@@ -144,3 +144,16 @@ def test_real_clip_corrupted_mid_stream(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptVideoError, match=r"decoding failed after"):
         read_video(path, "zeroed")
+
+
+@pytest.mark.parametrize("header", [None, 2])
+def test_header_undercount_or_none_still_returns_every_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: int | None
+) -> None:
+    import dvx.data.video_io as vio
+
+    frames = noise_frames(40, 8, 8, seed=5)
+    path = write_video(tmp_path / "v.mkv", frames, codec="ffv1", pix_fmt="bgr0")
+    monkeypatch.setattr(vio, "_header_frames", lambda container, stream: header)
+    out, _ = vio.read_video(path)
+    np.testing.assert_array_equal(out, frames)  # the buffer grew past the announced count
