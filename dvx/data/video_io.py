@@ -33,6 +33,7 @@ FRAME_EXTS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 #: fraction of the header's frame count that may be missing from a cleanly decoded container
 MAX_MISSING_FRACTION = 0.1
 
+_MAX_PREALLOC = 2048  # frames
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -160,7 +161,8 @@ def read_video(
         stream.thread_type = "AUTO"
         expected = _header_frames(container, stream)
         fps = _fps(stream)
-        capacity = max_frames if max_frames is not None else (expected or 0) + 1
+        # preallocate for the announced count (capped: a corrupt header must not allocate terabytes)
+        capacity = min(max_frames if max_frames is not None else (expected or 0) + 1, _MAX_PREALLOC)
         buf: np.ndarray | None = None
         n = 0
         try:
@@ -173,8 +175,8 @@ def read_video(
                         f"video {video_id!r}: frame {n} of {name} is {rgb.shape[1]}x{rgb.shape[0]}, "
                         f"earlier frames are {buf.shape[2]}x{buf.shape[1]}; frame size must not change"
                     )
-                if n == len(buf):  # header under-counted: grow
-                    buf = np.concatenate([buf, np.empty_like(buf[: max(len(buf) // 2, 16)])])
+                if n == len(buf):  # more frames than preallocated: grow by half
+                    buf = np.concatenate([buf, np.empty_like(buf[: max(len(buf) // 2, 1)])])
                 buf[n] = rgb
                 n += 1
                 if max_frames is not None and n >= max_frames:
