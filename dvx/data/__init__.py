@@ -10,8 +10,12 @@ if TYPE_CHECKING:
     from dvx.data.base import VideoDataset
 
 DATASETS = Registry("dataset")
-DATASETS.register("synthetic", "dvx.data.synthetic:SyntheticWorld", "the seeded synthetic dynamic world (dvx synth)")
-DATASETS.register("davis", "dvx.data.davis:DavisDataset", "DAVIS-2016 (0/255 masks) and DAVIS-2017 (palette) layouts")
+DATASETS.register(
+    "synthetic", "dvx.data.synthetic:SyntheticWorld", "the seeded synthetic dynamic world (dvx synth)"
+)
+DATASETS.register(
+    "davis", "dvx.data.davis:DavisDataset", "DAVIS-2016 (0/255 masks) and DAVIS-2017 (palette) layouts"
+)
 DATASETS.register("jhmdb", "dvx.data.jhmdb:JhmdbDataset", "JHMDB frames + joint_positions.mat")
 DATASETS.register("ucf101", "dvx.data.actions:Ucf101Dataset", "UCF101 videos in class folders + split files")
 DATASETS.register("hmdb51", "dvx.data.actions:Hmdb51Dataset", "HMDB51 videos in class folders + split files")

@@ -86,3 +86,20 @@ def write_indexed_png(path: Path, labels: np.ndarray, palette: np.ndarray | None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path)
+
+
+def read_id_png(path: Path, video_id: str = "") -> np.ndarray:
+    """Read an id map (8-bit 'L'/'P' or 16-bit 'I;16'/'I' PNG) as stored, as (H, W) int32.
+
+    For instance ids, Cityscapes instanceIds and 16-bit disparity maps; no binarising, no palette lookup.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L"):
+                arr = np.asarray(im)
+            else:
+                raise DataError(f"{path}: an id map must be single-channel, got mode {im.mode!r}")
+            return arr.astype(np.int32)
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        raise CorruptVideoError(video_id or Path(path).parent.name, f"{Path(path).name}: {err}") from err
