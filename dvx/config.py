@@ -22,7 +22,9 @@ def parse_timesteps(text: str) -> tuple[int, ...]:
     ts = parse_int_list(text, "--timesteps")
     bad = [t for t in ts if not 0 <= t <= 999]
     if bad:
-        raise ConfigError(f"timestep(s) {bad} outside 0..999 (T is on the DDPM training scale for every model)")
+        raise ConfigError(
+            f"timestep(s) {bad} outside 0..999 (T is on the DDPM training scale for every model)"
+        )
     return tuple(sorted(set(ts)))
 
 
@@ -90,3 +92,36 @@ class ExtractConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything ``dvx probe`` needs. ``options`` holds the task's own knobs (None = task default)."""
+
+    task: str
+    store: str
+    model: str
+    data_root: str
+    dataset: str | None = None  # None: the task's dataset reader (davis for davis17, ...)
+    recipe: str | None = None  # fingerprint prefix, when several recipes of the model exist
+    timesteps: tuple[int, ...] | None = None  # None: the task's default; () = every T in the store
+    blocks: tuple[str, ...] | None = None  # None: the task's default; () = every block in the store
+    split: str | None = None
+    out: str | None = None  # predictions / checkpoints / logs; never inside the store
+    results: str | None = None  # results directory (default: $DVX_RESULTS_DIR or ~/.local/share/dvx/results)
+    device: str = "auto"
+    seed: int = 0
+    force: bool = False  # recompute and replace an existing results record
+    progress: bool = True
+    options: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs, hashable and ordered
+
+    def option(self, name: str, default: Any = None) -> Any:
+        for k, v in self.options:
+            if k == name and v is not None:
+                return v
+        return default
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["options"] = {k: v for k, v in self.options if v is not None}
+        return out

@@ -62,7 +62,9 @@ def make_toy(root: Path, lengths: dict[str, int], size: tuple[int, int] = (48, 8
         frames = []
         base = rng.integers(0, 255, size=3)
         for t in range(n):
-            img = np.stack([(xx * 3 + t * 5 + base[0]) % 256, (yy * 4 + base[1]) % 256, (xx + yy + t * 7) % 256], -1)
+            img = np.stack(
+                [(xx * 3 + t * 5 + base[0]) % 256, (yy * 4 + base[1]) % 256, (xx + yy + t * 7) % 256], -1
+            )
             frames.append(img + rng.integers(0, 20, size=img.shape))
         np.save(root / f"{vid}.npy", np.clip(np.stack(frames), 0, 255).astype(np.uint8))
     return root

@@ -32,8 +32,10 @@ def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbos
         click.echo(f"{store}: empty")
         return
     for g in groups:
-        click.echo(f"{g.dataset}/{g.recipe}  ({g.model}, {g.resolution[0]}x{g.resolution[1]}, "
-                   f"{human_bytes(g.nbytes)}, last written {g.last_written or '-'} by {', '.join(g.writers) or '-'})")
+        click.echo(
+            f"{g.dataset}/{g.recipe}  ({g.model}, {g.resolution[0]}x{g.resolution[1]}, "
+            f"{human_bytes(g.nbytes)}, last written {g.last_written or '-'} by {', '.join(g.writers) or '-'})"
+        )
         click.echo(f"  videos: {len(g.videos)}" + (f"  unreadable: {len(g.failed)}" if g.failed else ""))
         click.echo("  T:      " + ", ".join(f"{t} ({human_bytes(g.nbytes_by_t[t])})" for t in g.timesteps))
         click.echo("  blocks: " + ", ".join(f"{b} ({human_bytes(g.nbytes_by_block[b])})" for b in g.blocks))

@@ -11,36 +11,85 @@ from dvx.config import ExtractConfig, parse_names, parse_resolution, parse_times
 
 @click.command(context_settings={"show_default": True})
 @click.option("--model", required=True, help="Registered model name (see `dvx ls models`).")
-@click.option("--dataset", required=True, help="Dataset reader: synthetic, davis, jhmdb, ucf101, hmdb51, cityscapes, movi.")
+@click.option(
+    "--dataset",
+    required=True,
+    help="Dataset reader: synthetic, davis, jhmdb, ucf101, hmdb51, cityscapes, movi.",
+)
 @click.option("--data-root", required=True, help="The dataset's folder (or its parent).")
-@click.option("--store", required=True, help="Feature store: a local path or an fsspec URL (s3://bucket/prefix).")
-@click.option("--timesteps", default=None, help="Comma-separated T on the DDPM scale 0..999 [default: 50; 0 for baselines].")
-@click.option("--blocks", default=None, help="Comma-separated block names or globs (up.1,up.*) [default: every block].")
+@click.option(
+    "--store", required=True, help="Feature store: a local path or an fsspec URL (s3://bucket/prefix)."
+)
+@click.option(
+    "--timesteps",
+    default=None,
+    help="Comma-separated T on the DDPM scale 0..999 [default: 50; 0 for baselines].",
+)
+@click.option(
+    "--blocks", default=None, help="Comma-separated block names or globs (up.1,up.*) [default: every block]."
+)
 @click.option("--resolution", default=None, help="HxW the frames are resized to [default: the model's].")
-@click.option("--clip-len", type=int, default=None, help="Frames per clip for video models [default: native].")
+@click.option(
+    "--clip-len", type=int, default=None, help="Frames per clip for video models [default: native]."
+)
 @click.option("--frame-stride", type=int, default=1, help="Use every N-th frame.")
-@click.option("--max-frames", type=int, default=None, help="At most this many frames per video (after stride).")
+@click.option(
+    "--max-frames", type=int, default=None, help="At most this many frames per video (after stride)."
+)
 @click.option("--ensemble", type=int, default=1, help="Noise draws averaged per (clip, T) (DIFT uses 8).")
 @click.option("--seed", type=int, default=0, help="Seed of the per-(video, clip, T, member) noise.")
-@click.option("--latent", type=click.Choice(["mean", "sample"]), default="mean", help="VAE posterior mean or a seeded sample.")
+@click.option(
+    "--latent",
+    type=click.Choice(["mean", "sample"]),
+    default="mean",
+    help="VAE posterior mean or a seeded sample.",
+)
 @click.option("--batch-size", type=int, default=8, help="Images or clips per denoiser forward.")
 @click.option("--device", default="auto", help="cpu, cuda, cuda:1, ... [auto: cuda if available].")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default=None,
-              help="Compute dtype [default: float16 on CUDA, float32 on CPU].")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default=None,
+    help="Compute dtype [default: float16 on CUDA, float32 on CPU].",
+)
 @click.option("--split", default=None, help="Official split file to follow [default: every video present].")
 @click.option("--videos", default=None, help="Only these comma-separated video ids.")
 @click.option("--weights", default=None, help="Hub id or local folder replacing the model's default weights.")
 @click.option("--revision", default=None, help="Hub revision of --weights / the default weights.")
 @click.option("--codec", default="raw", help="Store codec: raw, lz4, zstd, blosc-zstd-bitshuffle.")
 @click.option("--skip-bad", is_flag=True, help="Record unreadable videos in the store index and go on.")
-@click.option("--dry-run", is_flag=True, help="Print what is cached and the storage the run needs; write nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what is cached and the storage the run needs; write nothing."
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
-def extract(model: str, dataset: str, data_root: str, store: str, timesteps: str | None, blocks: str | None,
-            resolution: str | None, clip_len: int | None, frame_stride: int, max_frames: int | None,
-            ensemble: int, seed: int, latent: str, batch_size: int, device: str, dtype: str | None,
-            split: str | None, videos: str | None, weights: str | None, revision: str | None, codec: str,
-            skip_bad: bool, dry_run: bool, no_progress: bool, as_json: bool) -> None:
+def extract(
+    model: str,
+    dataset: str,
+    data_root: str,
+    store: str,
+    timesteps: str | None,
+    blocks: str | None,
+    resolution: str | None,
+    clip_len: int | None,
+    frame_stride: int,
+    max_frames: int | None,
+    ensemble: int,
+    seed: int,
+    latent: str,
+    batch_size: int,
+    device: str,
+    dtype: str | None,
+    split: str | None,
+    videos: str | None,
+    weights: str | None,
+    revision: str | None,
+    codec: str,
+    skip_bad: bool,
+    dry_run: bool,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
     """Extract every block's activations of MODEL on DATASET at each T into the feature store.
 
     One forward per (clip, T) captures all requested blocks; videos already committed for every
@@ -49,22 +98,52 @@ def extract(model: str, dataset: str, data_root: str, store: str, timesteps: str
     from dvx.extract.runner import run_extract
 
     cfg = ExtractConfig(
-        model=model, dataset=dataset, data_root=data_root, store=store,
-        timesteps=parse_timesteps(timesteps) if timesteps else None, blocks=parse_names(blocks),
-        resolution=parse_resolution(resolution) if resolution else None, clip_len=clip_len,
-        frame_stride=frame_stride, max_frames=max_frames, ensemble=ensemble, seed=seed, latent=latent,
-        batch_size=batch_size, device=device, dtype=dtype, split=split, videos=parse_names(videos),
-        weights=weights, revision=revision, codec=codec, skip_bad=skip_bad, dry_run=dry_run,
+        model=model,
+        dataset=dataset,
+        data_root=data_root,
+        store=store,
+        timesteps=parse_timesteps(timesteps) if timesteps else None,
+        blocks=parse_names(blocks),
+        resolution=parse_resolution(resolution) if resolution else None,
+        clip_len=clip_len,
+        frame_stride=frame_stride,
+        max_frames=max_frames,
+        ensemble=ensemble,
+        seed=seed,
+        latent=latent,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        split=split,
+        videos=parse_names(videos),
+        weights=weights,
+        revision=revision,
+        codec=codec,
+        skip_bad=skip_bad,
+        dry_run=dry_run,
         progress=not no_progress,
     )
     report = run_extract(cfg)
     if as_json:
-        click.echo(json.dumps({
-            "group": report.group, "store": report.store, "recipe": report.recipe.to_json(),
-            "fingerprint": report.recipe.fingerprint, "timesteps": list(report.timesteps),
-            "blocks": list(report.blocks), "total": report.total, "cached": report.cached,
-            "computed": report.computed, "failed": report.failed, "bytes_written": report.bytes_written,
-            "planned_bytes": report.planned_bytes, "seconds": round(report.seconds, 3),
-        }, indent=1))
+        click.echo(
+            json.dumps(
+                {
+                    "group": report.group,
+                    "store": report.store,
+                    "recipe": report.recipe.to_json(),
+                    "fingerprint": report.recipe.fingerprint,
+                    "timesteps": list(report.timesteps),
+                    "blocks": list(report.blocks),
+                    "total": report.total,
+                    "cached": report.cached,
+                    "computed": report.computed,
+                    "failed": report.failed,
+                    "bytes_written": report.bytes_written,
+                    "planned_bytes": report.planned_bytes,
+                    "seconds": round(report.seconds, 3),
+                },
+                indent=1,
+            )
+        )
     else:
         click.echo(report.summary())

@@ -22,10 +22,17 @@ def models(as_json: bool) -> None:
     rows = []
     for entry in MODELS:
         o = entry.options
-        rows.append({
-            "name": entry.name, "family": o["family"], "source": o["source"], "clip_len": o["clip_len"],
-            "resolution": list(o["resolution"]), "help": entry.help, "blocks": block_names(entry.name),
-        })
+        rows.append(
+            {
+                "name": entry.name,
+                "family": o["family"],
+                "source": o["source"],
+                "clip_len": o["clip_len"],
+                "resolution": list(o["resolution"]),
+                "help": entry.help,
+                "blocks": block_names(entry.name),
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
@@ -43,3 +50,12 @@ def datasets() -> None:
 
     for entry in DATASETS:
         click.echo(f"{entry.name:<12} {entry.help}")
+
+
+@ls.command("tasks")
+def tasks() -> None:
+    """Every probe task."""
+    from dvx.probe import TASKS
+
+    for entry in TASKS:
+        click.echo(f"{entry.name:<22} {entry.help}")

@@ -150,7 +150,9 @@ class Backbone(ABC):
         m = self.resolution_multiple
         h, w = resolution
         if h <= 0 or w <= 0 or h % m or w % m:
-            raise ConfigError(f"resolution {h}x{w} for {self.spec.name}: height and width must be positive multiples of {m}")
+            raise ConfigError(
+                f"resolution {h}x{w} for {self.spec.name}: height and width must be positive multiples of {m}"
+            )
 
     @abstractmethod
     @torch.no_grad()
@@ -174,7 +176,9 @@ class Backbone(ABC):
         modules = self.block_modules()
         order = list(modules)
         deepest = max(blocks, key=order.index)
-        with capture({b: modules[b] for b in blocks}, stop_after=deepest, select=self.block_selectors()) as got:
+        with capture(
+            {b: modules[b] for b in blocks}, stop_after=deepest, select=self.block_selectors()
+        ) as got:
             run_until_stop(fn)
         missing = [b for b in blocks if b not in got]
         if missing:
@@ -201,11 +205,15 @@ class DiffusionBackbone(Backbone):
         Image models: one item per frame; video models: one item, the clip."""
 
     @abstractmethod
-    def add_noise(self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def add_noise(
+        self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Noised model input and the model's timestep value, per sample (``t``: (B,) int64 DDPM T)."""
 
     @abstractmethod
-    def forward_blocks(self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward_blocks(
+        self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
         """One denoiser forward on a batch; block -> (B, ...) per-sample features
         ((B, C, h, w) for image models, (B, F', C, h, w) for video models)."""
 
@@ -226,7 +234,9 @@ class DiffusionBackbone(Backbone):
         for start in range(0, len(samples), self.run.batch_size):
             batch = samples[start : start + self.run.batch_size]
             z = torch.stack([z0[i] for i, _, _ in batch])
-            eps = torch.stack([seeded_noise(z0.shape[1:], seed_fn(i, t, m)) for i, t, m in batch]).to(z.device)
+            eps = torch.stack([seeded_noise(z0.shape[1:], seed_fn(i, t, m)) for i, t, m in batch]).to(
+                z.device
+            )
             t_vec = torch.tensor([t for _, t, _ in batch], dtype=torch.int64, device=z.device)
             x, model_t = self.add_noise(z, t_vec, eps)
             out = self.forward_blocks(x.to(self.dtype), model_t, blocks)
@@ -262,6 +272,8 @@ class DiffusionBackbone(Backbone):
             if self.is_video:
                 noise = seeded_noise(mean.shape, seed_fn(0, -1, 0))
             else:
-                noise = torch.stack([seeded_noise(mean.shape[1:], seed_fn(i, -1, 0)) for i in range(len(mean))])
+                noise = torch.stack(
+                    [seeded_noise(mean.shape[1:], seed_fn(i, -1, 0)) for i in range(len(mean))]
+                )
             return mean + torch.cat(stds) * noise.to(mean.device, mean.dtype)
         raise ConfigError(f"unknown latent mode {self.run.latent!r}; use mean or sample")

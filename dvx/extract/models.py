@@ -9,8 +9,9 @@ from dvx.extract import MODELS
 from dvx.extract.base import Backbone, ModelSpec, RunOptions
 
 
-def model_spec(name: str, weights: str | None = None, revision: str | None = None,
-               clip_len: int | None = None) -> ModelSpec:
+def model_spec(
+    name: str, weights: str | None = None, revision: str | None = None, clip_len: int | None = None
+) -> ModelSpec:
     """The spec of registered model ``name`` (did-you-mean on unknown names), with overrides."""
     entry = MODELS.entry(name)
     o = entry.options

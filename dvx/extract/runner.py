@@ -30,7 +30,13 @@ from dvx.extract.windows import Unit, chunk_frames, plan_units
 from dvx.store.group import RecipeGroup
 from dvx.store.recipe import Recipe
 from dvx.store.root import FeatureStore
-from dvx.store.writer import BackgroundWriter, VideoWriter, clear_failure, record_failure, write_timestep_attrs
+from dvx.store.writer import (
+    BackgroundWriter,
+    VideoWriter,
+    clear_failure,
+    record_failure,
+    write_timestep_attrs,
+)
 
 Log = Callable[[str], None]
 
@@ -53,8 +59,9 @@ class ExtractReport:
     def summary(self) -> str:
         if self.planned_bytes is not None:
             return (
-                f"dry run: {self.group} needs {human_bytes(self.planned_bytes)} for {self.total - self.cached} "
-                f"video(s) x {len(self.timesteps)} timestep(s) x {len(self.blocks)} block(s); nothing was written"
+                f"dry run: {self.group} needs {human_bytes(self.planned_bytes)} for "
+                f"{self.total - self.cached} video(s) x {len(self.timesteps)} timestep(s) x "
+                f"{len(self.blocks)} block(s); nothing was written"
             )
         parts = [f"{self.group}: {self.cached} cached, {len(self.computed)} computed"]
         if self.failed:
@@ -156,8 +163,10 @@ def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
     index = group.index() if group is not None else None
     todo = [r for r in refs if index is None or not index.has(r.id, timesteps, blocks)]
     report.total, report.cached = len(refs), len(refs) - len(todo)
-    log(f"{report.group}: {report.cached} cached, {len(todo)} to compute "
-        f"(T={','.join(map(str, timesteps))}; {len(blocks)} block(s))")
+    log(
+        f"{report.group}: {report.cached} cached, {len(todo)} to compute "
+        f"(T={','.join(map(str, timesteps))}; {len(blocks)} block(s))"
+    )
     if cfg.dry_run:
         report.planned_bytes = _plan_bytes(backbone, dataset, todo, cfg, resolution, timesteps, blocks)
         _log_disk(cfg.store, report.planned_bytes, log)
@@ -218,7 +227,9 @@ def _extract_videos(
                 video = dataset.load(ref)
             except CorruptVideoError as err:
                 if not cfg.skip_bad:
-                    raise CorruptVideoError(ref.id, f"{err.reason} (use --skip-bad to record it and go on)") from err
+                    raise CorruptVideoError(
+                        ref.id, f"{err.reason} (use --skip-bad to record it and go on)"
+                    ) from err
                 record_failure(group, ref.id, err.reason)
                 report.failed[ref.id] = err.reason
                 log(f"skipped {ref.id}: {err.reason}")
@@ -242,8 +253,9 @@ def _extract_videos(
             report.computed.append(ref.id)
 
 
-def _missing(group: RecipeGroup, video: str, timesteps: tuple[int, ...], blocks: list[str]
-             ) -> tuple[tuple[int, ...], list[str]]:
+def _missing(
+    group: RecipeGroup, video: str, timesteps: tuple[int, ...], blocks: list[str]
+) -> tuple[tuple[int, ...], list[str]]:
     """The timesteps and blocks still to compute for ``video`` (a later run adding T computes only T)."""
     missing = group.index().missing(video, timesteps, blocks)
     ts = {t for t, _ in missing}
@@ -263,11 +275,14 @@ def _run_unit(
 ) -> dict[int, dict[str, torch.Tensor]]:
     x = to_model_input(frames[list(unit.frames)], resolution)
     if backbone.is_video:
+
         def seed_fn(item: int, t: int, m: int) -> int:
             return seed_for(cfg.seed, video_id, "clip", unit.index, t, m)
     else:
+
         def seed_fn(item: int, t: int, m: int) -> int:
             return seed_for(cfg.seed, video_id, "frame", unit.frames[item], t, m)
+
     return backbone.features(x, timesteps, blocks, seed_fn, cfg.ensemble)
 
 
@@ -289,7 +304,9 @@ def _plan_bytes(
     n_in = clip or 1
     blank = torch.zeros(n_in, 3, *resolution)
     feats = backbone.features(blank, timesteps[:1], blocks, lambda *_: 0, 1)[timesteps[0]]
-    per_stored = sum(int(np.prod(v.shape[1:])) * 2 for v in feats.values())  # bytes per stored frame, all blocks
+    per_stored = sum(
+        int(np.prod(v.shape[1:])) * 2 for v in feats.values()
+    )  # bytes per stored frame, all blocks
     total = 0
     for ref in todo:
         n = ref.meta.get("n_frames")
@@ -315,4 +332,7 @@ def _log_disk(location: str, need: int, log: Log) -> None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    log(f"needs {human_bytes(need)}; {human_bytes(free)} free at {probe}" + ("  (NOT ENOUGH)" if need > free else ""))
+    log(
+        f"needs {human_bytes(need)}; {human_bytes(free)} free at {probe}"
+        + ("  (NOT ENOUGH)" if need > free else "")
+    )

@@ -22,7 +22,10 @@ def save_tiny_clip_tokenizer(folder: Path, max_length: int = 77) -> None:
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     tok = CLIPTokenizer(
-        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length, pad_token=CLIP_EOS
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        model_max_length=max_length,
+        pad_token=CLIP_EOS,
     )
     tok.save_pretrained(folder)
 
@@ -38,6 +41,10 @@ def save_tiny_t5_tokenizer(folder: Path, max_length: int = 32) -> None:
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     core.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=max_length
+        tokenizer_object=core,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=max_length,
     )
     tok.save_pretrained(folder)

@@ -72,7 +72,9 @@ def resolve_folder(
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(source, revision=revision, allow_patterns=list(allow_patterns or []) or None))
+        return Path(
+            snapshot_download(source, revision=revision, allow_patterns=list(allow_patterns or []) or None)
+        )
     except Exception as err:  # network, auth, missing repo: one clear line
         raise ConfigError(
             f"cannot get {source!r} (revision {revision or 'main'}) from the Hugging Face hub or its local "
@@ -106,7 +108,11 @@ def used_files(candidates: Sequence[Path]) -> list[Path]:
             continue
         if name.endswith(".bin") and name.replace(".bin", ".safetensors") in names:
             continue
-        if name.endswith(".bin") and "pytorch_model" in name and any(n.endswith(".safetensors") for n in names):
+        if (
+            name.endswith(".bin")
+            and "pytorch_model" in name
+            and any(n.endswith(".safetensors") for n in names)
+        ):
             continue
         out.append(p)
     return out

@@ -34,7 +34,9 @@ class RecipeGroup:
     # ---- index ---------------------------------------------------------------------------------------
     def index(self, refresh: bool = False) -> IndexView:
         if self._index is None or refresh:
-            keys = [k for k in self.backend.list_prefix(layout.commits_prefix(self.path)) if k.endswith(".json")]
+            keys = [
+                k for k in self.backend.list_prefix(layout.commits_prefix(self.path)) if k.endswith(".json")
+            ]
             records = self.backend.get_many_json(keys)
             self._index = IndexView(Commit.from_json(r) for r in records if r is not None)
         return self._index
@@ -100,7 +102,8 @@ class RecipeGroup:
         ts = ",".join(str(t) for t in timesteps)
         return (
             f"cache miss in {self.backend.location}: {self.path} (model {self.recipe.model}, recipe "
-            f"{self.recipe.fp8}) lacks T={ts} block(s) {','.join(blocks)} for {len(videos)} video(s): {shown}. "
+            f"{self.recipe.fp8}) lacks T={ts} block(s) {','.join(blocks)} for {len(videos)} video(s): "
+            f"{shown}. "
             f"Extract them with: dvx extract --model {self.recipe.model} --dataset {self.dataset} "
             f"--timesteps {ts} --blocks {','.join(blocks)} --store {self.backend.location} "
             f"(same recipe options)"

@@ -33,7 +33,9 @@ class GroupSummary:
         return out
 
 
-def summarize(store: FeatureStore, dataset: str | None = None, model: str | None = None) -> list[GroupSummary]:
+def summarize(
+    store: FeatureStore, dataset: str | None = None, model: str | None = None
+) -> list[GroupSummary]:
     out = []
     for g in store.groups(dataset, model):
         index = g.index()
@@ -50,13 +52,26 @@ def summarize(store: FeatureStore, dataset: str | None = None, model: str | None
                         n *= d
                     by_t[t] = by_t.get(t, 0) + n
                     by_block[b] = by_block.get(b, 0) + n
-        writers = sorted({f"{c.written_by.get('user', '?')}@{c.written_by.get('host', '?')}" for c in index.commits})
-        out.append(GroupSummary(
-            dataset=g.dataset, recipe=g.recipe.name, fingerprint=g.recipe.fingerprint, model=g.recipe.model,
-            resolution=g.recipe.resolution, timesteps=index.timesteps(), blocks=index.blocks(),
-            videos=index.videos(), failed={k: f.reason for k, f in g.failures().items()},
-            nbytes=sum(by_t.values()), nbytes_by_t=by_t, nbytes_by_block=by_block, writers=writers,
-            last_written=max((c.written_at for c in index.commits), default=""),
-            recipe_fields=g.recipe.to_json(),
-        ))
+        writers = sorted(
+            {f"{c.written_by.get('user', '?')}@{c.written_by.get('host', '?')}" for c in index.commits}
+        )
+        out.append(
+            GroupSummary(
+                dataset=g.dataset,
+                recipe=g.recipe.name,
+                fingerprint=g.recipe.fingerprint,
+                model=g.recipe.model,
+                resolution=g.recipe.resolution,
+                timesteps=index.timesteps(),
+                blocks=index.blocks(),
+                videos=index.videos(),
+                failed={k: f.reason for k, f in g.failures().items()},
+                nbytes=sum(by_t.values()),
+                nbytes_by_t=by_t,
+                nbytes_by_block=by_block,
+                writers=writers,
+                last_written=max((c.written_at for c in index.commits), default=""),
+                recipe_fields=g.recipe.to_json(),
+            )
+        )
     return out

@@ -2,7 +2,7 @@
 
 ```
 <store>/zarr.json                                   root group, attrs {"dvx": {"schema": 1}}
-<store>/<dataset>/<model>@<fp8>/zarr.json           recipe group, attrs {"dvx_recipe": ..., "fingerprint": ...}
+<store>/<dataset>/<model>@<fp8>/zarr.json           recipe group, attrs {"dvx_recipe": ..., "fingerprint"}
 <store>/<dataset>/<model>@<fp8>/t0050/zarr.json     timestep group, attrs {"T": 50, "sigma": ..., "snr": ...}
 <store>/<dataset>/<model>@<fp8>/t0050/<block>/<video>~<gen>    one fp16 array (frames, C, h, w) per video
 <store>/<dataset>/<model>@<fp8>/_index/commits/<video>~<gen>.json   commit record: makes <gen> visible
@@ -42,7 +42,9 @@ def check_block(name: str) -> str:
 
 def t_key(t: int) -> str:
     if not 0 <= t <= 999:
-        raise ConfigError(f"timestep {t} is outside 0..999 (dvx uses the DDPM training scale for every model)")
+        raise ConfigError(
+            f"timestep {t} is outside 0..999 (dvx uses the DDPM training scale for every model)"
+        )
     return f"t{t:04d}"
 
 

@@ -117,7 +117,8 @@ class FeatureStore:
             raise CacheMissError(
                 f"{self.location} has no features of model {model!r} on dataset {dataset!r}"
                 + (f" (it has: {', '.join(have)})" if have else " (the store is empty)")
-                + f". Extract them first: dvx extract --model {model} --dataset {dataset} --store {self.location}"
+                + f". Extract them first: dvx extract --model {model} --dataset {dataset} "
+                f"--store {self.location}"
             )
         if recipe:
             candidates = [g for g in candidates if g.recipe.fingerprint.startswith(recipe)]
@@ -126,8 +127,12 @@ class FeatureStore:
         constraints = dict(constraints or {})
         fitting = [g for g in candidates if not matches(g.recipe, constraints)]
         if not fitting:
-            why = "; ".join(f"{g.recipe.name}: {', '.join(matches(g.recipe, constraints))}" for g in candidates)
-            raise RecipeMismatchError(f"{self.location}: no {model} recipe on {dataset} matches what was asked ({why})")
+            why = "; ".join(
+                f"{g.recipe.name}: {', '.join(matches(g.recipe, constraints))}" for g in candidates
+            )
+            raise RecipeMismatchError(
+                f"{self.location}: no {model} recipe on {dataset} matches what was asked ({why})"
+            )
         if len(fitting) > 1:
             names = ", ".join(g.recipe.name for g in fitting)
             diffs = recipe_diff(fitting[0].recipe.identity(), fitting[1].recipe.identity())

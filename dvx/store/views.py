@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from dvx.store.group import RecipeGroup
 
 
-def dataarray(group: RecipeGroup, t: int, block: str, videos: Iterable[str] | None = None) -> xarray.DataArray:
+def dataarray(
+    group: RecipeGroup, t: int, block: str, videos: Iterable[str] | None = None
+) -> xarray.DataArray:
     """``(video, frame, channel, y, x)`` float16, lazily read chunk by chunk; shorter videos NaN-padded.
 
     Coordinates: ``video`` (ids) and ``n_frames`` (stored frames per video, along ``video``). Attributes
@@ -38,8 +40,14 @@ def dataarray(group: RecipeGroup, t: int, block: str, videos: Iterable[str] | No
         raise StoreError(f"{group.path} {t}/{block}: videos have different feature geometry {sorted(geom)}")
     longest = max(a.shape[0] for a in arrays)
     padded = [
-        a if a.shape[0] == longest else da.pad(a, ((0, longest - a.shape[0]), (0, 0), (0, 0), (0, 0)),
-                                               mode="constant", constant_values=np.float16("nan"))
+        a
+        if a.shape[0] == longest
+        else da.pad(
+            a,
+            ((0, longest - a.shape[0]), (0, 0), (0, 0), (0, 0)),
+            mode="constant",
+            constant_values=np.float16("nan"),
+        )
         for a in arrays
     ]
     data = da.stack(padded, axis=0)

@@ -64,7 +64,9 @@ class VideoWriter:
         if arr is None:
             shape = (total, *data.shape[1:])
             if block in self._shapes and self._shapes[block] != shape:
-                raise StoreError(f"{self.video} {block}: shape {shape} differs across timesteps {self._shapes[block]}")
+                raise StoreError(
+                    f"{self.video} {block}: shape {shape} differs across timesteps {self._shapes[block]}"
+                )
             self._shapes[block] = shape
             arr = zarr.create_array(
                 store=self.group.backend.store,
@@ -96,7 +98,9 @@ class VideoWriter:
                     raise StoreError(f"{self.video}: T={t} {b} incomplete, refusing to commit")
         stored = {shape[0] for shape in self._shapes.values()}
         if stored != {len(time_map)}:
-            raise StoreError(f"{self.video}: stored frames {stored} disagree with the time map ({len(time_map)})")
+            raise StoreError(
+                f"{self.video}: stored frames {stored} disagree with the time map ({len(time_map)})"
+            )
         nbytes = sum(int(np.prod(s)) * 2 for s in self._shapes.values()) * len(self.timesteps)
         commit = Commit(
             video=self.video,
@@ -111,7 +115,9 @@ class VideoWriter:
             written_at=now_iso(),
             written_by=writer_identity(),
         )
-        self.group.backend.put_json(layout.commit_key(self.group.path, self.video, self.gen), commit.to_json())
+        self.group.backend.put_json(
+            layout.commit_key(self.group.path, self.video, self.gen), commit.to_json()
+        )
         return commit
 
 

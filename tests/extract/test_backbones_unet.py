@@ -68,15 +68,19 @@ def test_ensemble_averages_independent_noise_draws(backbone) -> None:
     one = backbone.features(x, [200], ["mid"], seed_fn, ensemble=1)[200]["mid"]
     four = backbone.features(x, [200], ["mid"], seed_fn, ensemble=4)[200]["mid"]
     assert not torch.allclose(one, four)
-    draws = [backbone.features(x, [200], ["mid"], lambda i, t, k, m=m: seed_fn(i, t, m), 1)[200]["mid"]
-             for m in range(4)]
+    draws = [
+        backbone.features(x, [200], ["mid"], lambda i, t, k, m=m: seed_fn(i, t, m), 1)[200]["mid"]
+        for m in range(4)
+    ]
     torch.testing.assert_close(four, torch.stack(draws).mean(0), rtol=1e-4, atol=1e-5)
 
 
 def test_the_forward_stops_after_the_deepest_requested_block(backbone) -> None:
     backbone.ensure_loaded()
     calls: list[str] = []
-    hooks = [m.register_forward_hook(lambda *_a, n=n: calls.append(n)) for n, m in backbone.block_modules().items()]
+    hooks = [
+        m.register_forward_hook(lambda *_a, n=n: calls.append(n)) for n, m in backbone.block_modules().items()
+    ]
     try:
         n = backbone.clip_len or 1
         backbone.features(torch.rand(n, 3, 64, 128), [50], ["down.1"], seed_fn, ensemble=1)
@@ -91,7 +95,9 @@ def test_recipe_fields_record_the_noise_convention(backbone) -> None:
     assert len(fields["weights"]) == 64
     level = backbone.noise_level(50)
     if backbone.family == "svd":
-        assert fields["noise"]["kind"] == "edm-snr-matched" and fields["conditioning"]["motion_bucket_id"] == 127
+        assert (
+            fields["noise"]["kind"] == "edm-snr-matched" and fields["conditioning"]["motion_bucket_id"] == 127
+        )
         assert level["model_timestep"] == pytest.approx(0.25 * torch.log(torch.tensor(level["sigma"])).item())
     else:
         assert fields["noise"]["kind"] == "ddpm" and fields["conditioning"]["prompt"] == ""
@@ -105,5 +111,5 @@ def test_blocks_resolve_globs_and_suggest_on_typos(backbone) -> None:
 
     assert backbone.resolve_blocks(["up.*"]) == ["up.0", "up.1", "up.2", "up.3"]
     assert backbone.resolve_blocks(None) == BLOCKS
-    with pytest.raises(UnknownNameError, match="Did you mean 'up.1'"):
+    with pytest.raises(UnknownNameError, match=r"Did you mean 'up\.1'"):
         backbone.resolve_blocks(["up1"])

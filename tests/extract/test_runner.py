@@ -25,8 +25,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cfg(world: Path, store: Path, **kw: object) -> ExtractConfig:
-    base = ExtractConfig(model="tiny-sd", dataset="synthetic", data_root=str(world), store=str(store),
-                         timesteps=(0, 50), resolution=(64, 64), batch_size=4, progress=False)
+    base = ExtractConfig(
+        model="tiny-sd",
+        dataset="synthetic",
+        data_root=str(world),
+        store=str(store),
+        timesteps=(0, 50),
+        resolution=(64, 64),
+        batch_size=4,
+        progress=False,
+    )
     return replace(base, **kw)
 
 
@@ -42,7 +50,9 @@ def test_extract_caches_every_block_and_a_rerun_computes_nothing(world: Path, tm
     assert report.cached == 0 and len(report.computed) == 3 and report.bytes_written > 0
     assert "0 cached, 3 to compute" in logs[0]
     [g] = FeatureStore.open(str(tmp_path / "s"), mode="r").groups()
-    assert g.index().blocks() == sorted(["down.0", "down.1", "down.2", "down.3", "mid", "up.0", "up.1", "up.2", "up.3"])
+    assert g.index().blocks() == sorted(
+        ["down.0", "down.1", "down.2", "down.3", "mid", "up.0", "up.1", "up.2", "up.3"]
+    )
     assert g.index().timesteps() == [0, 50] and len(g.index().videos()) == 3
     x = g.read("synth_000000", 50, "up.2")
     assert x.dtype == np.float16 and x.shape == (6, 32, 8, 8) and np.isfinite(x).all()
@@ -63,8 +73,9 @@ def test_a_new_timestep_computes_only_that_timestep(world: Path, tmp_path: Path)
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
-def test_resume_after_a_crash_redoes_only_the_rest_bit_for_bit(world: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_crash_redoes_only_the_rest_bit_for_bit(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_extract(cfg(world, tmp_path / "clean"))
     real_commit = VideoWriter.commit
     calls = {"n": 0}
@@ -90,8 +101,9 @@ def test_resume_after_a_crash_redoes_only_the_rest_bit_for_bit(world: Path, tmp_
 
 
 def test_video_models_use_clips_and_drop_padding(world: Path, tmp_path: Path) -> None:
-    report = run_extract(cfg(world, tmp_path / "s", model="tiny-svd", clip_len=4, blocks=("up.1", "up.2"),
-                             timesteps=(50,)))
+    report = run_extract(
+        cfg(world, tmp_path / "s", model="tiny-svd", clip_len=4, blocks=("up.1", "up.2"), timesteps=(50,))
+    )
     [g] = FeatureStore.open(str(tmp_path / "s"), mode="r").groups()
     assert g.recipe.clip_len == 4 and len(report.computed) == 3
     commit = g.index().lookup("synth_000001", 50, "up.2")
@@ -128,8 +140,16 @@ def test_unreadable_videos_fail_clearly_or_are_skipped(tmp_path: Path) -> None:
 
     root = make_toy(tmp_path / "toy", {"a": 3, "b": 2, "c": 2})
     (root / "b.npy").write_bytes(b"not a numpy file")
-    base = ExtractConfig(model="tiny-sd", dataset="toy", data_root=str(root), store=str(tmp_path / "s"),
-                         timesteps=(0,), blocks=("mid",), resolution=(64, 64), progress=False)
+    base = ExtractConfig(
+        model="tiny-sd",
+        dataset="toy",
+        data_root=str(root),
+        store=str(tmp_path / "s"),
+        timesteps=(0,),
+        blocks=("mid",),
+        resolution=(64, 64),
+        progress=False,
+    )
     with pytest.raises(CorruptVideoError, match="--skip-bad"):
         run_extract(base)
     [g] = FeatureStore.open(str(tmp_path / "s"), mode="r").groups()
@@ -155,8 +175,9 @@ def test_unreadable_videos_fail_clearly_or_are_skipped(tmp_path: Path) -> None:
         ({"videos": ("nope",)}, DataError, "nope"),
     ],
 )
-def test_bad_input_fails_before_writing(world: Path, tmp_path: Path, change: dict, error: type,
-                                        match: str) -> None:
+def test_bad_input_fails_before_writing(
+    world: Path, tmp_path: Path, change: dict, error: type, match: str
+) -> None:
     with pytest.raises(error, match=match):
         run_extract(cfg(world, tmp_path / "s", **change))
     assert not (tmp_path / "s" / "synthetic").exists()

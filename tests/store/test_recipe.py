@@ -7,17 +7,35 @@ from dvx.store.recipe import Recipe, matches, recipe_diff
 
 
 def recipe(**kw: object) -> Recipe:
-    base = Recipe(model="tiny-sd", family="sd", weights="ab" * 32, dtype="float32", resolution=(64, 128),
-                  clip_len=None, noise={"kind": "ddpm"}, conditioning={"prompt": ""})
+    base = Recipe(
+        model="tiny-sd",
+        family="sd",
+        weights="ab" * 32,
+        dtype="float32",
+        resolution=(64, 128),
+        clip_len=None,
+        noise={"kind": "ddpm"},
+        conditioning={"prompt": ""},
+    )
     return replace(base, **kw)
 
 
 def test_fingerprint_is_stable_and_covers_feature_fields() -> None:
     a = recipe()
     assert a.fingerprint == recipe().fingerprint and len(a.fp8) == 8 and a.name == f"tiny-sd@{a.fp8}"
-    for change in ({"resolution": (128, 128)}, {"weights": "cd" * 32}, {"seed": 1}, {"ensemble": 8},
-                   {"conditioning": {"prompt": "a"}}, {"noise": {"kind": "edm"}}, {"latent": "sample"},
-                   {"dtype": "float16"}, {"frame_stride": 2}, {"max_frames": 10}, {"clip_len": 14}):
+    for change in (
+        {"resolution": (128, 128)},
+        {"weights": "cd" * 32},
+        {"seed": 1},
+        {"ensemble": 8},
+        {"conditioning": {"prompt": "a"}},
+        {"noise": {"kind": "edm"}},
+        {"latent": "sample"},
+        {"dtype": "float16"},
+        {"frame_stride": 2},
+        {"max_frames": 10},
+        {"clip_len": 14},
+    ):
         assert recipe(**change).fingerprint != a.fingerprint, change
 
 
@@ -38,7 +56,7 @@ def test_json_round_trip_and_unknown_fields() -> None:
 def test_diff_and_constraints_name_the_differing_fields() -> None:
     a, b = recipe(), recipe(resolution=(32, 32), noise={"kind": "edm"})
     diff = recipe_diff(a.identity(), b.identity())
-    assert diff == ["noise.kind: \"ddpm\" != \"edm\"", "resolution: [64, 128] != [32, 32]"]
+    assert diff == ['noise.kind: "ddpm" != "edm"', "resolution: [64, 128] != [32, 32]"]
     assert matches(a, {"resolution": (64, 128), "noise.kind": "ddpm"}) == []
     bad = matches(a, {"resolution": (32, 32)})
     assert len(bad) == 1 and "resolution" in bad[0]

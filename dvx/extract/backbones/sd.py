@@ -58,25 +58,39 @@ def build_tiny(folder: Path) -> None:
     torch.manual_seed(2)
     CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=16, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+            vocab_size=16,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
         )
     ).save_pretrained(folder / "text_encoder")
     save_tiny_clip_tokenizer(folder / "tokenizer")
     DDPMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
         prediction_type="epsilon",
     ).save_pretrained(folder / "scheduler")
 
 
 def empty_prompt_embedding(folder: Path, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(1, 77, D) hidden states of the empty prompt, as StableDiffusionPipeline.encode_prompt computes them."""
+    """(1, 77, D) hidden states of the empty prompt, as StableDiffusionPipeline.encode_prompt has them."""
     from transformers import AutoTokenizer, CLIPTextModel
 
     tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
     encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=dtype).to(device).eval()
     ids = tokenizer(
-        [""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        [""],
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     )
     mask = ids.attention_mask.to(device) if getattr(encoder.config, "use_attention_mask", False) else None
     with torch.no_grad():
@@ -102,8 +116,14 @@ class StableDiffusionBackbone(DiffusionBackbone):
         from diffusers import AutoencoderKL, UNet2DConditionModel
 
         folder = self.folder
-        self.unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=self.dtype).to(self.device).eval()
-        self.vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(self.device).eval()
+        self.unet = (
+            UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=self.dtype)
+            .to(self.device)
+            .eval()
+        )
+        self.vae = (
+            AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(self.device).eval()
+        )
         self.null = empty_prompt_embedding(folder, self.device, self.dtype)
 
     @classmethod
@@ -143,17 +163,27 @@ class StableDiffusionBackbone(DiffusionBackbone):
 
     def noise_level(self, t: int) -> dict[str, Any]:
         ab = float(self.alphas_cumprod[t])
-        return {"T": t, "alpha_cumprod": ab, "snr": ab / (1 - ab), "sigma": ((1 - ab) / ab) ** 0.5, "model_timestep": t}
+        return {
+            "T": t,
+            "alpha_cumprod": ab,
+            "snr": ab / (1 - ab),
+            "sigma": ((1 - ab) / ab) ** 0.5,
+            "model_timestep": t,
+        }
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
         x = frames.to(self.device, torch.float32) * 2 - 1
         return self.vae_latents(self.vae, x, seed_fn) * self.vae.config.scaling_factor
 
-    def add_noise(self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def add_noise(
+        self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ab = self.alphas_cumprod.to(z0.device)[t].view(-1, *([1] * (z0.dim() - 1)))
         return ab.sqrt() * z0 + (1 - ab).sqrt() * eps, t
 
-    def forward_blocks(self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward_blocks(
+        self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
         cond = self.null.expand(x.shape[0], -1, -1)
         return self.capture_blocks(blocks, lambda: self.unet(x, model_t, encoder_hidden_states=cond))

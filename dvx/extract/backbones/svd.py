@@ -32,7 +32,11 @@ DEFAULT_TIME_IDS = {"fps": 6, "motion_bucket_id": 127, "noise_aug_strength": 0.0
 
 def build_tiny(folder: Path) -> None:
     """A 4-level spatio-temporal UNet and temporal-decoder VAE of the real classes, random init."""
-    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        UNetSpatioTemporalConditionModel,
+    )
 
     torch.manual_seed(0)
     UNetSpatioTemporalConditionModel(
@@ -59,9 +63,18 @@ def build_tiny(folder: Path) -> None:
         latent_channels=4,
     ).save_pretrained(folder / "vae")
     EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        prediction_type="v_prediction", interpolation_type="linear", use_karras_sigmas=True,
-        sigma_min=0.002, sigma_max=700.0, timestep_type="continuous", timestep_spacing="leading", steps_offset=1,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        interpolation_type="linear",
+        use_karras_sigmas=True,
+        sigma_min=0.002,
+        sigma_max=700.0,
+        timestep_type="continuous",
+        timestep_spacing="leading",
+        steps_offset=1,
     ).save_pretrained(folder / "scheduler")
 
 
@@ -137,13 +150,17 @@ class StableVideoDiffusionBackbone(DiffusionBackbone):
         latents = self.vae_latents(self.vae, x, seed_fn) * self.vae.config.scaling_factor
         return latents.unsqueeze(0)  # one item: the clip, (1, F, 4, h, w)
 
-    def add_noise(self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def add_noise(
+        self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         sigma = torch.tensor([edm_sigma_for(int(v)) for v in t], dtype=torch.float32, device=z0.device)
         s = sigma.view(-1, *([1] * (z0.dim() - 1)))
         x = (z0 + s * eps) / torch.sqrt(s**2 + 1)
         return x, 0.25 * torch.log(sigma)
 
-    def forward_blocks(self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward_blocks(
+        self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
         b, f = x.shape[:2]
         sample = torch.cat([x, torch.zeros_like(x)], dim=2)  # zero concatenated image latent
         cond = torch.zeros(b, 1, self.unet_config["cross_attention_dim"], device=x.device, dtype=x.dtype)
@@ -153,6 +170,8 @@ class StableVideoDiffusionBackbone(DiffusionBackbone):
         ).expand(b, -1)
         got = self.capture_blocks(
             blocks,
-            lambda: self.unet(sample, model_t.to(x.dtype), encoder_hidden_states=cond, added_time_ids=time_ids),
+            lambda: self.unet(
+                sample, model_t.to(x.dtype), encoder_hidden_states=cond, added_time_ids=time_ids
+            ),
         )
         return {k: v.reshape(b, f, *v.shape[1:]) for k, v in got.items()}
