@@ -39,6 +39,38 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return h, w
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+_TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """``500G``, ``1.5T``, ``200MiB``, ``1024`` (bytes; binary units) -> bytes."""
+    t = text.strip().upper().replace("IB", "").replace(" ", "")
+    num = t.rstrip("BKMGTP")
+    unit = t[len(num) :].rstrip("B") or ""
+    try:
+        value = float(num)
+    except ValueError:
+        raise ConfigError(f"{what} must look like 500G, 1.5T or 200M, got {text!r}") from None
+    if unit not in _SIZE_UNITS or value < 0:
+        raise ConfigError(f"{what} must look like 500G, 1.5T or 200M, got {text!r}")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` -> seconds."""
+    t = text.strip().lower()
+    unit = t[-1:] if t[-1:] in _TIME_UNITS else "s"
+    num = t[:-1] if t[-1:] in _TIME_UNITS else t
+    try:
+        value = float(num)
+    except ValueError:
+        raise ConfigError(f"{what} must look like 30d, 12h, 90m or 45s, got {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"{what} must not be negative, got {text!r}")
+    return value * _TIME_UNITS[unit]
+
+
 def parse_names(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
@@ -74,19 +106,26 @@ class ExtractConfig:
     skip_bad: bool = False
     dry_run: bool = False
     progress: bool = True
+    devices: int = 1  # local worker processes (ranks) this command starts; 1 under torchrun/srun
+    threads: int | None = None  # CPU threads per process; None: torch's default (cores / devices)
+    claim_ttl: float = 300.0  # seconds a video claim lives without a heartbeat (crashed jobs' expire)
 
     def __post_init__(self) -> None:
         if self.timesteps is not None:
             bad = [t for t in self.timesteps if not 0 <= t <= 999]
             if bad:
                 raise ConfigError(f"timestep(s) {bad} outside 0..999")
-        for name in ("ensemble", "batch_size", "frame_stride"):
+        for name in ("ensemble", "batch_size", "frame_stride", "devices"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
         if self.clip_len is not None and self.clip_len < 1:
             raise ConfigError("--clip-len must be >= 1")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError("--max-frames must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("--threads must be >= 1")
+        if not self.claim_ttl > 0:
+            raise ConfigError("--claim-ttl must be > 0 seconds")
         if self.latent not in ("mean", "sample"):
             raise ConfigError(f"--latent must be 'mean' or 'sample', got {self.latent!r}")
 

@@ -36,11 +36,160 @@ def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbos
             f"{g.dataset}/{g.recipe}  ({g.model}, {g.resolution[0]}x{g.resolution[1]}, "
             f"{human_bytes(g.nbytes)}, last written {g.last_written or '-'} by {', '.join(g.writers) or '-'})"
         )
+        click.echo(
+            f"  stored: {human_bytes(g.stored_bytes)}"
+            + (f" ({human_bytes(g.reclaimable)} reclaimable by `dvx cache gc`)" if g.reclaimable else "")
+        )
         click.echo(f"  videos: {len(g.videos)}" + (f"  unreadable: {len(g.failed)}" if g.failed else ""))
-        click.echo("  T:      " + ", ".join(f"{t} ({human_bytes(g.nbytes_by_t[t])})" for t in g.timesteps))
-        click.echo("  blocks: " + ", ".join(f"{b} ({human_bytes(g.nbytes_by_block[b])})" for b in g.blocks))
+        click.echo(
+            "  T:      "
+            + ", ".join(f"{t} ({_sizes(g.nbytes_by_t[t], g.stored_by_t.get(t))})" for t in g.timesteps)
+        )
+        click.echo(
+            "  blocks: "
+            + ", ".join(f"{b} ({_sizes(g.nbytes_by_block[b], g.stored_by_block.get(b))})" for b in g.blocks)
+        )
+        for w in g.writer_stats:
+            click.echo(f"  written by {w['writer']}: {w['commits']} commit(s), {w['first']} .. {w['last']}")
+        for c in g.in_progress:
+            click.echo(f"  in progress: {c['video']} by {c['holder']} since {c['since']}")
         if verbose:
             click.echo("  video ids: " + ", ".join(g.videos))
             for vid, why in sorted(g.failed.items()):
                 click.echo(f"  unreadable {vid}: {why}")
             click.echo("  recipe: " + json.dumps(g.recipe_fields, sort_keys=True))
+
+
+def _sizes(nbytes: int, stored: int | None) -> str:
+    from dvx.extract.runner import human_bytes
+
+    if stored is None or stored == nbytes:
+        return human_bytes(nbytes)
+    return f"{human_bytes(nbytes)}, {human_bytes(stored)} stored"
+
+
+@cache.command("verify")
+@click.option("--store", required=True, help="Feature store path or URL.")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--model", default=None, help="Only this model.")
+@click.option("--videos", default=None, help="Only these comma-separated video ids.")
+@click.option(
+    "--quick", is_flag=True, help="Metadata and chunk presence only; no checksums (reads nothing big)."
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Uncommit the damaged videos, so the next `dvx extract` with the same options redoes only them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify_cmd(
+    store: str,
+    dataset: str | None,
+    model: str | None,
+    videos: str | None,
+    quick: bool,
+    repair: bool,
+    as_json: bool,
+) -> None:
+    """Check every visible chunk against its checksum; name the videos to re-extract (exit 1 if any)."""
+    from dvx.config import parse_names
+    from dvx.extract.runner import human_bytes
+    from dvx.store.root import FeatureStore
+    from dvx.store.verify import verify
+
+    fs = FeatureStore.open(store, mode="a" if repair else "r")
+    report = verify(fs, dataset, model, parse_names(videos), repair=repair, quick=quick)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        click.echo(
+            f"{store}: checked {report.videos} video(s), {report.arrays} array(s), {report.chunks} chunk(s)"
+            + ("" if quick else f", {human_bytes(report.nbytes)}")
+        )
+        for p in report.problems:
+            click.echo(f"  {p.line()}")
+        for group, vids in report.to_reextract().items():
+            done = "uncommitted" if repair else "to re-extract"
+            click.echo(f"{group}: {len(vids)} video(s) {done}: {', '.join(vids)}")
+        if report.ok:
+            click.echo("ok: no damage found")
+        elif repair:
+            click.echo(
+                "run the same `dvx extract` again to recompute them; `dvx cache gc` frees the damaged arrays"
+            )
+        else:
+            click.echo("run `dvx cache verify --repair` to uncommit them, then the same `dvx extract` again")
+    if not report.ok and not repair:
+        raise SystemExit(1)
+
+
+@cache.command("gc")
+@click.option("--store", required=True, help="Feature store path or URL.")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--model", default=None, help="Only this model.")
+@click.option(
+    "--older-than", default=None, help="Also remove whole recipes last written longer ago (30d, 12h)."
+)
+@click.option(
+    "--max-size",
+    default=None,
+    help="Also remove the least recently written recipes until the rest fit (500G).",
+)
+@click.option(
+    "--min-age",
+    default="1h",
+    show_default=True,
+    help="Leave leftovers younger than this alone (a writer may still be busy with them).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before removing.")
+@click.option("-v", "--verbose", is_flag=True, help="List every item, and what was kept and why.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (with --dry-run or --yes).")
+def gc_cmd(
+    store: str,
+    dataset: str | None,
+    model: str | None,
+    older_than: str | None,
+    max_size: str | None,
+    min_age: str,
+    dry_run: bool,
+    yes: bool,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Remove leftovers of interrupted writes and, on request, whole recipes; shows what it frees first."""
+    from dvx.config import parse_duration, parse_size
+    from dvx.extract.runner import human_bytes
+    from dvx.store.gc import apply_gc, plan_gc
+    from dvx.store.root import FeatureStore
+
+    fs = FeatureStore.open(store, mode="r" if dry_run else "a")
+    plan = plan_gc(
+        fs,
+        dataset,
+        model,
+        older_than=parse_duration(older_than, "--older-than") if older_than else None,
+        max_total=parse_size(max_size, "--max-size") if max_size else None,
+        min_age=parse_duration(min_age, "--min-age"),
+    )
+    if as_json:
+        click.echo(json.dumps(plan.to_json(), indent=1))
+    else:
+        for kind, (n, b) in sorted(plan.by_kind().items()):
+            click.echo(f"{kind:>10}: {n} item(s), {human_bytes(b)}")
+        shown = plan.items if verbose else plan.items[:20]
+        for item in shown:
+            what = item.group if item.what == item.group else f"{item.group} {item.what}"
+            click.echo(f"  {item.kind} {what}: {human_bytes(item.nbytes)} ({item.reason})")
+        if len(shown) < len(plan.items):
+            click.echo(f"  ... and {len(plan.items) - len(shown)} more (-v lists them all)")
+        for why in plan.kept if verbose else []:
+            click.echo(f"  kept {why}")
+        click.echo(f"{store}: {len(plan.items)} item(s) to remove, {human_bytes(plan.nbytes)} to free")
+    if dry_run or not plan.items:
+        return
+    if not yes and not click.confirm(f"Remove them, freeing {human_bytes(plan.nbytes)}?", default=False):
+        raise click.exceptions.Abort()
+    freed = apply_gc(fs, plan)
+    if not as_json:
+        click.echo(f"freed {human_bytes(freed)}")

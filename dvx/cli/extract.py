@@ -61,6 +61,27 @@ from dvx.config import ExtractConfig, parse_names, parse_resolution, parse_times
 @click.option(
     "--dry-run", is_flag=True, help="Print what is cached and the storage the run needs; write nothing."
 )
+@click.option(
+    "--devices",
+    type=int,
+    default=1,
+    help="Worker processes on this node, one per GPU (or CPU processes). Under torchrun/srun leave it at 1: "
+    "each launched process is one worker.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="CPU threads per worker process [default: torch's default / --devices]. CPU features are "
+    "bit-identical across launches only with the same value.",
+)
+@click.option(
+    "--claim-ttl",
+    type=float,
+    default=300.0,
+    help="Seconds a video claim stays valid without a heartbeat: how long a crashed job on another node "
+    "keeps its videos from others (a dead process on this node is noticed at once).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 def extract(
@@ -87,6 +108,9 @@ def extract(
     codec: str,
     skip_bad: bool,
     dry_run: bool,
+    devices: int,
+    threads: int | None,
+    claim_ttl: float,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -122,6 +146,9 @@ def extract(
         skip_bad=skip_bad,
         dry_run=dry_run,
         progress=not no_progress,
+        devices=devices,
+        threads=threads,
+        claim_ttl=claim_ttl,
     )
     report = run_extract(cfg)
     if as_json:
@@ -137,6 +164,9 @@ def extract(
                     "total": report.total,
                     "cached": report.cached,
                     "computed": report.computed,
+                    "others": report.others,
+                    "lost": report.lost,
+                    "ranks": report.ranks,
                     "failed": report.failed,
                     "bytes_written": report.bytes_written,
                     "planned_bytes": report.planned_bytes,

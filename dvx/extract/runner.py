@@ -5,6 +5,11 @@ store location; then the backbone is loaded, blocks and resolution are validated
 fingerprinted, and only videos whose (T, block) set is not fully committed are computed. Each video is
 decoded, split into forward units, run once per unit for all T (and ensemble members), and its arrays are
 written by a background thread that overlaps the next forward; its commit record is written last.
+
+Several processes (``--devices N``, torchrun, srun; dvx/extract/distributed.py) or independent jobs may
+extract into one store at once: each video is claimed in the store before it is computed
+(dvx/store/claims.py), a rank works through its deterministic share first and then helps with the rest,
+and a video another live writer holds is waited for rather than computed twice.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,10 +30,13 @@ from dvx.data import open_dataset
 from dvx.data.base import Video, VideoDataset, VideoRef
 from dvx.errors import ConfigError, CorruptVideoError, DataError
 from dvx.extract.base import Backbone, RunOptions
+from dvx.extract.distributed import RankInfo, detect_rank, launch_local, pick_device, work_order
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.windows import Unit, chunk_frames, plan_units
+from dvx.store.claims import FAILED, HELD, RELEASED, ClaimRecord, Claims
 from dvx.store.group import RecipeGroup
+from dvx.store.index import IndexView
 from dvx.store.recipe import Recipe
 from dvx.store.root import FeatureStore
 from dvx.store.writer import (
@@ -55,6 +64,9 @@ class ExtractReport:
     bytes_written: int = 0
     planned_bytes: int | None = None  # --dry-run: bytes the missing videos need
     seconds: float = 0.0
+    others: list[str] = field(default_factory=list)  # committed by another process during this run
+    lost: list[str] = field(default_factory=list)  # computed, but another job took the claim over first
+    ranks: int = 1  # processes that worked on this run
 
     def summary(self) -> str:
         if self.planned_bytes is not None:
@@ -64,6 +76,12 @@ class ExtractReport:
                 f"{len(self.blocks)} block(s); nothing was written"
             )
         parts = [f"{self.group}: {self.cached} cached, {len(self.computed)} computed"]
+        if self.ranks > 1:
+            parts[0] += f" by {self.ranks} processes"
+        if self.others:
+            parts.append(f"{len(self.others)} committed by other jobs meanwhile")
+        if self.lost:
+            parts.append(f"{len(self.lost)} left to the job that took over their claim")
         if self.failed:
             parts.append(f"{len(self.failed)} skipped as unreadable ({', '.join(sorted(self.failed))})")
         parts.append(f"{human_bytes(self.bytes_written)} written in {self.seconds:.1f}s")
@@ -82,10 +100,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def run_options(cfg: ExtractConfig) -> RunOptions:
-    device = default_device() if cfg.device == "auto" else cfg.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
+def run_options(cfg: ExtractConfig, local_rank: int = 0) -> RunOptions:
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {cfg.device}: CUDA is not available on this machine")
+    device = pick_device(
+        cfg.device, local_rank, torch.cuda.device_count() if torch.cuda.is_available() else 0
+    )
     dtype = cfg.dtype or ("float16" if device.startswith("cuda") else "float32")
     return RunOptions(device=device, dtype=dtype, batch_size=cfg.batch_size, latent=cfg.latent)
 
@@ -139,17 +159,64 @@ def to_model_input(frames: np.ndarray, resolution: tuple[int, int]) -> torch.Ten
     return x.clamp_(0.0, 1.0)
 
 
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """CPU threads for this run (restored after). CPU results depend on it: oneDNN picks thread-count
+    dependent kernels, so bit-identical features across launches need the same --threads per process."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t_start = time.perf_counter()
     # 1. cheap checks first
+    rank = detect_rank()
+    if cfg.devices > 1 and rank.world > 1:
+        raise ConfigError(
+            f"--devices {cfg.devices} under {rank.launcher} (world size {rank.world}): the launcher already "
+            "starts one process per device; drop --devices"
+        )
     spec = model_spec(cfg.model, cfg.weights, cfg.revision, cfg.clip_len)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split)
     refs = select_videos(dataset, cfg.videos)
     store = _open_store(cfg)
+    if cfg.devices > 1 and not cfg.dry_run:
+        if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
+            have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if cfg.devices > have:
+                raise ConfigError(f"--devices {cfg.devices} but only {have} GPU(s) are visible")
+        return launch_local(cfg, log)
+    with _torch_threads(cfg.threads):
+        return _run(cfg, rank, spec, dataset, refs, store, log, t_start)
+
+
+def _run(
+    cfg: ExtractConfig,
+    rank: RankInfo,
+    spec: object,
+    dataset: VideoDataset,
+    refs: list[VideoRef],
+    store: FeatureStore | None,
+    log: Log,
+    t_start: float,
+) -> ExtractReport:
+    if rank.world > 1:
+        base_log = log
+
+        def log(msg: str) -> None:
+            base_log(rank.prefix + msg)
+
     # 2. the backbone
-    run = run_options(cfg)
-    backbone = load_backbone(spec, run)
+    run = run_options(cfg, rank.local_rank)
+    backbone = load_backbone(spec, run)  # type: ignore[arg-type]
     blocks = backbone.resolve_blocks(cfg.blocks)
     resolution = cfg.resolution or spec.resolution
     backbone.check_resolution(resolution)
@@ -158,6 +225,7 @@ def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
         raise ConfigError(f"{cfg.model} is not a diffusion model: it has no noise level; use --timesteps 0")
     recipe = build_recipe(cfg, backbone, resolution)
     report = ExtractReport(recipe, "", store.location if store else cfg.store, timesteps, tuple(blocks))
+    report.ranks = rank.world
     group = _group(store, cfg.dataset, recipe, cfg.dry_run)
     report.group = f"{cfg.dataset}/{recipe.name}"
     index = group.index() if group is not None else None
@@ -178,7 +246,9 @@ def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
     assert group is not None
     for t in timesteps:
         write_timestep_attrs(group, t, backbone.noise_level(t))
-    _extract_videos(backbone, dataset, todo, group, cfg, resolution, timesteps, blocks, report, log)
+    assert index is not None
+    job = _Job(backbone, dataset, group, index, cfg, resolution, timesteps, blocks, report, log, rank)
+    job.run(todo)
     report.seconds = time.perf_counter() - t_start
     return report
 
@@ -201,63 +271,165 @@ def _group(store: FeatureStore | None, dataset: str, recipe: Recipe, dry_run: bo
     return store.create_group(dataset, recipe)
 
 
-def _extract_videos(
-    backbone: Backbone,
-    dataset: VideoDataset,
-    todo: list[VideoRef],
-    group: RecipeGroup,
-    cfg: ExtractConfig,
-    resolution: tuple[int, int],
-    timesteps: tuple[int, ...],
-    blocks: list[str],
-    report: ExtractReport,
-    log: Log,
-) -> None:
-    from tqdm.auto import tqdm
+class _Job:
+    """One rank's share of the work: claim a video, compute what it lacks, commit, release; wait for videos
+    other live writers hold, and take over the claims of writers that died."""
 
-    clip = backbone.clip_len
-    tmap = backbone.temporal_map(clip) if clip is not None else None
-    per_chunk = chunk_frames(clip, cfg.batch_size, tmap)
-    previously_failed = set(group.failures())
-    bar = tqdm(todo, desc=f"extract {cfg.model}", unit="video", disable=not cfg.progress, file=sys.stderr)
-    with BackgroundWriter(max_pending=max(4, 2 * len(timesteps) * len(blocks))) as writer:
-        for ref in bar:
-            bar.set_postfix_str(ref.id)
-            try:
-                video = dataset.load(ref)
-            except CorruptVideoError as err:
-                if not cfg.skip_bad:
-                    raise CorruptVideoError(
-                        ref.id, f"{err.reason} (use --skip-bad to record it and go on)"
-                    ) from err
-                record_failure(group, ref.id, err.reason)
-                report.failed[ref.id] = err.reason
-                log(f"skipped {ref.id}: {err.reason}")
-                continue
-            frames, names = sample_frames(video, cfg.frame_stride, cfg.max_frames)
-            units = plan_units(len(frames), clip, cfg.batch_size, tmap)
-            total = units[-1].store_start + units[-1].keep
-            ts, bs = _missing(group, ref.id, timesteps, blocks)
-            vw = VideoWriter(group, ref.id, ts, bs, per_chunk, cfg.codec)
-            for unit in units:
-                feats = _run_unit(backbone, frames, unit, ref.id, cfg, resolution, ts, bs)
-                for t in ts:
-                    for b in bs:
-                        data = feats[t][b][: unit.keep].numpy().astype(np.float16)
-                        writer.submit(vw.write, t, b, unit.store_start, data, total)
-                        report.bytes_written += data.nbytes
-            time_map = [m for u in units for m in u.time_map]
-            writer.submit(vw.commit, names, time_map, tuple(video.frames.shape[1:3]))
-            if ref.id in previously_failed:  # readable now: forget the old failure once committed
-                writer.submit(clear_failure, group, ref.id)
-            report.computed.append(ref.id)
+    def __init__(
+        self,
+        backbone: Backbone,
+        dataset: VideoDataset,
+        group: RecipeGroup,
+        index: IndexView,
+        cfg: ExtractConfig,
+        resolution: tuple[int, int],
+        timesteps: tuple[int, ...],
+        blocks: list[str],
+        report: ExtractReport,
+        log: Log,
+        rank: RankInfo,
+    ) -> None:
+        self.backbone, self.dataset, self.group, self.index = backbone, dataset, group, index
+        self.cfg, self.resolution, self.timesteps, self.blocks = cfg, resolution, timesteps, blocks
+        self.report, self.log, self.rank = report, log, rank
+        clip = backbone.clip_len
+        self.tmap = backbone.temporal_map(clip) if clip is not None else None
+        self.per_chunk = chunk_frames(clip, cfg.batch_size, self.tmap)
+        self.previously_failed = set(group.failures())
+        self.claims = Claims(group, cfg.claim_ttl, rank.rank, rank.world, rank.run_id)
+
+    def run(self, todo: list[VideoRef]) -> None:
+        from tqdm.auto import tqdm
+
+        refs = {r.id: r for r in todo}
+        order = work_order(
+            [(r.id, float(r.meta.get("n_frames", 1))) for r in todo], self.rank.rank, self.rank.world
+        )
+        show = self.cfg.progress and self.rank.local_rank == 0
+        bar = tqdm(
+            total=len(todo), desc=f"extract {self.cfg.model}", unit="video", disable=not show, file=sys.stderr
+        )
+        poll = min(5.0, max(0.2, self.cfg.claim_ttl / 10))
+        pending = [refs[v] for v in order]
+        waiting_on: set[str] = set()
+        with (
+            self.claims.heartbeating(),
+            BackgroundWriter(max_pending=max(4, 2 * len(self.timesteps) * len(self.blocks))) as writer,
+        ):
+            while pending:
+                deferred = []
+                for ref in pending:
+                    bar.set_postfix_str(ref.id)
+                    if self._one(ref, writer):
+                        bar.update(1)
+                    else:
+                        deferred.append(ref)
+                if deferred:
+                    busy = {r.id for r in deferred}
+                    if busy != waiting_on:
+                        shown = ", ".join(sorted(busy)[:5]) + (" ..." if len(busy) > 5 else "")
+                        self.log(f"waiting for {len(busy)} video(s) another writer is computing: {shown}")
+                        waiting_on = busy
+                    time.sleep(poll)
+                pending = deferred
+        bar.close()
+        lost = set(self.report.lost)
+        self.report.computed = [v for v in self.report.computed if v not in lost]
+
+    def _one(self, ref: VideoRef, writer: BackgroundWriter) -> bool:
+        """Handle one video; False if another live writer holds its claim (try again later)."""
+        current = self.claims.current(ref.id)
+        if current is not None and current.state != HELD:
+            # another writer finished with it since this job read the index: done already? (no write)
+            ts, _ = _missing(self.group.video_index(ref.id), ref.id, self.timesteps, self.blocks)
+            if not ts and current.state == RELEASED:
+                self.report.others.append(ref.id)
+                return True
+        claim = self.claims.try_acquire(ref.id, current)
+        if claim is None:
+            return False
+        queued = False
+        try:
+            queued = self._claimed(ref, claim, writer)
+        finally:
+            if not queued:  # on success the commit job releases the claim after committing
+                self.claims.release(claim)
+        return True
+
+    def _claimed(self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter) -> bool:
+        cfg, prev = self.cfg, claim.previous
+        # someone held this video before: they may have committed it (or failed on it) since we started
+        index = self.group.video_index(ref.id) if prev is not None else self.index
+        ts, bs = _missing(index, ref.id, self.timesteps, self.blocks)
+        if not ts:
+            self.report.others.append(ref.id)
+            return False
+        if _failed_in_this_run(prev, self.rank.run_id):  # another rank of this launch could not read it
+            self.report.failed[ref.id] = prev.get("note", "unreadable") if prev else "unreadable"
+            self.claims.release(claim, FAILED, self.report.failed[ref.id])
+            return False
+        try:
+            video = self.dataset.load(ref)
+        except CorruptVideoError as err:
+            if not cfg.skip_bad:
+                self.claims.release(claim, FAILED, err.reason)
+                raise CorruptVideoError(
+                    ref.id, f"{err.reason} (use --skip-bad to record it and go on)"
+                ) from err
+            record_failure(self.group, ref.id, err.reason)
+            self.report.failed[ref.id] = err.reason
+            self.log(f"skipped {ref.id}: {err.reason}")
+            self.claims.release(claim, FAILED, err.reason)
+            return False
+        frames, names = sample_frames(video, cfg.frame_stride, cfg.max_frames)
+        units = plan_units(len(frames), self.backbone.clip_len, cfg.batch_size, self.tmap)
+        total = units[-1].store_start + units[-1].keep
+        vw = VideoWriter(self.group, ref.id, ts, bs, self.per_chunk, cfg.codec)
+        for unit in units:
+            feats = _run_unit(self.backbone, frames, unit, ref.id, cfg, self.resolution, ts, bs)
+            for t in ts:
+                for b in bs:
+                    data = feats[t][b][: unit.keep].numpy().astype(np.float16)
+                    writer.submit(vw.write, t, b, unit.store_start, data, total)
+                    self.report.bytes_written += data.nbytes
+        time_map = [m for u in units for m in u.time_map]
+        writer.submit(self._commit, vw, claim, names, time_map, tuple(video.frames.shape[1:3]))
+        self.report.computed.append(ref.id)
+        return True
+
+    def _commit(
+        self,
+        vw: VideoWriter,
+        claim: ClaimRecord,
+        names: list[str],
+        time_map: list[tuple[int, ...]],
+        source_size: tuple[int, int],
+    ) -> None:
+        """Runs on the writer thread after the video's arrays: commit if the claim is still ours."""
+        try:
+            if not self.claims.still_holds(claim):
+                # another job judged our claim expired and took the video over: leave it to them
+                self.report.lost.append(vw.video)
+                self.log(f"{vw.video}: claim taken over by another writer; not committing it")
+                return
+            vw.commit(names, time_map, source_size)
+            if vw.video in self.previously_failed:  # readable now: forget the old failure once committed
+                clear_failure(self.group, vw.video)
+        finally:
+            self.claims.release(claim)
+
+
+def _failed_in_this_run(prev: dict | None, run_id: str) -> bool:
+    if prev is None or not run_id or prev.get("state") != FAILED:
+        return False
+    return (prev.get("owner") or {}).get("run") == run_id
 
 
 def _missing(
-    group: RecipeGroup, video: str, timesteps: tuple[int, ...], blocks: list[str]
+    index: IndexView, video: str, timesteps: tuple[int, ...], blocks: list[str]
 ) -> tuple[tuple[int, ...], list[str]]:
     """The timesteps and blocks still to compute for ``video`` (a later run adding T computes only T)."""
-    missing = group.index().missing(video, timesteps, blocks)
+    missing = index.missing(video, timesteps, blocks)
     ts = {t for t, _ in missing}
     bs = {b for _, b in missing}
     return tuple(t for t in timesteps if t in ts), [b for b in blocks if b in bs]

@@ -4,6 +4,11 @@ Everything dvx writes goes through one :class:`zarr.abc.store.Store`, so a store
 disk, a shared filesystem, an object store (``s3://...``) or in memory (``memory://``). Commit records and
 claims are small JSON objects written whole: atomic on a local filesystem (zarr's LocalStore writes a
 temp file and renames it) and on object stores (a PUT is all or nothing).
+
+Create-if-absent (:meth:`Backend.put_json_if_absent`, which claims and metadata creation rely on) is
+atomic on local and shared POSIX filesystems (hard link of a complete temp file) and on S3 (a PUT with
+``If-None-Match: *``, refused by the server when the key exists); on other fsspec backends it is the
+filesystem's own ``mode="create"`` (exists-then-write unless the backend does better; see docs/store.md).
 """
 
 from __future__ import annotations
@@ -65,7 +70,14 @@ class Backend:
         async def one(key: str) -> Any | None:
             async with sem:
                 buf = await self.store.get(key, prototype=default_buffer_prototype())
-            return None if buf is None else json.loads(buf.to_bytes())
+            if buf is None:
+                return None
+            try:
+                return json.loads(buf.to_bytes())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise StoreError(
+                    f"{self.location}: {key} is not valid JSON ({err}); run `dvx cache verify --repair`"
+                ) from err
 
         async def all_() -> list[Any | None]:
             return list(await asyncio.gather(*(one(k) for k in keys)))
@@ -95,10 +107,24 @@ class Backend:
                 return False
             finally:
                 tmp.unlink(missing_ok=True)
+        if isinstance(self.store, FsspecStore):
+            path = f"{self.store.path.rstrip('/')}/{key}"
+            try:
+                sync(self.store.fs._pipe_file(path, data, mode="create"))
+            except FileExistsError:
+                return False
+            return True
         if sync(self.store.exists(key)):
             return False
         sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(data)))
         return True
+
+    @property
+    def atomic_create(self) -> bool:
+        """Whether :meth:`put_json_if_absent` is atomic here (POSIX disk, S3) rather than best-effort."""
+        if isinstance(self.store, LocalStore):
+            return True
+        return isinstance(self.store, FsspecStore) and "s3" in _protocols(self.store.fs)
 
     def exists(self, key: str) -> bool:
         return bool(sync(self.store.exists(key)))
@@ -126,6 +152,58 @@ class Backend:
     def getsize(self, key: str) -> int:
         return int(sync(self.store.getsize(key)))
 
+    def stat_prefix(self, prefix: str) -> dict[str, tuple[int, float]]:
+        """key -> (stored bytes, modification time as a UNIX timestamp) of every object under ``prefix``.
+
+        One directory walk on local disk, one recursive listing on object stores (no per-key requests).
+        """
+        prefix = prefix.strip("/")
+        if isinstance(self.store, LocalStore):
+            root = Path(self.store.root)
+            base = root / prefix if prefix else root
+            out: dict[str, tuple[int, float]] = {}
+            for dirpath, _, files in os.walk(base):
+                for name in files:
+                    full = Path(dirpath) / name
+                    try:
+                        st = full.stat()
+                    except FileNotFoundError:  # removed while walking
+                        continue
+                    out[full.relative_to(root).as_posix()] = (st.st_size, st.st_mtime)
+            return out
+        if isinstance(self.store, FsspecStore):
+            fs, root = self.store.fs, self.store.path.rstrip("/")
+            path = f"{root}/{prefix}" if prefix else root
+            try:
+                found = sync(fs._find(path, detail=True, withdirs=False))
+            except FileNotFoundError:
+                return {}
+            strip = len(root) + 1 if root else 0
+            return {
+                name[strip:]: (int(info.get("size") or 0), _mtime(info))
+                for name, info in found.items()
+                if info.get("type", "file") != "directory"
+            }
+        return {k: (self.getsize(k), 0.0) for k in self.list_prefix(prefix)}
+
+    def delete_many(self, keys: list[str], concurrency: int = 32) -> None:
+        """Delete many objects concurrently (missing keys are ignored)."""
+        import asyncio
+
+        if not keys:
+            return
+        self._check_writable(keys[0])
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(key: str) -> None:
+            async with sem:
+                await self.store.delete(key)
+
+        async def all_() -> None:
+            await asyncio.gather(*(one(k) for k in keys))
+
+        sync(all_())
+
     # ---- zarr nodes ----------------------------------------------------------------------------------
     def write_group(self, path: str, attrs: dict[str, Any]) -> None:
         """Write a group's zarr.json whole (idempotent for identical attrs; never deletes children)."""
@@ -148,10 +226,39 @@ class Backend:
             raise StoreError(f"{self.location} is opened read-only; refusing to write {key}")
 
 
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = getattr(getattr(fs, "sync_fs", fs), "protocol", ())
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for name in ("LastModified", "mtime", "created", "last_modified"):
+        value = info.get(name)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return 0.0
+
+
+def storage_options_for(location: str, given: dict[str, Any] | None) -> dict[str, Any]:
+    """fsspec options for ``location``: object-store directory listings are never cached, because other
+    processes write claims and commit records that a cached listing would hide."""
+    opts = dict(given or {})
+    if location.split("://", 1)[0] in ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"):
+        opts.setdefault("use_listings_cache", False)
+    return opts
+
+
 def _open_store(location: str, read_only: bool, storage_options: dict[str, Any] | None) -> Store:
     if is_url(location):
         try:
-            return FsspecStore.from_url(location, read_only=read_only, storage_options=storage_options)
+            opts = storage_options_for(location, storage_options)
+            return FsspecStore.from_url(location, read_only=read_only, storage_options=opts)
         except (ImportError, ValueError) as err:
             raise StoreError(f"cannot open store {location!r}: {err}") from err
     path = Path(location.removeprefix("file://")).expanduser()

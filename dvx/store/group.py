@@ -41,6 +41,15 @@ class RecipeGroup:
             self._index = IndexView(Commit.from_json(r) for r in records if r is not None)
         return self._index
 
+    def video_index(self, video: str) -> IndexView:
+        """A fresh index of one video's commits (one listing, then only that video's records): what a
+        writer checks after claiming a video another job may have committed since this job started."""
+        prefix = layout.commits_prefix(self.path)
+        head = f"{video}{layout.GEN_SEP}"
+        names = [n for n in self.backend.list_dir(prefix) if n.startswith(head) and n.endswith(".json")]
+        records = self.backend.get_many_json([prefix + n for n in names])
+        return IndexView(Commit.from_json(r) for r in records if r is not None)
+
     def failures(self) -> dict[str, Failure]:
         keys = [k for k in self.backend.list_prefix(layout.failures_prefix(self.path)) if k.endswith(".json")]
         out = {}

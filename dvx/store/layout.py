@@ -7,8 +7,12 @@
 <store>/<dataset>/<model>@<fp8>/t0050/<block>/<video>~<gen>    one fp16 array (frames, C, h, w) per video
 <store>/<dataset>/<model>@<fp8>/_index/commits/<video>~<gen>.json   commit record: makes <gen> visible
 <store>/<dataset>/<model>@<fp8>/_index/failed/<video>.json          a video skipped with --skip-bad
-<store>/<dataset>/<model>@<fp8>/_index/claims/<video>.json          a writer's expiring claim on a video
+<store>/<dataset>/<model>@<fp8>/_index/claims/<video>/<seq>.json    a writer's expiring claim on a video
 ```
+
+Claims are numbered (``00000001.json``, ``00000002.json``, ...): the highest number is the current claim,
+and a claim is taken (first time, or over an expired/released one) by creating the next number if absent,
+so of several jobs taking over the same expired claim exactly one wins (see dvx/store/claims.py).
 """
 
 from __future__ import annotations
@@ -82,9 +86,38 @@ def failures_prefix(recipe: str) -> str:
     return f"{recipe}/{INDEX}/failed/"
 
 
-def claim_key(recipe: str, video: str) -> str:
-    return f"{recipe}/{INDEX}/claims/{video}.json"
+def claim_key(recipe: str, video: str, seq: int) -> str:
+    return f"{recipe}/{INDEX}/claims/{video}/{seq:08d}.json"
+
+
+def claim_dir(recipe: str, video: str) -> str:
+    return f"{recipe}/{INDEX}/claims/{video}/"
+
+
+def parse_claim_name(name: str) -> int | None:
+    stem, dot, ext = name.partition(".")
+    return int(stem) if dot and ext == "json" and stem.isdigit() else None
 
 
 def claims_prefix(recipe: str) -> str:
     return f"{recipe}/{INDEX}/claims/"
+
+
+def parse_array_path(rel: str) -> tuple[int, str, str, str] | None:
+    """``t0050/<block>/<video>~<gen>/...`` (relative to a recipe group) -> (T, block, video, gen)."""
+    parts = rel.split("/")
+    if len(parts) < 3:
+        return None
+    t = parse_t_key(parts[0])
+    video, sep, gen = parts[2].rpartition(GEN_SEP)
+    if t is None or not sep or not video or not gen:
+        return None
+    return t, parts[1], video, gen
+
+
+def parse_commit_name(name: str) -> tuple[str, str] | None:
+    """``<video>~<gen>.json`` -> (video, gen)."""
+    if not name.endswith(".json"):
+        return None
+    video, sep, gen = name[: -len(".json")].rpartition(GEN_SEP)
+    return (video, gen) if sep and video and gen else None

@@ -38,12 +38,8 @@ class FeatureStore:
         if attrs is None:
             if mode == "r":
                 raise StoreError(f"no dvx feature store at {location!r} (no zarr.json)")
-            if backend.list_dir(""):
-                raise StoreError(
-                    f"{location!r} is not empty and is not a dvx feature store; refusing to write into it"
-                )
-            backend.write_group("", {layout.ROOT_ATTR: {"schema": layout.SCHEMA_VERSION}})
-        else:
+            attrs = _create_root(backend, location)
+        if attrs is not None:
             info = attrs.get(layout.ROOT_ATTR)
             if not isinstance(info, Mapping) or "schema" not in info:
                 raise StoreError(f"{location!r} is a zarr store but not a dvx feature store")
@@ -87,11 +83,14 @@ class FeatureStore:
         attrs = self.backend.group_attrs(group.path)
         want = {layout.RECIPE_ATTR: recipe.to_json(), "fingerprint": recipe.fingerprint}
         if attrs is None:
+            # Several jobs may create the same group at once: each node is created only if absent
+            # (atomically where the backend allows, docs/store.md), and whoever lost the race checks the
+            # winner's recipe below exactly as if the group had existed before.
             if self.backend.group_attrs(dataset) is None:
-                self.backend.write_group(dataset, {})
-            # identical bytes from every writer of this recipe, so concurrent creation is harmless
-            self.backend.write_group(group.path, want)
-            return group
+                self.backend.put_json_if_absent(f"{dataset}/zarr.json", group_meta({}))
+            if self.backend.put_json_if_absent(f"{group.path}/zarr.json", group_meta(want)):
+                return group
+            attrs = self.backend.group_attrs(group.path) or {}
         have = attrs.get(layout.RECIPE_ATTR)
         if attrs.get("fingerprint") != recipe.fingerprint or have is None:
             diff = recipe_diff(Recipe.from_json(have).identity(), recipe.identity()) if have else ["<none>"]
@@ -141,6 +140,29 @@ class FeatureStore:
                 f"{'; '.join(diffs)}); choose one with --recipe FP or narrow it with recipe options"
             )
         return fitting[0]
+
+
+def group_meta(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+
+
+def _create_root(backend: Backend, location: str) -> dict[str, Any] | None:
+    """Make an empty location a dvx store; tolerate another job doing the same at the same moment."""
+    meta = group_meta({layout.ROOT_ATTR: {"schema": layout.SCHEMA_VERSION}})
+    # another job's transient files (write probe, temp file of its own create) do not make it "not empty"
+    present = [n for n in backend.list_dir("") if not _transient(n)]
+    if not present and backend.put_json_if_absent("zarr.json", meta):
+        return None  # created by this call: nothing to check
+    attrs = _root_attrs(backend)  # someone else created it first (or the location holds other things)
+    if attrs is None:
+        raise StoreError(
+            f"{location!r} is not empty and is not a dvx feature store; refusing to write into it"
+        )
+    return attrs
+
+
+def _transient(name: str) -> bool:
+    return name.startswith(".dvx-write-test-") or name.endswith(".partial")
 
 
 def _root_attrs(backend: Backend) -> dict[str, Any] | None:

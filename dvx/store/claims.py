@@ -1,0 +1,307 @@
+"""Expiring per-video claims, so jobs sharing a store do not compute the same video at the same time.
+
+A claim is a small JSON record ``_index/claims/<video>/<seq>.json``; the highest ``seq`` is the current
+claim. To take a video, a writer creates the next ``seq`` *only if absent* (atomic on local/shared disk and
+on S3, docs/store.md): when several jobs see the same free claim, exactly one creation succeeds. A claim
+is free when it was released, when its ``expires_at`` has passed (its holder stopped heartbeating), or
+when its holder is a process on this very machine that no longer exists (``kill -9``: taken over at
+once, no need to wait for expiry). Holders rewrite their own record every ``ttl / 4`` seconds and, before
+committing, check that nobody has taken the claim over; a holder that lost its claim does not commit.
+
+Claims are an efficiency device on top of the commit protocol, never a correctness one: two writers of
+the same video write different generations and commit records, so even a double claim (clock skew beyond
+the TTL, a backend without atomic create) costs duplicate work, never a corrupt or lost video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from dvx.store import layout
+from dvx.store.group import RecipeGroup
+from dvx.store.index import writer_identity
+
+#: seconds a claim stays valid without a heartbeat (holders renew it every ttl / 4)
+DEFAULT_TTL = 300.0
+
+HELD, RELEASED, FAILED = "held", "released", "failed"
+_UNREAD = object()
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """One claim on one video: who holds it and until when (UNIX seconds, the holder's clock)."""
+
+    video: str
+    seq: int
+    state: str  # held | released | failed (released after a failure; note holds the reason)
+    owner: dict[str, Any]
+    token: str  # unique to this acquisition
+    acquired_at: float
+    heartbeat_at: float
+    expires_at: float
+    note: str = ""
+    previous: dict[str, Any] | None = field(default=None, compare=False)  # the claim this one replaced
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("previous")
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ClaimRecord:
+        return cls(
+            video=d["video"],
+            seq=int(d["seq"]),
+            state=d["state"],
+            owner=dict(d.get("owner") or {}),
+            token=d["token"],
+            acquired_at=float(d["acquired_at"]),
+            heartbeat_at=float(d["heartbeat_at"]),
+            expires_at=float(d["expires_at"]),
+            note=d.get("note", ""),
+        )
+
+    def holder(self) -> str:
+        o = self.owner
+        rank = f" rank {o['rank']}" if o.get("world", 1) > 1 else ""
+        return f"{o.get('user', '?')}@{o.get('host', '?')} pid {o.get('pid', '?')}{rank}"
+
+
+# ---- who is this process, and is another process on this machine still alive ----------------------------
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process start time in clock ticks since boot (/proc/<pid>/stat field 22), "" if unknown."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+@lru_cache(maxsize=4)
+def _machine(pid: int) -> dict[str, Any]:
+    try:
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        pidns = 0
+    return {
+        "boot": _read("/proc/sys/kernel/random/boot_id"),
+        "pidns": pidns,
+        "start": _start_ticks(pid),
+    }
+
+
+def process_identity(rank: int = 0, world: int = 1, run: str = "") -> dict[str, Any]:
+    """user, host, pid, job (as commit records) plus what lets another process on the same machine tell
+    whether this one still runs: boot id, pid namespace and start time (pids are reused)."""
+    ident = writer_identity()
+    return {**ident, **_machine(os.getpid()), "rank": rank, "world": world, "run": run}
+
+
+def owner_alive(owner: dict[str, Any]) -> bool | None:
+    """False if ``owner`` was a process on this machine that has exited; None when that cannot be told
+    (another machine, another pid namespace, no /proc): then only the claim's expiry counts."""
+    me = _machine(os.getpid())
+    same = (
+        bool(me["boot"])
+        and owner.get("host") == writer_identity()["host"]
+        and owner.get("boot") == me["boot"]
+        and owner.get("pidns") == me["pidns"]
+    )
+    if not same or not owner.get("start"):
+        return None
+    return _start_ticks(int(owner.get("pid", -1))) == owner["start"]
+
+
+def is_free(rec: ClaimRecord, now: float) -> bool:
+    """Whether ``rec`` may be taken over: released, expired, or its holder died on this machine."""
+    if rec.state != HELD:
+        return True
+    if now > rec.expires_at:
+        return True
+    return owner_alive(rec.owner) is False
+
+
+# ---- the claims of one recipe group --------------------------------------------------------------------
+class Claims:
+    """Acquire, renew and release this process's claims on the videos of one recipe group."""
+
+    def __init__(
+        self,
+        group: RecipeGroup,
+        ttl: float = DEFAULT_TTL,
+        rank: int = 0,
+        world: int = 1,
+        run: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("claim ttl must be positive")
+        self.group = group
+        self.backend = group.backend
+        self.ttl = float(ttl)
+        self.clock = clock
+        self.owner = process_identity(rank, world, run)
+        self._held: dict[str, ClaimRecord] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost: list[str] = []  # videos whose claim another job took over while this one held it
+
+    # ---- reading ---------------------------------------------------------------------------------------
+    def _seqs(self, video: str) -> list[int]:
+        names = self.backend.list_dir(layout.claim_dir(self.group.path, video))
+        return sorted(s for s in (layout.parse_claim_name(n) for n in names) if s is not None)
+
+    def current(self, video: str) -> ClaimRecord | None:
+        """The current (highest-numbered) claim on ``video``, or None if it was never claimed."""
+        for _ in range(5):
+            seqs = self._seqs(video)
+            if not seqs:
+                return None
+            raw = self.backend.get_json(layout.claim_key(self.group.path, video, seqs[-1]))
+            if raw is not None:
+                return ClaimRecord.from_json(raw)
+            # removed between listing and reading (gc of a finished video): list again
+        return None
+
+    def held(self) -> list[str]:
+        with self._lock:
+            return sorted(self._held)
+
+    # ---- acquiring -------------------------------------------------------------------------------------
+    def try_acquire(self, video: str, current: ClaimRecord | object | None = _UNREAD) -> ClaimRecord | None:
+        """Claim ``video``; None if another live writer holds it (or won the race to take it over).
+
+        ``current`` is the video's current claim if the caller has just read it (saves a request). The
+        returned record's ``previous`` is the claim it replaced (None the first time a video is claimed),
+        which tells the caller that someone else may have committed the video meanwhile.
+        """
+        layout.check_name("video", video)
+        cur = self.current(video) if current is _UNREAD else current
+        assert cur is None or isinstance(cur, ClaimRecord)
+        now = self.clock()
+        if cur is not None and not is_free(cur, now):
+            return None
+        rec = ClaimRecord(
+            video=video,
+            seq=(cur.seq if cur else 0) + 1,
+            state=HELD,
+            owner=self.owner,
+            token=uuid.uuid4().hex,
+            acquired_at=now,
+            heartbeat_at=now,
+            expires_at=now + self.ttl,
+            previous=cur.to_json() if cur else None,
+        )
+        if not self.backend.put_json_if_absent(self._key(rec), rec.to_json()):
+            return None
+        with self._lock:
+            self._held[video] = rec
+        return rec
+
+    def still_holds(self, rec: ClaimRecord) -> bool:
+        """True if no other writer has taken ``rec`` over (no higher claim exists, ours is unchanged)."""
+        seqs = self._seqs(rec.video)
+        if not seqs or seqs[-1] != rec.seq:
+            return False
+        raw = self.backend.get_json(self._key(rec))
+        return raw is not None and raw.get("token") == rec.token
+
+    # ---- renewing and releasing ------------------------------------------------------------------------
+    def heartbeat(self) -> list[str]:
+        """Renew every held claim; returns (and forgets) those another job has taken over."""
+        lost = []
+        for video in self.held():
+            with self._lock:
+                rec = self._held.get(video)
+            if rec is None:
+                continue
+            if not self.still_holds(rec):
+                lost.append(video)
+                with self._lock:
+                    self._held.pop(video, None)
+                continue
+            now = self.clock()
+            renewed = replace(rec, heartbeat_at=now, expires_at=now + self.ttl)
+            with self._lock:
+                if video not in self._held:  # released meanwhile: do not resurrect it
+                    continue
+                self.backend.put_json(self._key(renewed), renewed.to_json())
+                self._held[video] = renewed
+        self.lost.extend(lost)
+        return lost
+
+    def release(self, rec: ClaimRecord, state: str = RELEASED, note: str = "") -> None:
+        """Mark our claim released (or failed, with the reason in ``note``); others may take it at once."""
+        with self._lock:
+            current = self._held.pop(rec.video, None)
+            if current is None or current.token != rec.token:
+                return
+            now = self.clock()
+            done = replace(current, state=state, note=note, heartbeat_at=now, expires_at=now)
+            self.backend.put_json(self._key(done), done.to_json())
+
+    def release_all(self) -> None:
+        with self._lock:
+            held = list(self._held.values())
+        for rec in held:
+            with contextlib.suppress(Exception):  # best effort on the way out; expiry covers the rest
+                self.release(rec)
+
+    @contextlib.contextmanager
+    def heartbeating(self, interval: float | None = None) -> Iterator[Claims]:
+        """Renew claims on a background thread while the block runs; release what is left at the end."""
+        every = interval if interval is not None else self.ttl / 4
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                with contextlib.suppress(Exception):  # a failed renewal is retried; expiry is the backstop
+                    self.heartbeat()
+
+        self._thread = threading.Thread(target=loop, name="dvx-claims-heartbeat", daemon=True)
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.release_all()
+
+    def _key(self, rec: ClaimRecord) -> str:
+        return layout.claim_key(self.group.path, rec.video, rec.seq)
+
+
+def claimed_videos(group: RecipeGroup) -> list[str]:
+    """Every video that has claim records in ``group`` (for gc and ``cache ls``)."""
+    prefix = f"{group.path}/{layout.INDEX}/claims/"
+    return [v for v in group.backend.list_dir(prefix) if not v.endswith(".partial")]
+
+
+def live_claims(group: RecipeGroup, now: float | None = None) -> dict[str, ClaimRecord]:
+    """video -> its current claim, for claims that are held and not free (someone is working on it)."""
+    now = time.time() if now is None else now
+    reader = Claims(group)
+    out = {}
+    for video in claimed_videos(group):
+        rec = reader.current(video)
+        if rec is not None and not is_free(rec, now):
+            out[video] = rec
+    return out
