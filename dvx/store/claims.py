@@ -86,11 +86,13 @@ def _read(path: str) -> str:
 
 
 def _start_ticks(pid: int) -> str:
-    """The process start time in clock ticks since boot (/proc/<pid>/stat field 22), "" if unknown."""
+    """The process start time in clock ticks since boot (/proc/<pid>/stat field 22); "" if there is no
+    such process or it has exited (a zombie waiting to be reaped by its parent)."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat:
         return ""
-    return stat.rsplit(")", 1)[-1].split()[19]
+    fields = stat.rsplit(")", 1)[-1].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
 
 
 @lru_cache(maxsize=4)

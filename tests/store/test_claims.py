@@ -1,0 +1,140 @@
+"""Expiring per-video claims, on every backend: one holder at a time, expiry, takeover, dead holders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from dvx.store import layout
+from dvx.store.claims import HELD, RELEASED, ClaimRecord, Claims, _start_ticks, live_claims, process_identity
+from dvx.store.root import FeatureStore
+from tests.store.test_store import RECIPE
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def group(store_location: str):
+    return FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+
+
+def test_one_holder_at_a_time_and_release_hands_over(group) -> None:
+    a, b = Claims(group, ttl=60), Claims(group, ttl=60)
+    first = a.try_acquire("dog")
+    assert first is not None and first.seq == 1 and first.previous is None
+    assert b.try_acquire("dog") is None  # held and alive: wait
+    assert b.current("dog").token == first.token and live_claims(group).keys() == {"dog"}
+    assert a.still_holds(first)
+    a.release(first)
+    assert b.current("dog").state == RELEASED and live_claims(group) == {}
+    second = b.try_acquire("dog")
+    assert second is not None and second.seq == 2 and second.previous["token"] == first.token
+    assert not a.still_holds(first) and b.still_holds(second)
+    keys = group.backend.list_prefix(layout.claim_dir(group.path, "dog"))
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["00000001.json", "00000002.json"]
+
+
+def test_an_expired_claim_is_taken_over_and_its_old_holder_finds_out(group) -> None:
+    clock = Clock()
+    slow, other = Claims(group, ttl=10, clock=clock), Claims(group, ttl=10, clock=clock)
+    mine = slow.try_acquire("cat")
+    clock.t += 8
+    assert slow.heartbeat() == []  # renewed: expires at +18 now
+    clock.t += 9
+    assert other.try_acquire("cat") is None  # +17: still alive thanks to the heartbeat
+    clock.t += 2
+    taken = other.try_acquire("cat")  # +19: expired, taken over
+    assert taken is not None and taken.seq == 2
+    assert not slow.still_holds(mine)
+    assert slow.heartbeat() == ["cat"] and slow.lost == ["cat"] and slow.held() == []
+    slow.release(mine)  # a no-op: it never overwrites the new holder's claim
+    assert other.current("cat").token == taken.token and other.current("cat").state == HELD
+
+
+def test_heartbeat_thread_renews_and_releases_what_is_left(group) -> None:
+    clock = Clock()
+    claims = Claims(group, ttl=10, clock=clock)
+    with claims.heartbeating(interval=0.02):
+        rec = claims.try_acquire("fish")
+        for _ in range(3):  # 24 s of (fake) time in all, more than the ttl: only heartbeats keep it
+            clock.t += 8
+            deadline = time.monotonic() + 20
+            while claims.current("fish").expires_at != clock.t + 10 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert claims.current("fish").expires_at == clock.t + 10
+        assert Claims(group, ttl=10, clock=clock).try_acquire("fish") is None
+    assert claims.current("fish").state == RELEASED and claims.current("fish").token == rec.token
+
+
+def test_concurrent_takeovers_have_exactly_one_winner(group) -> None:
+    if not group.backend.atomic_create:
+        pytest.skip(f"{group.backend.location}: create-if-absent is best-effort on this backend")
+    clock = Clock()
+    Claims(group, ttl=5, clock=clock).try_acquire("bird")
+    clock.t += 10  # expired: everyone may try to take it over
+    for video in ("bird", "frog"):  # an expired claim, and a video never claimed
+        barrier = threading.Barrier(6)
+        won: list[ClaimRecord] = []
+
+        def race(video: str = video, barrier: threading.Barrier = barrier, won: list = won) -> None:
+            claims = Claims(group, ttl=5, clock=clock)
+            cur = claims.current(video)
+            barrier.wait()
+            rec = claims.try_acquire(video, cur)
+            if rec is not None:
+                won.append(rec)
+
+        threads = [threading.Thread(target=race) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1, video
+        assert Claims(group).current(video).token == won[0].token
+
+
+def test_a_dead_process_on_this_machine_is_noticed_at_once(group) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ticks = ""
+        for _ in range(100):  # /proc entry appears as soon as the process exists
+            ticks = _start_ticks(sleeper.pid)
+            if ticks:
+                break
+            time.sleep(0.01)
+        owner = {**process_identity(), "pid": sleeper.pid, "start": ticks}
+        now = time.time()
+        rec = ClaimRecord("eel", 1, HELD, owner, "t0", now, now, now + 3600)  # valid for an hour
+        group.backend.put_json(layout.claim_key(group.path, "eel", 1), rec.to_json())
+        remote = {**owner, "host": "another-node", "video": "ant"}
+        far = ClaimRecord("ant", 1, HELD, remote, "t1", now, now, now + 3600)
+        group.backend.put_json(layout.claim_key(group.path, "ant", 1), far.to_json())
+        claims = Claims(group, ttl=60)
+        assert claims.try_acquire("eel") is None  # its holder runs
+        sleeper.kill()  # not reaped yet: a zombie is dead too
+        while _start_ticks(sleeper.pid):
+            time.sleep(0.01)
+        taken = claims.try_acquire("eel")  # its holder died: no need to wait an hour
+        assert taken is not None and taken.seq == 2
+        assert claims.try_acquire("ant") is None  # on another machine only expiry counts
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_claims_are_refused_on_a_read_only_store(group, store_location: str) -> None:
+    from dvx.errors import StoreError
+
+    ro = FeatureStore.open(store_location, mode="r").groups()[0]
+    with pytest.raises(StoreError, match="read-only"):
+        Claims(ro).try_acquire("dog")
