@@ -1,0 +1,97 @@
+"""Ranks from torchrun/SLURM/--devices, deterministic sharding, and multi-process runs equal to one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dvx.errors import ConfigError
+from dvx.extract.distributed import detect_rank, merge_reports, pick_device, shard, work_order
+from dvx.extract.runner import ExtractReport, run_extract
+from tests.extract.conftest import REPO, VIDEOS, Reference
+from tests.extract.test_runner_jobs import commits_per_video
+
+
+def test_rank_comes_from_torchrun_then_slurm_then_defaults() -> None:
+    torchrun = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "TORCHELASTIC_RUN_ID": "abc"}
+    slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "6", "SLURM_LOCALID": "2", "SLURM_JOB_ID": "77"}
+    r = detect_rank(torchrun)
+    assert (r.rank, r.world, r.local_rank, r.launcher, r.run_id) == (3, 8, 1, "torchrun", "abc")
+    s = detect_rank(slurm)
+    assert (s.rank, s.world, s.local_rank, s.launcher, s.run_id) == (5, 6, 2, "slurm", "slurm-77.")
+    assert detect_rank({**slurm, **torchrun}).launcher == "torchrun"  # srun torchrun: torchrun's ranks
+    single = detect_rank({})
+    assert (single.rank, single.world, single.launcher, single.prefix) == (0, 1, "single", "")
+    with pytest.raises(ConfigError, match="rank 4, world size 2"):
+        detect_rank({"RANK": "4", "WORLD_SIZE": "2"})
+    with pytest.raises(ConfigError, match="SLURM_NTASKS"):
+        detect_rank({"SLURM_PROCID": "0", "SLURM_NTASKS": "many"})
+
+
+def test_each_rank_uses_its_own_device() -> None:
+    assert [pick_device("auto", r, 4) for r in range(5)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"]
+    assert pick_device("auto", 1, 0) == "cpu" and pick_device("cpu", 3, 8) == "cpu"
+    assert pick_device("cuda", 2, 4) == "cuda:2" and pick_device("cuda:5", 0, 8) == "cuda:5"
+    with pytest.raises(ConfigError, match="no GPU of its own"):
+        pick_device("cuda", 4, 4)
+
+
+def test_sharding_is_deterministic_balanced_and_complete() -> None:
+    items = [(f"v{i:02d}", float(1 + (i * 7) % 5)) for i in range(23)]
+    shards = [shard(items, r, 3) for r in range(3)]
+    assert sorted(v for s in shards for v in s) == sorted(v for v, _ in items)  # each video exactly once
+    # the split does not depend on the order the listing came in
+    assert [set(shard(list(reversed(items)), r, 3)) for r in range(3)] == [set(s) for s in shards]
+    cost = dict(items)
+    loads = [sum(cost[v] for v in s) for s in shards]
+    assert max(loads) - min(loads) <= max(cost.values())  # greedy longest-first balance
+    assert shard(items, 0, 1) == [v for v, _ in items]
+    order = work_order(items, 1, 3)
+    assert order[: len(shards[1])] == shards[1]  # own share first ...
+    assert sorted(order) == sorted(v for v, _ in items)  # ... then everyone else's, from their tails
+    assert order[len(shards[1])] == shards[2][-1]
+
+
+def test_reports_of_ranks_merge() -> None:
+    from tests.store.test_store import RECIPE
+
+    a = ExtractReport(RECIPE, "g", "s", (0,), ("mid",), total=4, cached=1, computed=["a", "c"], ranks=2)
+    b = ExtractReport(RECIPE, "g", "s", (0,), ("mid",), total=4, cached=1, computed=["b"], others=["a"])
+    m = merge_reports([a, b])
+    assert m.computed == ["a", "b", "c"] and m.others == [] and m.ranks == 2 and m.total == 4
+
+
+@pytest.mark.slow
+def test_devices_2_equals_one_process_bit_for_bit(reference: Reference, tmp_path: Path) -> None:
+    logs: list[str] = []
+    report = run_extract(reference.cfg(tmp_path / "store", devices=2), log=logs.append)
+    assert report.ranks == 2 and sorted(report.computed) == list(VIDEOS)
+    assert "starting 2 worker processes" in logs[0]
+    assert commits_per_video(tmp_path / "store") == {v: 1 for v in VIDEOS}
+    reference.assert_same(tmp_path / "store")
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_write_one_store_equal_to_one_process(reference: Reference, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    argv = reference.argv(store)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [*launcher, *argv[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "[rank 0/2]" in run.stderr and "[rank 1/2]" in run.stderr
+    assert commits_per_video(store) == {v: 1 for v in VIDEOS}
+    reference.assert_same(store)
+
+
+def test_devices_is_refused_under_a_launcher(reference: Reference, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="drop --devices"):
+        run_extract(reference.cfg(tmp_path / "s", devices=2))
