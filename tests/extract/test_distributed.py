@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from dvx.config import ExtractConfig
 from dvx.errors import ConfigError
 from dvx.extract.distributed import detect_rank, merge_reports, pick_device, shard, work_order
 from dvx.extract.runner import ExtractReport, run_extract
+from dvx.store.root import FeatureStore
 from tests.extract.conftest import REPO, VIDEOS, Reference
 from tests.extract.test_runner_jobs import commits_per_video
 
@@ -95,3 +98,66 @@ def test_devices_is_refused_under_a_launcher(reference: Reference, tmp_path: Pat
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="drop --devices"):
         run_extract(reference.cfg(tmp_path / "s", devices=2))
+
+
+@pytest.mark.slow
+def test_davis2016_devices_2_produces_the_store_of_one_process(tmp_path: Path) -> None:
+    """The issue's acceptance check on the real DAVIS-2016 sample (9 videos), kept to about a minute:
+    tiny-sd at 64x128, the first 8 frames of each video, T=0,50, every block."""
+    from tests.conftest import shared_data
+
+    root = shared_data("davis2016")
+    options = ["--model", "tiny-sd", "--dataset", "davis", "--data-root", str(root), "--timesteps", "0,50"]
+    options += ["--resolution", "64x128", "--max-frames", "8", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    two = tmp_path / "two"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dvx",
+            "extract",
+            *options,
+            "--store",
+            str(two),
+            "--devices",
+            "2",
+            "--threads",
+            "1",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "9 computed by 2 processes" in run.stdout
+    cfg = ExtractConfig(
+        model="tiny-sd",
+        dataset="davis",
+        data_root=str(root),
+        store=str(tmp_path / "one"),
+        timesteps=(0, 50),
+        resolution=(64, 128),
+        max_frames=8,
+        threads=1,
+        progress=False,
+    )
+    run_extract(cfg, log=lambda _: None)
+    [a] = FeatureStore.open(str(tmp_path / "one"), mode="r").groups()
+    [b] = FeatureStore.open(str(two), mode="r").groups()
+    ia, ib = a.index(), b.index()
+    assert a.recipe == b.recipe and len(ia.videos()) == 9 and ia.videos() == ib.videos()
+    assert ia.timesteps() == ib.timesteps() == [0, 50] and ia.blocks() == ib.blocks()
+    for video in ia.videos():
+        ca, cb = ia.latest(video), ib.latest(video)
+        assert (ca.frame_names, ca.time_map, dict(ca.shapes), ca.source_size) == (
+            cb.frame_names,
+            cb.time_map,
+            dict(cb.shapes),
+            cb.source_size,
+        )
+        for t in ia.timesteps():
+            for block in ia.blocks():
+                np.testing.assert_array_equal(a.read(video, t, block), b.read(video, t, block))
