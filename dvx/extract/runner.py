@@ -271,6 +271,9 @@ def _group(store: FeatureStore | None, dataset: str, recipe: Recipe, dry_run: bo
     return store.create_group(dataset, recipe)
 
 
+_DONE, _BUSY, _SIBLING = "done", "busy", "sibling"
+
+
 class _Job:
     """One rank's share of the work: claim a video, compute what it lacks, commit, release; wait for videos
     other live writers hold, and take over the claims of writers that died."""
@@ -309,7 +312,8 @@ class _Job:
         bar = tqdm(
             total=len(todo), desc=f"extract {self.cfg.model}", unit="video", disable=not show, file=sys.stderr
         )
-        poll = min(5.0, max(0.2, self.cfg.claim_ttl / 10))
+        max_poll = min(5.0, max(0.2, self.cfg.claim_ttl / 10))
+        poll = 0.1
         pending = [refs[v] for v in order]
         waiting_on: set[str] = set()
         with (
@@ -320,41 +324,47 @@ class _Job:
                 deferred = []
                 for ref in pending:
                     bar.set_postfix_str(ref.id)
-                    if self._one(ref, writer):
-                        bar.update(1)
-                    else:
+                    outcome = self._one(ref, writer)
+                    if outcome == _BUSY:
                         deferred.append(ref)
+                    elif outcome == _DONE:
+                        bar.update(1)
+                    # _SIBLING: another rank of this launch computes it; the launch fails if that rank dies
+                progressed = len(deferred) < len(pending)
                 if deferred:
                     busy = {r.id for r in deferred}
                     if busy != waiting_on:
                         shown = ", ".join(sorted(busy)[:5]) + (" ..." if len(busy) > 5 else "")
-                        self.log(f"waiting for {len(busy)} video(s) another writer is computing: {shown}")
+                        self.log(f"waiting for {len(busy)} video(s) another job is computing: {shown}")
                         waiting_on = busy
+                    poll = 0.1 if progressed else min(max_poll, poll * 2)  # back off while nothing moves
                     time.sleep(poll)
                 pending = deferred
         bar.close()
         lost = set(self.report.lost)
         self.report.computed = [v for v in self.report.computed if v not in lost]
 
-    def _one(self, ref: VideoRef, writer: BackgroundWriter) -> bool:
-        """Handle one video; False if another live writer holds its claim (try again later)."""
+    def _one(self, ref: VideoRef, writer: BackgroundWriter) -> str:
+        """Handle one video: _DONE, _BUSY (another job holds it: try again later) or _SIBLING."""
         current = self.claims.current(ref.id)
         if current is not None and current.state != HELD:
             # another writer finished with it since this job read the index: done already? (no write)
             ts, _ = _missing(self.group.video_index(ref.id), ref.id, self.timesteps, self.blocks)
             if not ts and current.state == RELEASED:
                 self.report.others.append(ref.id)
-                return True
+                return _DONE
         claim = self.claims.try_acquire(ref.id, current)
         if claim is None:
-            return False
+            holder = self.claims.current(ref.id)
+            run = (holder.owner.get("run") if holder is not None else None) or None
+            return _SIBLING if run is not None and run == self.rank.run_id else _BUSY
         queued = False
         try:
             queued = self._claimed(ref, claim, writer)
         finally:
             if not queued:  # on success the commit job releases the claim after committing
                 self.claims.release(claim)
-        return True
+        return _DONE
 
     def _claimed(self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter) -> bool:
         cfg, prev = self.cfg, claim.previous
