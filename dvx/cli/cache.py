@@ -20,7 +20,7 @@ def cache() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Also list video ids and the full recipe.")
 def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbose: bool) -> None:
     """List recipes, timesteps, blocks, videos and bytes (read-only: never writes to the store)."""
-    from dvx.extract.runner import human_bytes
+    from dvx.config import human_bytes
     from dvx.store.inventory import summarize
     from dvx.store.root import FeatureStore
 
@@ -61,7 +61,7 @@ def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbos
 
 
 def _sizes(nbytes: int, stored: int | None) -> str:
-    from dvx.extract.runner import human_bytes
+    from dvx.config import human_bytes
 
     if stored is None or stored == nbytes:
         return human_bytes(nbytes)
@@ -92,8 +92,7 @@ def verify_cmd(
     as_json: bool,
 ) -> None:
     """Check every visible chunk against its checksum; name the videos to re-extract (exit 1 if any)."""
-    from dvx.config import parse_names
-    from dvx.extract.runner import human_bytes
+    from dvx.config import human_bytes, parse_names
     from dvx.store.root import FeatureStore
     from dvx.store.verify import verify
 
@@ -158,8 +157,7 @@ def gc_cmd(
     as_json: bool,
 ) -> None:
     """Remove leftovers of interrupted writes and, on request, whole recipes; shows what it frees first."""
-    from dvx.config import parse_duration, parse_size
-    from dvx.extract.runner import human_bytes
+    from dvx.config import human_bytes, parse_duration, parse_size
     from dvx.store.gc import apply_gc, plan_gc
     from dvx.store.root import FeatureStore
 

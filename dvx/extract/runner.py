@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvx.config import ExtractConfig
+from dvx.config import ExtractConfig, human_bytes
 from dvx.data import open_dataset
 from dvx.data.base import Video, VideoDataset, VideoRef
 from dvx.errors import ConfigError, CorruptVideoError, DataError
@@ -86,14 +86,6 @@ class ExtractReport:
             parts.append(f"{len(self.failed)} skipped as unreadable ({', '.join(sorted(self.failed))})")
         parts.append(f"{human_bytes(self.bytes_written)} written in {self.seconds:.1f}s")
         return "; ".join(parts)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def default_device() -> str:
