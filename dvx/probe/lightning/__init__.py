@@ -6,7 +6,8 @@
 - :mod:`~dvx.probe.lightning.classification`, :mod:`~dvx.probe.lightning.dense`,
   :mod:`~dvx.probe.lightning.discovery`: one sample builder + LightningModule per head family
 - :mod:`~dvx.probe.lightning.metrics`: torchmetrics metrics (mIoU, depth error, FG-ARI, mBO)
-- :mod:`~dvx.probe.lightning.trainer`: seeding, loggers, checkpoints, devices/strategy
+- :mod:`~dvx.probe.lightning.trainer`, :mod:`~dvx.probe.lightning.devices`: loggers, checkpoints, data-wait
+  timing, devices/strategy
 
 Nothing here imports dvx.extract, diffusers or transformers.
 """

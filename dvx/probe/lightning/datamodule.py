@@ -190,7 +190,8 @@ class CacheDataModule(pl.LightningDataModule):
             self._materialized = True
 
     def _materialize(self, ds: Dataset) -> MemoryDataset:
-        batches = [self.check(b) for b in self._loader(ds, sampler=None, batch_size=max(1, self.batch_size))]
+        loader = self._loader(ds, sampler=None, batch_size=max(1, self.batch_size), persistent=False)
+        batches = [self.check(b) for b in loader]
         keys = batches[0]["x"].keys()
         return MemoryDataset(
             {
@@ -210,7 +211,14 @@ class CacheDataModule(pl.LightningDataModule):
         _, world = self._world()
         return max(1, self.batch_size // world)
 
-    def _loader(self, ds: Dataset, sampler: Sampler | None, batch_size: int) -> DataLoader:
+    def _loader(
+        self,
+        ds: Dataset,
+        sampler: Sampler | None,
+        batch_size: int,
+        drop_last: bool = False,
+        persistent: bool = True,
+    ) -> DataLoader:
         memory = isinstance(ds, MemoryDataset)
         workers = 0 if memory else self.num_workers  # materialised samples are already in memory
         return DataLoader(
@@ -220,8 +228,9 @@ class CacheDataModule(pl.LightningDataModule):
             shuffle=False,
             num_workers=workers,
             collate_fn=torch.utils.data.default_collate if memory else Collate(self.builder),
-            persistent_workers=workers > 0,
+            persistent_workers=persistent and workers > 0,
             pin_memory=False,
+            drop_last=drop_last,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -235,7 +244,12 @@ class CacheDataModule(pl.LightningDataModule):
         else:
             gen = torch.Generator().manual_seed(self.seed)
             sampler = torch.utils.data.RandomSampler(self.train_set, generator=gen)
-        return self._loader(self.train_set, sampler, self.per_device_batch())
+        batch = self.per_device_batch()
+        n = len(sampler)  # type: ignore[arg-type]
+        if n < 2:
+            raise DataError(f"a trained probe needs at least 2 training videos per device, got {n}")
+        # a last batch of one sample would break the heads' BatchNorm: drop it (reshuffled every epoch)
+        return self._loader(self.train_set, sampler, batch, drop_last=n % batch == 1)
 
     def test_dataloader(self) -> DataLoader:
         rank, world = self._world()

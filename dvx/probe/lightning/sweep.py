@@ -49,7 +49,6 @@ class SweepModule(pl.LightningModule):
         self.epochs = epochs
         self.weight_decay = weight_decay
         self.heads: nn.ModuleDict
-        self.train_losses: dict[str, float] = {}
 
     # ---- what a family defines -----------------------------------------------------------------------
     @abstractmethod
@@ -75,12 +74,13 @@ class SweepModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
+        n = len(batch["y"])  # videos in the batch (weights the epoch mean of the loss)
         for key in self.keys:
             loss = self.head_loss(key, batch)
             self.manual_backward(loss)
-            value = float(loss.detach())
-            self.train_losses[key] = value
-            self.log(f"train/{key}/loss", value, on_step=False, on_epoch=True, batch_size=1)
+            self.log(
+                f"train/{key}/loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=n
+            )
         opt.step()
 
     def on_train_epoch_end(self) -> None:
@@ -96,10 +96,11 @@ class SweepModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         for key in self.keys:
             for name, value in self.head_results(key).items():
-                self.log(f"test/{key}/{name}", float(value), batch_size=1)
+                # already reduced over ranks by torchmetrics; sync_dist only averages identical values
+                self.log(f"test/{key}/{name}", float(value), batch_size=1, sync_dist=True)
 
     @staticmethod
-    def collect(callback_metrics: dict[str, Any], key: str) -> dict[str, float]:
-        """The ``test/<key>/...`` values a test run logged, as ``{metric: value}``."""
-        prefix = f"test/{key}/"
+    def collect(callback_metrics: dict[str, Any], key: str, stage: str = "test") -> dict[str, float]:
+        """The ``<stage>/<key>/...`` values a run logged, as ``{name: value}``."""
+        prefix = f"{stage}/{key}/"
         return {k[len(prefix) :]: float(v) for k, v in callback_metrics.items() if k.startswith(prefix)}

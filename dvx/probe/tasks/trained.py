@@ -89,6 +89,10 @@ class TrainedTask(Task):
                 raise ConfigError(f"--{opt.replace('_', '-')} must be >= {0 if opt == 'num_workers' else 1}")
         if cfg.option("lr") is not None and not cfg.option("lr") > 0:
             raise ConfigError("--lr must be > 0")
+        from dvx.probe.lightning.devices import accelerator_for, parse_devices
+
+        parse_devices(cfg.option("devices"))
+        accelerator_for(cfg.device)
         self._refs: tuple[list[VideoRef], list[VideoRef]] | None = None
 
     # ---- settings ------------------------------------------------------------------------------------
@@ -229,7 +233,12 @@ class TrainedTask(Task):
         ident = json.dumps([self.settings(), [list(p) for p in pairs]], sort_keys=True, default=str)
         tag = hashlib.sha256(ident.encode()).hexdigest()[:8]
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return base / self.name / ctx.group.recipe.name / f"{stamp}-{tag}"
+        path = base / self.name / ctx.group.recipe.name / f"{stamp}-{tag}"
+        n = 1
+        while path.exists():  # a rerun within the same second: never mix two runs' logs
+            n += 1
+            path = path.with_name(f"{stamp}-{tag}-{n}")
+        return path
 
     def run(self, ctx: ProbeContext, pairs: list[Pair]) -> list[ResultRecord]:
         train, test = self.train_test(ctx)
@@ -291,6 +300,7 @@ class TrainedTask(Task):
                 [timer],
             )
             trainer.fit(module, datamodule=dm)
+            trained = dict(trainer.callback_metrics)  # the last epoch's training losses
             trainer.test(module, datamodule=dm, verbose=False)
             logged = dict(trainer.callback_metrics)
         timing = timer.summary()
@@ -306,7 +316,7 @@ class TrainedTask(Task):
                 "train_videos": len(train),
                 "test_videos": len(test),
                 "head_parameters": count_parameters(module.heads[key]),
-                "train_loss": module.train_losses.get(key),
+                "train_loss": SweepModule.collect(trained, key, "train").get("loss"),  # last epoch's mean
                 "heads_side_by_side": len(pairs),
                 **{k: round(v, 6) for k, v in timing.items()},
                 "run_dir": str(run_dir),
