@@ -125,7 +125,9 @@ class EncoderBackbone(Backbone):
                 f"{self.spec.name} is not a diffusion model: it has no noise level; use --timesteps 0"
             )
         if ensemble != 1:
-            raise ConfigError(f"{self.spec.name} is not a diffusion model: --ensemble must be 1")
+            raise ConfigError(
+                f"{self.spec.name} is not a diffusion model: it has no noise to average; use --ensemble 1"
+            )
         self.ensure_loaded()
         x = self.normalize(frames)
         if self.is_video:

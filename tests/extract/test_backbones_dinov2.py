@@ -61,7 +61,7 @@ def test_noise_options_and_bad_resolutions_are_refused(backbone) -> None:
     x = frames(1, 28, 28)
     with pytest.raises(ConfigError, match="not a diffusion model"):
         backbone.features(x, [50], BLOCKS, seed_fn, ensemble=1)
-    with pytest.raises(ConfigError, match="--ensemble must be 1"):
+    with pytest.raises(ConfigError, match="use --ensemble 1"):
         backbone.features(x, [0], BLOCKS, seed_fn, ensemble=2)
     with pytest.raises(ConfigError, match="multiples of 14"):
         backbone.check_resolution((64, 128))
@@ -90,6 +90,20 @@ def test_extract_end_to_end_on_the_synthetic_world(tmp_path: Path) -> None:
     group = extract_world(world, tmp_path / "s", "tiny-dinov2", resolution=(42, 56), batch_size=4)
     assert group.recipe.latent == "none" and group.index().timesteps() == [0]
     assert group.read("synth_000001", 0, "layer.3").shape == (5, 32, 3, 4)
+
+
+def test_the_runner_refuses_noise_options_before_writing_anything(tmp_path: Path) -> None:
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+
+    world = write_tiny_world(tmp_path / "w")
+    base = dict(model="tiny-dinov2", dataset="synthetic", data_root=str(world), progress=False)
+    with pytest.raises(ConfigError, match="use --ensemble 1"):
+        run_extract(ExtractConfig(store=str(tmp_path / "a"), ensemble=2, **base))
+    with pytest.raises(ConfigError, match="use --timesteps 0"):
+        run_extract(ExtractConfig(store=str(tmp_path / "b"), timesteps=(0, 50), **base))
+    for store in ("a", "b"):
+        assert not any((tmp_path / store).rglob("tiny-dinov2@*"))  # no recipe group was created
 
 
 def test_a_local_checkpoint_with_registers_drops_them_too(tmp_path: Path) -> None:
