@@ -115,6 +115,15 @@ _reg(
     "Stable Diffusion 3 medium",
     (1024, 1024),
 )
+_reg(
+    "sd3-no-t5",
+    _SD3,
+    "sd3",
+    "stabilityai/stable-diffusion-3-medium-diffusers",
+    "Stable Diffusion 3 medium, T5 part of the null prompt zeros (T5 never downloaded)",
+    (1024, 1024),
+    use_t5=False,
+)
 # non-diffusion baselines
 _reg("dinov2", _DINO, "dinov2", "facebook/dinov2-large", "DINOv2 ViT-L/14", (448, 448))
 _reg(

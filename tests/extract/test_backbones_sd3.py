@@ -105,6 +105,7 @@ def test_null_conditioning_equals_the_pipeline_with_and_without_t5(backbone) -> 
     assert torch.equal(embeds, no_t5.null) and torch.equal(pooled, no_t5.null_pooled)
     assert not no_t5.null[:, 77:].any() and backbone.null[:, 77:].any()
     assert no_t5.recipe_fields()["conditioning"]["use_t5"] is False and no_t5.weights != backbone.weights
+    assert model_spec("sd3-no-t5").options == {"use_t5": False}
     with pytest.raises(ConfigError, match="use_t5"):
         load_backbone(replace(model_spec("tiny-sd3"), options={"use_t5": "no"}), RunOptions())
 
