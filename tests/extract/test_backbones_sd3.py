@@ -110,6 +110,19 @@ def test_null_conditioning_equals_the_pipeline_with_and_without_t5(backbone) -> 
         load_backbone(replace(model_spec("tiny-sd3"), options={"use_t5": "no"}), RunOptions())
 
 
+def test_a_non_finite_null_conditioning_is_refused(backbone, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diffusers import StableDiffusion3Pipeline
+
+    from dvx.extract.backbones.sd3 import null_conditioning
+
+    inf = torch.full((1, 333, 48), float("inf"))
+    monkeypatch.setattr(
+        StableDiffusion3Pipeline, "encode_prompt", lambda *a, **k: (inf, None, inf[:, 0], None)
+    )
+    with pytest.raises(ConfigError, match="overflows"):
+        null_conditioning(backbone.folder, backbone.transformer, True, torch.device("cpu"), torch.float32)
+
+
 def test_bad_resolutions_are_refused(backbone) -> None:
     with pytest.raises(ConfigError, match="multiples of 16"):
         backbone.check_resolution((48, 72))

@@ -86,6 +86,18 @@ def test_null_conditioning_equals_the_pipeline(backbone) -> None:
     assert backbone.null[0, 0].any() and not backbone.null[0, 1:].any()  # one real token (</s>), then zeros
 
 
+def test_a_non_finite_null_conditioning_is_refused(backbone, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diffusers import WanPipeline
+
+    from dvx.extract.backbones.wan import null_conditioning
+
+    monkeypatch.setattr(
+        WanPipeline, "encode_prompt", lambda *a, **k: (torch.full((1, 512, 32), float("nan")), None)
+    )
+    with pytest.raises(ConfigError, match="overflows"):
+        null_conditioning(backbone.folder, torch.device("cpu"), torch.float32)
+
+
 def test_flow_shift_comes_from_the_scheduler_config_or_the_option(backbone) -> None:
     assert backbone.shift == 3.0 and backbone.recipe_fields()["noise"]["shift"] == 3.0
     assert backbone.noise_level(500)["model_timestep"] == pytest.approx(1000 * flow_sigma_for(500, 3.0))

@@ -45,6 +45,8 @@ MAX_SEQUENCE_LENGTH = 256  # StableDiffusion3Pipeline.__call__'s default for the
 def build_tiny(folder: Path) -> None:
     """A 4-layer MMDiT, a 16-channel 8x VAE with shift/scale, two tiny CLIPs and a tiny T5, random init;
     saved as a StableDiffusion3Pipeline (the hub layout, with model_index.json)."""
+    import shutil
+
     from diffusers import (
         AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
@@ -135,8 +137,6 @@ def build_tiny(folder: Path) -> None:
         text_encoder_3=t5,
         tokenizer_3=AutoTokenizer.from_pretrained(toks / "t5"),
     ).save_pretrained(folder)
-    import shutil
-
     shutil.rmtree(toks)
 
 
@@ -309,5 +309,10 @@ def null_conditioning(
             device=device,
             do_classifier_free_guidance=False,
             max_sequence_length=MAX_SEQUENCE_LENGTH,
+        )
+    if not (torch.isfinite(embeds).all() and torch.isfinite(pooled).all()):
+        raise ConfigError(
+            f"{folder}: the empty-prompt conditioning overflows in {dtype} (T5 in float16?); "
+            "use --dtype bfloat16 or float32"
         )
     return embeds.to(dtype), pooled.to(dtype)

@@ -259,4 +259,8 @@ def null_conditioning(folder: Path, device: torch.device, dtype: torch.dtype) ->
             device=device,
             dtype=dtype,
         )
+    if not torch.isfinite(embeds).all():
+        raise ConfigError(
+            f"{folder}: the empty-prompt conditioning overflows in {dtype}; use --dtype bfloat16 or float32"
+        )
     return embeds
