@@ -104,6 +104,8 @@ def test_flow_shift_comes_from_the_scheduler_config_or_the_option(backbone) -> N
     assert flow_shift({"shift": 5.0}, "m") == 5.0
     with pytest.raises(ConfigError, match="no flow shift"):
         flow_shift({"beta_schedule": "linear"}, "m")
+    with pytest.raises(ConfigError, match="dynamic"):
+        flow_shift({"use_flow_sigmas": True, "use_dynamic_shifting": True}, "m")
     five = load_backbone(replace(model_spec("tiny-wan"), options={"shift": 5.0}), RunOptions())
     assert five.shift == 5.0 and five.noise_level(500)["sigma"] == pytest.approx(flow_sigma_for(500, 5.0))
 

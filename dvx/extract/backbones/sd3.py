@@ -150,6 +150,10 @@ class SD3Backbone(DiffusionBackbone):
         self.transformer_config = json.loads((folder / "transformer" / "config.json").read_text())
         self.vae_config = json.loads((folder / "vae" / "config.json").read_text())
         self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        if self.scheduler_config.get("use_dynamic_shifting"):
+            raise ConfigError(
+                f"{spec.name}: schedulers with dynamic (resolution-dependent) shift are not supported"
+            )
         self.shift = float(self.scheduler_config.get("shift", 1.0))
         self.weights = digest_folder(folder, parts(self.use_t5))
 

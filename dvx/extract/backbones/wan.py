@@ -98,6 +98,8 @@ def build_tiny(folder: Path) -> None:
 
 def flow_shift(scheduler_config: dict[str, Any], name: str) -> float:
     """The flow shift of a Wan scheduler config (UniPC ``flow_shift`` or FlowMatchEuler ``shift``)."""
+    if scheduler_config.get("use_dynamic_shifting"):
+        raise ConfigError(f"{name}: schedulers with dynamic (resolution-dependent) shift are not supported")
     if scheduler_config.get("use_flow_sigmas") or "flow_shift" in scheduler_config:
         return float(scheduler_config.get("flow_shift", 1.0))
     if "shift" in scheduler_config:
