@@ -156,6 +156,10 @@ def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
     timesteps = cfg.timesteps or ((50,) if backbone.is_diffusion else (0,))
     if not backbone.is_diffusion and timesteps != (0,):
         raise ConfigError(f"{cfg.model} is not a diffusion model: it has no noise level; use --timesteps 0")
+    if not backbone.is_diffusion and cfg.ensemble != 1:
+        raise ConfigError(
+            f"{cfg.model} is not a diffusion model: it has no noise to average; use --ensemble 1"
+        )
     recipe = build_recipe(cfg, backbone, resolution)
     report = ExtractReport(recipe, "", store.location if store else cfg.store, timesteps, tuple(blocks))
     group = _group(store, cfg.dataset, recipe, cfg.dry_run)
