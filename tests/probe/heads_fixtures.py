@@ -6,7 +6,8 @@
   Cheap, and it keeps the colour that decides the action class of a colour-coded world (random-init tiny
   diffusion models normalise the global colour away: GroupNorm), so heads can be checked to *learn*.
 - :func:`tiny_sd_world`: a small world extracted by the real extraction runner with tiny-sd (the path a
-  user takes), for end-to-end runs.
+  user takes), for end-to-end runs; :func:`dinov2_store`: the colour-coded world extracted with
+  tiny-dinov2, whose features keep the colour (the "Done when" check on real extracted features).
 """
 
 from __future__ import annotations
@@ -132,6 +133,25 @@ def tiny_sd_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             resolution=(64, 64),
             batch_size=4,
             progress=False,
+        )
+        run_extract(cfg, log=lambda msg: None)
+        (root / "done").write_text("")
+    return world, str(store)
+
+
+def dinov2_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(world root, store path): the colour-coded world of :func:`pixel_world` extracted by the real
+    extraction runner with tiny-dinov2 (T = 0, blocks layer.0..layer.3; random init keeps the colour, since
+    LayerNorm normalises each token over channels, not each channel over the image)."""
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+
+    world, _ = pixel_world(tmp_path_factory)
+    root, done = _built(tmp_path_factory, "heads-dinov2-store")
+    store = root / "store"
+    if not done:
+        cfg = ExtractConfig(
+            model="tiny-dinov2", dataset="synthetic", data_root=str(world), store=str(store), progress=False
         )
         run_extract(cfg, log=lambda msg: None)
         (root / "done").write_text("")
