@@ -13,6 +13,7 @@ not as PyTorch's multi-line worker traceback.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dvx import errors
 from dvx.data.base import VideoDataset, VideoRef
 from dvx.errors import DataError, DvxError
 from dvx.probe.lightning.source import FeatureSource, Pair, pair_key
+from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit
 
 
@@ -95,6 +97,16 @@ class FeatureDataset(Dataset):
         self.refs = list(refs)
         self.pairs = list(pairs)
         self.builder = builder
+        self._group: tuple[int, RecipeGroup] | None = None
+
+    def group(self) -> RecipeGroup:
+        """The store, opened read-only once per process (a forked worker opens its own)."""
+        if self._group is None or self._group[0] != os.getpid():
+            self._group = (os.getpid(), self.source.open())
+        return self._group[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_group": None}  # a spawned worker opens the store itself
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -102,11 +114,12 @@ class FeatureDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any] | SampleError:
         ref = self.refs[i]
         try:
+            group = self.group()
             x = {}
             commit = None
-            for pair in self.pairs:
-                commit = self.source.commit(ref.id, pair)
-                x[pair_key(pair)] = self.builder.features(self.source.read(ref.id, pair), commit)
+            for t, block in self.pairs:
+                commit = group.commit_for(ref.id, t, block)
+                x[pair_key((t, block))] = self.builder.features(group.read(ref.id, t, block), commit)
             assert commit is not None
             return {"x": x, **self.builder.labels(self.dataset, ref, commit)}
         except DvxError as err:

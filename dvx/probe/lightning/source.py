@@ -1,4 +1,4 @@
-"""A picklable handle on one recipe group of a feature store, opened read-only once per process.
+"""A picklable handle on one recipe group of a feature store, opened read-only where it is used.
 
 DataLoader workers receive a copy of the dataset; each opens the store itself (never sharing the parent's
 zarr/fsspec objects, which are not fork-safe for remote stores) and only reads.
@@ -6,15 +6,11 @@ zarr/fsspec objects, which are not fork-safe for remote stores) and only reads.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from dvx.store.group import RecipeGroup
-from dvx.store.index import Commit
 
 Pair = tuple[int, str]
 
@@ -40,25 +36,11 @@ class FeatureSource:
         return cls(group.backend.location, group.dataset, group.recipe.model, group.recipe.fingerprint)
 
     def open(self) -> RecipeGroup:
-        """The recipe group, opened read-only in this process (cached per process id)."""
-        key = (os.getpid(), self)
-        group = _OPEN.get(key)
-        if group is None:
-            from dvx.store.root import FeatureStore
+        """The recipe group, opened read-only (a fresh index: callers keep it for as long as they read)."""
+        from dvx.store.root import FeatureStore
 
-            store = FeatureStore.open(self.location, mode="r", storage_options=dict(self.storage_options))
-            group = store.find(self.dataset, self.model, recipe=self.fingerprint)
-            _OPEN[key] = group
-        return group
-
-    def read(self, video: str, pair: Pair) -> np.ndarray:
-        return self.open().read(video, pair[0], pair[1])
-
-    def commit(self, video: str, pair: Pair) -> Commit:
-        return self.open().commit_for(video, pair[0], pair[1])
+        store = FeatureStore.open(self.location, mode="r", storage_options=dict(self.storage_options))
+        return store.find(self.dataset, self.model, recipe=self.fingerprint)
 
     def __hash__(self) -> int:
         return hash((self.location, self.dataset, self.model, self.fingerprint))
-
-
-_OPEN: dict[tuple[int, FeatureSource], RecipeGroup] = {}

@@ -1,7 +1,8 @@
 """Training the heads of a (T, block) sweep side by side: one LightningModule holds one head per pair.
 
 Every batch carries the features of all pairs, so the data are read once per epoch for the whole sweep.
-Each head's loss is back-propagated on its own (``manual_backward``: one head's graph at a time in memory)
+Each head's loss is back-propagated on its own (``manual_backward``: one head's graph at a time in memory;
+under DDP, whose gradient reduction needs one backward reaching every parameter, the sum of the losses)
 and one AdamW step updates all heads; AdamW is per-parameter, so each head follows exactly the updates it
 would follow alone. Heads are initialised from a seed derived from (seed, T, block), and the data order
 is seeded by the datamodule: a head's result does not depend on which other heads share its sweep.
@@ -63,6 +64,12 @@ class SweepModule(pl.LightningModule):
     def head_results(self, key: str) -> dict[str, float]:
         """Head ``key``'s test metrics (computed over all ranks), then reset."""
 
+    def setup(self, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            from dvx.probe.lightning.trainer import ignore_lightning_noise
+
+            ignore_lightning_noise()  # a spawned rank does not inherit the parent's warning filters
+
     # ---- training ------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(self.heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -75,12 +82,20 @@ class SweepModule(pl.LightningModule):
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
         n = len(batch["y"])  # videos in the batch (weights the epoch mean of the loss)
+        # DDP reduces gradients during one backward that must reach every parameter: there, back-propagate
+        # the sum of the heads' losses (the heads share no parameter, so each gets its own gradient)
+        together = self.trainer.world_size > 1
+        losses = []
         for key in self.keys:
             loss = self.head_loss(key, batch)
-            self.manual_backward(loss)
+            if not together:
+                self.manual_backward(loss)
+            losses.append(loss)
             self.log(
                 f"train/{key}/loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=n
             )
+        if together:
+            self.manual_backward(torch.stack(losses).sum())
         opt.step()
 
     def on_train_epoch_end(self) -> None:

@@ -24,6 +24,7 @@ _QUIET = (
     r".*It is recommended to use `self.log\(.*sync_dist=True\)`.*",
     r".*Trying to infer the `batch_size` from an ambiguous collection.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*Experiment logs directory .* exists and is not empty.*",
 )
 
 
@@ -63,17 +64,23 @@ class DataWaitTimer(pl.Callback):
         }
 
 
-def loggers(log_dir: Path) -> list[Any]:
+def loggers(log_dir: Path, stage: str = "") -> list[Any]:
+    """CSV (``log_dir/[stage/]metrics.csv``), plus TensorBoard when installed. Training logs at the top,
+    the test run in ``test/`` (a spawned test run must not replace the training log)."""
     from pytorch_lightning.loggers import CSVLogger
 
-    out: list[Any] = [CSVLogger(save_dir=str(log_dir), name="", version="")]
+    out: list[Any] = [CSVLogger(save_dir=str(log_dir), name="", version=stage)]
     try:
         import tensorboard  # noqa: F401
     except ImportError:
         return out
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    out.append(TensorBoardLogger(save_dir=str(log_dir), name="", version="tensorboard"))
+    out.append(
+        TensorBoardLogger(
+            save_dir=str(log_dir), name="", version=f"tensorboard{'-' + stage if stage else ''}"
+        )
+    )
     return out
 
 
@@ -86,9 +93,11 @@ def make_trainer(
     progress: bool,
     callbacks: list[pl.Callback],
 ) -> pl.Trainer:
+    import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     accel, default_devices = accelerator_for(device)
+    gpu = accel == "gpu" or (accel == "auto" and torch.cuda.is_available())
     chosen = parse_devices(devices) if devices is not None else default_devices
     # the trained heads, saved once at the end of training (a probe has no validation-based selection)
     ckpt = ModelCheckpoint(
@@ -106,8 +115,18 @@ def make_trainer(
         num_sanity_val_steps=0,
         log_every_n_steps=1,
         use_distributed_sampler=False,  # the datamodule shards itself (exact evaluation, seeded shuffling)
+        # under multi-GPU DDP the heads' BatchNorm sees the global batch, as on one device (torch's
+        # SyncBatchNorm is CUDA-only: CPU DDP normalises per process)
+        sync_batchnorm=gpu,
         default_root_dir=str(log_dir),
     )
+
+
+def ignore_lightning_noise() -> None:
+    """Install the warning filters of :func:`quiet_lightning` for good (spawned DDP processes, which do not
+    inherit the parent's filters)."""
+    for pattern in _QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 @contextmanager

@@ -267,7 +267,7 @@ class TrainedTask(Task):
         from dvx.probe.lightning.heads import count_parameters
         from dvx.probe.lightning.source import FeatureSource, pair_key
         from dvx.probe.lightning.sweep import SweepModule
-        from dvx.probe.lightning.trainer import DataWaitTimer, make_trainer, quiet_lightning
+        from dvx.probe.lightning.trainer import DataWaitTimer, loggers, make_trainer, quiet_lightning
 
         seed = self.cfg.seed
         workers = self.cfg.option("num_workers", default_workers())
@@ -301,6 +301,7 @@ class TrainedTask(Task):
             )
             trainer.fit(module, datamodule=dm)
             trained = dict(trainer.callback_metrics)  # the last epoch's training losses
+            trainer.loggers = loggers(run_dir, "test")
             trainer.test(module, datamodule=dm, verbose=False)
             logged = dict(trainer.callback_metrics)
         timing = timer.summary()
