@@ -59,6 +59,21 @@ def test_segmentation_sweep_streams_from_workers(world: tuple[Path, str], tmp_pa
         assert r.details["heads_side_by_side"] == 2 and 0.0 <= r.details["data_wait_fraction"] <= 1.0
 
 
+def test_a_sweep_too_big_for_one_batch_is_split_into_passes_with_the_same_results(
+    world: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = cfg(world, tmp_path / "one", "synthetic-depth", blocks=("layer.4", "layer.8"))
+    together = run_probe(c, log=lambda m: None)
+    monkeypatch.setattr("dvx.probe.tasks.trained.PASS_BATCH_BYTES", 1)
+    logs: list[str] = []
+    apart = run_probe(replace(c, results=str(tmp_path / "two")), log=logs.append)
+    assert any("pass 2/2" in m for m in logs)
+    assert [r.details["heads_side_by_side"] for r in together] == [2, 2]
+    assert [r.details["heads_side_by_side"] for r in apart] == [1, 1]
+    for a, b in zip(together, apart, strict=True):
+        assert a.metrics == pytest.approx(b.metrics, rel=1e-5)
+
+
 def test_depth_head_reports_mean_error_and_rmse(world: tuple[Path, str], tmp_path: Path) -> None:
     [rec] = run_probe(cfg(world, tmp_path, "synthetic-depth"), log=lambda m: None)
     assert set(rec.metrics) == {"depth_mErr", "depth_RMSE"}
