@@ -68,3 +68,42 @@ def reference_propagate(feats: torch.Tensor, first: torch.Tensor, cfg: Propagati
             que.append((feats[t].reshape(n_ch, h * w), seg_tar))
         out.append(seg_tar[0])
     return torch.stack(out)
+
+
+def mask_disagreement(
+    fast: torch.Tensor,
+    ref: torch.Tensor,
+    out_size: tuple[int, int],
+    frame_size: tuple[int, int],
+    tol: float = 1e-5,
+) -> tuple[int, int]:
+    """Compare the masks two soft-label tensors (F, K, h, w) turn into (``labels_to_masks``).
+
+    Returns (pixels that differ, pixels that differ where the reference's decision is NOT a float
+    tie). A tie: after the bilinear upsampling and per-channel normalisation, the reference's two best
+    channels are within ``tol`` of each other, so rounding differences of ~1e-7 between two correct
+    summation orders may pick either.
+    """
+    import numpy as np
+
+    from dvx.probe.propagation import labels_to_masks
+    from dvx.probe.resize import nearest_indices
+
+    fm = labels_to_masks(fast, out_size, frame_size)
+    rm = labels_to_masks(ref, out_size, frame_size)
+    diff = fm != rm
+    n_diff = int(diff.sum())
+    if n_diff == 0:
+        return 0, 0
+    rows = nearest_indices(frame_size[0], out_size[0])
+    cols = nearest_indices(frame_size[1], out_size[1])
+    real = 0
+    for t in np.nonzero(diff.any(axis=(1, 2)))[0]:
+        up = F.interpolate(ref[t : t + 1].float(), size=frame_size, mode="bilinear", align_corners=False)[0]
+        peak = up.amax(dim=(-2, -1), keepdim=True)
+        norm = up - up.amin(dim=(-2, -1), keepdim=True)
+        up = torch.where(peak > 0, norm / norm.amax(dim=(-2, -1), keepdim=True), up)
+        top2 = up.topk(2, dim=0).values
+        margin = (top2[0] - top2[1]).numpy()[rows[:, None], cols[None, :]]
+        real += int((diff[t] & (margin > tol)).sum())
+    return n_diff, real
