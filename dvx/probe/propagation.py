@@ -409,6 +409,7 @@ def _select_and_average(
             top, order = torch.topk(top, min(kk, top.shape[-1]), dim=-1)
             nb = nb.gather(-2, order[..., None].expand(*order.shape, nb.shape[-1]))
         best, neigh = top, nb
+        del dots, labels, top, ids, nb  # free this group's workspace before the next one is built
     k = min(cfg.topk, total)
     vals = best.div(cfg.temperature).exp_()
     kth = vals[..., k - 1]
@@ -425,10 +426,12 @@ def _select_and_average(
     den = torch.zeros_like(kth)
     for g in range(n_groups):
         dots, labels = first if first is not None else candidates(g)
-        aff = dots.div(cfg.temperature).exp_()
+        aff = dots.div_(cfg.temperature).exp_()
+        del dots
         aff.masked_fill_(aff < kth[..., None], 0.0)
         num += torch.matmul(aff, labels)
         den += aff.sum(dim=-1)
+        del aff, labels
     out[tied] = (num / den[..., None])[tied]
     return out
 
@@ -493,17 +496,9 @@ class _TileIndex:
         q_rows = (ty * th)[:, None, None] + qi[None, :, None]
         q_cols = (tx * tw)[:, None, None] + qj[None, None, :]
         self.query_real = ((q_rows < geo.h) & (q_cols < geo.w)).reshape(len(ty), th * tw)
-        self._bias: dict[int, torch.Tensor] = {}
-
-    def bias(self, n_slots: int) -> torch.Tensor:
-        """(Q, keys x slots): 0 inside the window, -inf outside (added to the dot products)."""
-        import torch
-
-        if n_slots not in self._bias:
-            zero = torch.zeros((), device=self.window.device)
-            b = torch.where(self.window, zero, zero - torch.inf)
-            self._bias[n_slots] = b[:, :, None].expand(*b.shape, n_slots).reshape(b.shape[0], -1)
-        return self._bias[n_slots]
+        zero = torch.zeros((), device=dev)
+        # (Q, keys): 0 inside the window, -inf outside; added to the dot products of every context frame
+        self.bias = torch.where(self.window, zero, zero - torch.inf)
 
 
 def _propagate_local(
@@ -535,9 +530,6 @@ def _propagate_local(
     q = q.reshape(n_ch + 1, n_ty, th, n_tx, tw).permute(1, 3, 2, 4, 0).reshape(n_ty * n_tx, n_q, n_ch + 1)
     batch, group = _plan(idx.n_tiles, n_valid, geo.bytes_per_unit(n_ch, n_lab), max_bytes, chunk)
     starts = list(range(0, n_valid, group))
-    n_pos, n_slots = ctx_feat.shape[:2]
-    feat_rows = ctx_feat.view(n_pos, n_slots * (n_ch + 1))  # whole rows: a fast contiguous gather
-    lab_rows = ctx_lab.view(n_pos, n_slots * n_lab)
     out = torch.empty(idx.n_tiles, n_q, n_lab, device=query.device)
     for s in range(0, idx.n_tiles, batch):
         e = min(idx.n_tiles, s + batch)
@@ -548,13 +540,13 @@ def _propagate_local(
             g: int, flat: torch.Tensor = flat, qb: torch.Tensor = qb
         ) -> tuple[torch.Tensor, torch.Tensor]:
             g0, g1 = starts[g], min(n_valid, starts[g] + group)
-            nb = qb.shape[0]
-            m = n_keys * (g1 - g0)
-            keys = (
-                feat_rows.index_select(0, flat).view(-1, n_slots, n_ch + 1)[:, g0:g1].reshape(nb, m, n_ch + 1)
-            )
-            labels = lab_rows.index_select(0, flat).view(-1, n_slots, n_lab)[:, g0:g1].reshape(nb, m, n_lab)
-            return torch.baddbmm(idx.bias(g1 - g0), qb, keys.transpose(1, 2)), labels
+            nb, m = qb.shape[0], n_keys * (g1 - g0)
+            # rows of the key patches, this group's context frames only: (B, keys x frames, C + 1)
+            keys = ctx_feat[:, g0:g1].index_select(0, flat).view(nb, m, n_ch + 1)
+            labels = ctx_lab[:, g0:g1].index_select(0, flat).view(nb, m, n_lab)
+            dots = torch.bmm(qb, keys.transpose(1, 2))
+            dots.view(nb, n_q, n_keys, g1 - g0).add_(idx.bias[:, :, None])
+            return dots, labels
 
         out[s:e] = _select_and_average(candidates, len(starts), cfg, idx.query_real[s:e])
     # tiles back to the map; drop the padding
