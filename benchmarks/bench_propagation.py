@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def table(rows: list[Row], args: argparse.Namespace, wall: float) -> str:
     cfg = PropagationConfig.preset(args.preset)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
     head = [
         f"### kNN propagation: fast vs dense reference ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
@@ -201,7 +201,7 @@ def table(rows: list[Row], args: argparse.Namespace, wall: float) -> str:
         f"(k={cfg.topk}, tau={cfg.temperature}, context={cfg.context}, radius={cfg.radius}), raw-pixel Lab "
         f"features at stride {args.stride}, {'all' if args.frames <= 0 else f'first {args.frames}'} frames, "
         f"device {args.device}, {args.threads} torch thread(s), {platform.machine()} {os.cpu_count()} cores, "
-        f"load average {load[0]}, torch {torch.__version__}; wall time {wall:.0f} s. "
+        f"load average {load}, torch {torch.__version__}; wall time {wall:.0f} s. "
         "fps = target frames / s of the propagation call; peak = resident (CPU) or allocated (CUDA) memory "
         "growth during the call. J&F over the frames used (official protocol), not comparable to "
         "full-sequence numbers.",
