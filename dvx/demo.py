@@ -1,12 +1,15 @@
 """``dvx demo``: the whole pipeline on the synthetic world with tiny models, in a few minutes on a CPU.
 
-1. generate a small synthetic dynamic world (``dvx synth``);
-2. extract tiny video and image diffusion models at several timesteps, every block (``dvx extract``);
-3. print what was cached (``dvx cache ls``);
-4. probe from the cache (label propagation, trained heads) and print the papers' style tables, as far
-   as those stages exist.
+1. generate a small synthetic dynamic world (``dvx synth``, colour-coded motion classes);
+2. extract a tiny video diffusion model, a tiny image diffusion model and a tiny DINOv2 baseline at
+   several timesteps, every block (``dvx extract``), and show what was cached (``dvx cache ls``);
+3. label propagation from the cache: a DAVIS-style T x block J&F table with its baselines
+   (``dvx probe --task synthetic-propagation``);
+4. trained heads from the cache (action, segmentation, depth, object discovery) and the papers'
+   Table-2-style summary (``dvx probe``, ``dvx report``).
 
-Running it again reuses the world and the cache ("N cached, 0 to compute").
+Everything lands in ``workdir``; running it again reuses the world, the cache and the results records.
+Tiny models have random weights: the numbers exercise the pipeline, they say nothing about the models.
 """
 
 from __future__ import annotations
@@ -17,18 +20,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dvx.config import ExtractConfig
+from dvx.config import ExtractConfig, ProbeConfig
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str
+    resolution: tuple[int, int]
+    timesteps: tuple[int, ...]
+    dense_blocks: tuple[str, ...]  # blocks for the dense probes (propagation, segmentation, depth)
+    global_block: str  # block for action recognition (seed 002: up.1 / an early-middle layer)
+
+
+MODELS = (
+    DemoModel("tiny-svd", (64, 128), (0, 50, 200), ("up.1", "up.2"), "up.1"),
+    DemoModel("tiny-sd", (64, 128), (0, 50, 200), ("up.1", "up.2"), "up.1"),
+    DemoModel("tiny-dinov2", (56, 112), (0,), ("layer.1", "layer.3"), "layer.1"),
+)
+HEAD_TASKS = ("synthetic-action", "synthetic-seg", "synthetic-depth", "synthetic-discovery")
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     workdir: Path
-    models: tuple[str, ...] = ("tiny-svd", "tiny-sd")
-    timesteps: tuple[int, ...] = (0, 50, 200)
-    videos: int = 8
-    frames: int = 12
+    models: tuple[DemoModel, ...] = MODELS
+    videos: int = 21
+    frames: int = 8
     size: tuple[int, int] = (64, 96)
-    resolution: tuple[int, int] = (64, 128)
+    epochs: int = 10
     fresh: bool = False
 
 
@@ -39,25 +58,95 @@ def _say(msg: str) -> None:
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     from dvx.data.synthetic import SynthConfig, write_world
     from dvx.extract.runner import run_extract
+    from dvx.probe.runner import run_probe, table
+    from dvx.report.runner import ReportConfig, run_report
+    from dvx.store.inventory import summarize
+    from dvx.store.root import FeatureStore
 
     work = cfg.workdir.expanduser()
     if cfg.fresh and work.exists():
         shutil.rmtree(work)
-    world, store = work / "world", work / "store"
+    world, store, results = work / "world", work / "store", work / "results"
+    quiet = not sys.stderr.isatty()
+
     say(f"== 1. synthetic world -> {world}")
     if (world / "world.json").exists():
-        say("   (exists; reused)")
+        say("   exists; reused")
     else:
-        summary = write_world(SynthConfig(out=world, videos=cfg.videos, frames=cfg.frames, height=cfg.size[0],
-                                          width=cfg.size[1], seed=0, colour_coded=True))
-        say(f"   {summary}")
-    say(f"== 2. extract {', '.join(cfg.models)} at T={','.join(map(str, cfg.timesteps))}, every block -> {store}")
-    for model in cfg.models:
-        report = run_extract(ExtractConfig(model=model, dataset="synthetic", data_root=str(world),
-                                           store=str(store), timesteps=cfg.timesteps, resolution=cfg.resolution,
-                                           batch_size=8, progress=sys.stderr.isatty()), log=say)
-        say(f"   {report.summary()}")
-    say(f"== 3. dvx cache ls --store {store}")
-    from dvx.cli.cache import ls
+        s = write_world(
+            SynthConfig(
+                out=world,
+                videos=cfg.videos,
+                frames=cfg.frames,
+                height=cfg.size[0],
+                width=cfg.size[1],
+                seed=0,
+                colour_coded=True,
+            )
+        )
+        say(
+            f"   {s.videos} videos x {cfg.frames} frames ({s.train} train, {s.test} test), layouts: "
+            f"{', '.join(s.layouts)}"
+        )
 
-    ls.main(["--store", str(store)], standalone_mode=False)
+    say(f"== 2. extract {', '.join(m.name for m in cfg.models)} (every block) -> {store}")
+    for m in cfg.models:
+        rep = run_extract(
+            ExtractConfig(
+                model=m.name,
+                dataset="synthetic",
+                data_root=str(world),
+                store=str(store),
+                timesteps=m.timesteps,
+                resolution=m.resolution,
+                batch_size=8,
+                progress=not quiet,
+            ),
+            log=lambda _: None,
+        )
+        say(f"   {rep.summary()}")
+    for g in summarize(FeatureStore.open(str(store), mode="r")):
+        blocks = len(g.blocks)
+        say(f"   cached {g.dataset}/{g.recipe}: {len(g.videos)} videos, T={g.timesteps}, {blocks} blocks")
+
+    def probe(task: str, m: DemoModel, blocks: tuple[str, ...], timesteps: tuple[int, ...], **opts: object):
+        pcfg = ProbeConfig(
+            task=task,
+            store=str(store),
+            model=m.name,
+            data_root=str(world),
+            dataset="synthetic",
+            timesteps=timesteps,
+            blocks=blocks,
+            results=str(results),
+            out=str(work / "probes"),
+            device="cpu",
+            progress=False,
+            options=tuple(sorted(opts.items())),
+        )
+        return run_probe(pcfg, log=lambda _: None)
+
+    say("== 3. label propagation from the cache (DAVIS protocol, J&F; the backbone is not loaded)")
+    from dvx.probe.tasks.davis import baseline_lines
+
+    for m in cfg.models:
+        recs = probe("synthetic-propagation", m, m.dense_blocks, m.timesteps, preset="dino")
+        say(f"   {m.name}:")
+        for line in table(recs, "JF_mean").splitlines():
+            say(f"     {line}")
+        for line in baseline_lines(recs):
+            say(f"     {line}")
+
+    say(f"== 4. trained heads from the cache ({', '.join(HEAD_TASKS)}), then the Table-2 summary")
+    for m in cfg.models:
+        t = (50,) if 50 in m.timesteps else m.timesteps[:1]
+        for task in HEAD_TASKS:
+            blocks = (m.global_block,) if task == "synthetic-action" else m.dense_blocks[-1:]
+            probe(task, m, blocks, t, epochs=cfg.epochs, num_workers=0)
+        say(f"   {m.name}: trained")
+    files = run_report(
+        ReportConfig(store=str(store), out=str(work / "report"), results=str(results)), log=lambda _: None
+    )
+    for line in files.table2.splitlines():
+        say(f"   {line}")
+    say(f"   report with T x block heatmaps: {files.markdown}")

@@ -11,7 +11,7 @@ import click
 @click.option("--workdir", default=".demo", show_default=True, help="Where the world, store and results go.")
 @click.option("--fresh", is_flag=True, help="Start from scratch (delete the workdir first).")
 def demo(workdir: str, fresh: bool) -> None:
-    """Synthetic world -> tiny models -> feature store -> probes, on this machine in a few minutes."""
+    """Synthetic world -> tiny models -> feature store -> probes -> tables, on a CPU in a few minutes."""
     from dvx.demo import DemoConfig, run_demo
 
     run_demo(DemoConfig(workdir=Path(workdir), fresh=fresh))

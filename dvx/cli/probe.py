@@ -115,6 +115,8 @@ def probe(
         flat = [r.flat() for r in records]
         click.echo(json.dumps(flat[0] if len(flat) == 1 else flat, indent=1))
     else:
-        metric = TASKS.load(task).main_metric
+        task_obj = TASKS.load(task)(task, cfg)
         click.echo(f"{task}: {model} ({records[0].recipe[:8]}) on {records[0].dataset}")
-        click.echo(table(records, metric))
+        click.echo(table(records, task_obj.main_metric))
+        for line in task_obj.extra_lines(records):
+            click.echo(line)

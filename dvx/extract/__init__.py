@@ -115,6 +115,15 @@ _reg(
     "Stable Diffusion 3 medium",
     (1024, 1024),
 )
+_reg(
+    "sd3-no-t5",
+    _SD3,
+    "sd3",
+    "stabilityai/stable-diffusion-3-medium-diffusers",
+    "Stable Diffusion 3 medium, T5 part of the null prompt zeros (T5 never downloaded)",
+    (1024, 1024),
+    use_t5=False,
+)
 # non-diffusion baselines
 _reg("dinov2", _DINO, "dinov2", "facebook/dinov2-large", "DINOv2 ViT-L/14", (448, 448))
 _reg(
@@ -143,4 +152,5 @@ _reg("tiny-sd3", _SD3, "sd3", "tiny:sd3", "tiny SD3 (tests, demo)", (128, 256))
 _reg("tiny-wan", _WAN, "wan", "tiny:wan", "tiny Wan 2.1 (tests, demo)", (128, 256), 9)
 _reg("tiny-dinov2", _DINO, "dinov2", "tiny:dinov2", "tiny DINOv2 (tests, demo)", (126, 252))
 _reg("tiny-videomae", _VMAE, "videomae", "tiny:videomae", "tiny VideoMAE (tests, demo)", (128, 256), 16)
-_reg("tiny-vjepa2", _VJEPA, "vjepa2", "tiny:vjepa2", "tiny V-JEPA 2 (tests, demo)", (128, 256), 16)
+# square: V-JEPA 2's RoPE grid is square in transformers (see backbones/vjepa2.py)
+_reg("tiny-vjepa2", _VJEPA, "vjepa2", "tiny:vjepa2", "tiny V-JEPA 2 (tests, demo)", (128, 128), 16)

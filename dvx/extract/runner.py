@@ -215,6 +215,10 @@ def _run(
     timesteps = cfg.timesteps or ((50,) if backbone.is_diffusion else (0,))
     if not backbone.is_diffusion and timesteps != (0,):
         raise ConfigError(f"{cfg.model} is not a diffusion model: it has no noise level; use --timesteps 0")
+    if not backbone.is_diffusion and cfg.ensemble != 1:
+        raise ConfigError(
+            f"{cfg.model} is not a diffusion model: it has no noise to average; use --ensemble 1"
+        )
     recipe = build_recipe(cfg, backbone, resolution)
     report = ExtractReport(recipe, "", store.location if store else cfg.store, timesteps, tuple(blocks))
     report.ranks = rank.world

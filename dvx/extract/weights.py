@@ -72,14 +72,41 @@ def resolve_folder(
     try:
         from huggingface_hub import snapshot_download
 
+        patterns = list(allow_patterns or []) or None
+        exact = _hub_default_files(source, revision, patterns)
+        if exact is not None:  # online: exactly the files from_pretrained reads, no other variants
+            return Path(snapshot_download(source, revision=revision, allow_patterns=exact))
         return Path(
-            snapshot_download(source, revision=revision, allow_patterns=list(allow_patterns or []) or None)
+            snapshot_download(
+                source,
+                revision=revision,
+                allow_patterns=patterns,
+                ignore_patterns=[f"*{m}*" for m in _VARIANT_MARKERS],
+            )
         )
     except Exception as err:  # network, auth, missing repo: one clear line
         raise ConfigError(
             f"cannot get {source!r} (revision {revision or 'main'}) from the Hugging Face hub or its local "
             f"cache: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         ) from err
+
+
+def _hub_default_files(repo: str, revision: str | None, patterns: list[str] | None) -> list[str] | None:
+    """The repo files matching ``patterns`` that ``from_pretrained`` reads by default (safetensors over
+    .bin, no fp16/EMA/ONNX/Flax variants); None when the hub cannot be listed (offline: use the cache)."""
+    import fnmatch
+
+    try:
+        from huggingface_hub import HfApi, constants
+
+        if constants.HF_HUB_OFFLINE:
+            return None
+        files = HfApi().list_repo_files(repo, revision=revision)
+    except Exception:
+        return None
+    if patterns:
+        files = [f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns)]
+    return default_variant(files)
 
 
 def _file_sha256(path: Path, memo: dict[str, str]) -> str:
@@ -97,25 +124,36 @@ def _file_sha256(path: Path, memo: dict[str, str]) -> str:
 _VARIANT_MARKERS = (".fp16.", ".bf16.", "non_ema", ".ema.", ".msgpack", ".onnx", ".ckpt", ".h5", ".ot")
 
 
-def used_files(candidates: Sequence[Path]) -> list[Path]:
-    """The files ``from_pretrained`` reads by default: configs, tokenizer files and the default-variant
-    weights (safetensors preferred over .bin); other variants in a shared HF cache are ignored."""
+def default_variant(names: Sequence[str]) -> list[str]:
+    """Of a folder's file names (or relative paths), those ``from_pretrained`` reads by default: configs,
+    tokenizer files and the default-variant weights (safetensors preferred over .bin)."""
     out = []
-    names = {p.name for p in candidates}
-    for p in candidates:
-        name = p.name
-        if name.startswith(".") or any(m in name for m in _VARIANT_MARKERS):
+    by_dir: dict[str, set[str]] = {}
+    for n in names:
+        head, _, base = n.rpartition("/")
+        by_dir.setdefault(head, set()).add(base)
+    for n in names:
+        head, _, base = n.rpartition("/")
+        siblings = by_dir[head]
+        if base.startswith(".") or any(m in base for m in _VARIANT_MARKERS):
             continue
-        if name.endswith(".bin") and name.replace(".bin", ".safetensors") in names:
+        if base.endswith(".bin") and base.replace(".bin", ".safetensors") in siblings:
             continue
         if (
-            name.endswith(".bin")
-            and "pytorch_model" in name
-            and any(n.endswith(".safetensors") for n in names)
+            base.endswith(".bin")
+            and "pytorch_model" in base
+            and any(x.endswith(".safetensors") for x in siblings)
         ):
             continue
-        out.append(p)
+        out.append(n)
     return out
+
+
+def used_files(candidates: Sequence[Path]) -> list[Path]:
+    """The files of one folder that ``from_pretrained`` reads by default (see :func:`default_variant`);
+    other variants present in a shared HF cache are ignored."""
+    keep = set(default_variant([p.name for p in candidates]))
+    return [p for p in candidates if p.name in keep]
 
 
 def digest_folder(folder: Path, subfolders: Sequence[str]) -> str:

@@ -6,6 +6,7 @@ imported on this path (tests/probe/test_isolation.py runs it with them made unim
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,12 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def is_primary_process() -> bool:
+    """False in the non-zero ranks of a multi-process (DDP) probe: only rank 0 writes results records."""
+    ranks = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK")
+    return all(os.environ.get(v) in (None, "", "0") for v in ranks)
 
 
 def resolve_pairs(cfg: ProbeConfig, available_t: list[int], available_b: list[str]) -> list[tuple[int, str]]:
@@ -82,8 +89,10 @@ def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
         f"{len(todo)} to compute"
     )
     if todo:
+        primary = is_primary_process()
         for rec in task.run(ctx, todo):
-            results.save(rec, force=cfg.force)
+            if primary:
+                results.save(rec, force=cfg.force)
             records[(rec.T, rec.block)] = rec
     return [records[p] for p in pairs]
 

@@ -1,0 +1,140 @@
+"""DAVIS-2017 semi-supervised video object segmentation by kNN label propagation from cached features.
+
+For each (T, block): the first annotated mask is propagated through the block's features of every frame
+(dvx.probe.propagation, DINO/DIFT protocol), turned into masks at the annotation size, written as DAVIS
+submission PNGs (``<out>/<T>/<block>/<sequence>/<frame>.png``) and scored with the official J&F protocol
+(dvx.probe.jandf). Every table carries two baselines computed at the same feature stride, so a number
+means something: "copy the first mask" and raw-pixel (Lab colour) features.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from dvx.data.base import Masks, VideoRef
+from dvx.errors import DataError
+from dvx.probe import baselines
+from dvx.probe.jandf import DavisResult, SequenceScore, evaluate_sequence
+from dvx.probe.prediction_io import write_davis_sequence
+from dvx.probe.propagation import PropagationConfig, labels_to_masks, mask_to_onehot, propagate
+from dvx.probe.results import ResultRecord
+from dvx.probe.task import ProbeContext, Task
+from dvx.probe.tasks import propagation_common as common
+
+BASELINES = ("copy_first_mask", "pixel_colour")
+JF = ("J_mean", "F_mean", "JF_mean")
+
+
+def block_stride(resolution: tuple[int, int], hw: tuple[int, ...]) -> int | None:
+    """Pixels per feature cell, when the block's map tiles the frame exactly (else None)."""
+    h, w = hw[-2:]
+    if resolution[0] % h or resolution[1] % w or resolution[0] // h != resolution[1] // w:
+        return None
+    return resolution[0] // h
+
+
+class DavisPropagationTask(Task):
+    main_metric: ClassVar[str] = "JF_mean"
+    option_names: ClassVar[frozenset[str]] = common.OPTION_NAMES
+
+    def settings(self) -> dict[str, Any]:
+        return common.settings(self.cfg)
+
+    def videos(self, ctx: ProbeContext) -> list[VideoRef]:
+        """Videos whose first annotated frame holds at least one object (synthetic brick walls have none)."""
+        return [ref for ref, _ in self._annotated(ctx)]
+
+    def _annotated(self, ctx: ProbeContext) -> list[tuple[VideoRef, Masks]]:
+        out = []
+        for ref in ctx.dataset.videos():
+            masks = ctx.dataset.masks(ref)
+            first = masks.labels[0]
+            if ((first != 0) & (first != 255)).any():
+                out.append((ref, masks))
+        if not out:
+            raise DataError(
+                f"{ctx.dataset_name} at {ctx.dataset.root}: no video has an object in its first mask"
+            )
+        return out
+
+    def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
+        _, prop = common.propagation_config(self.cfg)
+        index = ctx.group.index()
+        resolution = tuple(ctx.group.recipe.resolution)
+        scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
+        base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
+        strides: dict[tuple[int, str], int | None] = {}
+        annotated = self._annotated(ctx)
+        for ref, masks in annotated:
+            gt, names = masks.labels, masks.frame_names
+            for t, block in pairs:
+                commit = index.lookup(ref.id, t, block)
+                where = common.frame_index(commit, names, ref.id)
+                feats = ctx.group.tensor(ref.id, t, block)
+                soft = propagate(
+                    feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device
+                )
+                pred = labels_to_masks(soft.cpu(), out_size=gt.shape[1:], frame_size=resolution)[where]
+                pred[0] = gt[0]
+                if ctx.out is not None:
+                    write_davis_sequence(ctx.out / str(t) / block, ref.id, pred, names, masks.palette)
+                if len(names) >= 3:
+                    scores[(t, block)][ref.id] = evaluate_sequence(gt, pred, ref.id, names)
+                strides[(t, block)] = block_stride(resolution, commit.shapes[block])
+            if len(names) >= 3:
+                for stride in {s for s in strides.values() if s is not None}:
+                    self._baselines(
+                        ctx, ref, masks, stride, prop, base.setdefault(stride, {b: {} for b in BASELINES})
+                    )
+            ctx.log(f"{self.name}: {ref.id} propagated at {len(pairs)} (T, block) pair(s)")
+        records = []
+        for t, block in pairs:
+            rec = DavisResult(scores[(t, block)]).record()
+            details = {k: v for k, v in rec.items() if k not in JF}
+            stride = strides.get((t, block))
+            if stride in base:
+                details["baselines"] = {
+                    name: {k: DavisResult(seqs).record()[k] for k in JF} | {"stride": stride}
+                    for name, seqs in base[stride].items()
+                }
+            records.append(
+                self.record(ctx, t, block, {k: rec[k] for k in JF}, details, videos=len(scores[(t, block)]))
+            )
+        return records
+
+    def _baselines(
+        self,
+        ctx: ProbeContext,
+        ref: VideoRef,
+        masks: Masks,
+        stride: int,
+        prop: PropagationConfig,
+        into: dict[str, dict[str, SequenceScore]],
+    ) -> None:
+        gt, names = masks.labels, masks.frame_names
+        into["copy_first_mask"][ref.id] = evaluate_sequence(
+            gt, baselines.copy_first_mask(gt[0], len(names)), ref.id, names
+        )
+        video = ctx.dataset.load(ref)
+        by_name = {n: i for i, n in enumerate(video.frame_names)}
+        frames = common.resize_frames(
+            video.frames[[by_name[n] for n in names]], tuple(ctx.group.recipe.resolution)
+        )
+        pix = baselines.pixel_propagation(frames, gt[0], prop, stride=stride, device=ctx.device)
+        into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id, names)
+
+    def extra_lines(self, records: list[ResultRecord]) -> list[str]:
+        return baseline_lines(records)
+
+
+def baseline_lines(records: list[ResultRecord]) -> list[str]:
+    """One line per baseline and stride found in the records' details."""
+    seen: dict[tuple[str, int], dict[str, float]] = {}
+    for r in records:
+        for name, vals in (r.details.get("baselines") or {}).items():
+            seen.setdefault((name, vals["stride"]), vals)
+    return [
+        f"baseline {name} (stride {stride}): JF_mean {v['JF_mean']:.4f} "
+        f"(J {v['J_mean']:.4f}, F {v['F_mean']:.4f})"
+        for (name, stride), v in sorted(seen.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]

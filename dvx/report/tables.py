@@ -1,0 +1,232 @@
+"""Result tables from probe records (plain Python: no torch, no matplotlib).
+
+- **Table 2** (seed 002): rows = models, columns = each task's metrics. A cell holds the metrics of the
+  model's best record on that task (by the task's main metric, over every (T, block) and probe setting
+  recorded); which (T, block) it came from is listed with the table.
+- **Table 3**: one T x block grid of a task's main metric per (model, recipe, task, probe settings).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dvx.probe.results import ResultRecord
+
+#: task order of the tables (seed 002's Table 2 order, then the synthetic world); others follow by name
+TASK_ORDER = (
+    "ucf101", "hmdb51", "movi-c", "movi-e", "cityscapes-seg", "cityscapes-depth", "davis17", "jhmdb",
+    "synthetic-action", "synthetic-discovery", "synthetic-seg", "synthetic-depth", "synthetic-propagation",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    main_metric: str
+    higher_is_better: bool
+
+
+def task_info(task: str, example: ResultRecord) -> TaskInfo:
+    """The task's main metric and direction, from its registered class (or the record's first metric)."""
+    from dvx.probe import TASKS
+
+    try:
+        cls = TASKS.load(task)
+        return TaskInfo(cls.main_metric, bool(getattr(cls, "higher_is_better", True)))
+    except Exception:  # an unregistered or unimportable task: fall back on the record itself
+        first = next(iter(example.metrics), "")
+        return TaskInfo(first, True)
+
+
+def block_order(name: str) -> tuple[int, str, int]:
+    head, _, idx = name.partition(".")
+    order = {"down": 0, "mid": 1, "up": 2, "layer": 3}
+    return (order.get(head, 4), head, int(idx) if idx.isdigit() else -1)
+
+
+def task_order(task: str) -> tuple[int, str]:
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def fmt(value: Any) -> str:
+    v = number(value)
+    if v is None:
+        return "-"
+    return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+
+
+def settings_tag(record: ResultRecord) -> str:
+    """8 hex digits naming a record's probe settings."""
+    return hashlib.sha256(json.dumps(dict(record.probe), sort_keys=True, default=str).encode()).hexdigest()[
+        :8
+    ]
+
+
+def model_labels(records: Iterable[ResultRecord]) -> dict[tuple[str, str], str]:
+    """(model, recipe) -> the row label: the model name, or ``model@fp8`` when it has several recipes."""
+    recipes: dict[str, set[str]] = {}
+    for r in records:
+        recipes.setdefault(r.model, set()).add(r.recipe)
+    return {(m, fp): (m if len(fps) == 1 else f"{m}@{fp[:8]}") for m, fps in recipes.items() for fp in fps}
+
+
+def better(a: ResultRecord, b: ResultRecord, info: TaskInfo) -> bool:
+    """True when ``a`` beats ``b`` on the main metric (a record without a number never wins)."""
+    va, vb = number(a.metrics.get(info.main_metric)), number(b.metrics.get(info.main_metric))
+    if va is None:
+        return False
+    if vb is None:
+        return True
+    return va > vb if info.higher_is_better else va < vb
+
+
+@dataclass
+class Table2:
+    rows: list[str]  # model labels
+    columns: list[tuple[str, str]]  # (task, metric)
+    best: dict[tuple[str, str], ResultRecord]  # (row, task) -> the chosen record
+    info: dict[str, TaskInfo]
+
+
+def table2(records: Sequence[ResultRecord]) -> Table2:
+    labels = model_labels(records)
+    info: dict[str, TaskInfo] = {}
+    metrics: dict[str, list[str]] = {}
+    best: dict[tuple[str, str], ResultRecord] = {}
+    for r in records:
+        info.setdefault(r.task, task_info(r.task, r))
+        names = metrics.setdefault(r.task, [])
+        names += [m for m in r.metrics if m not in names]
+        key = (labels[(r.model, r.recipe)], r.task)
+        if key not in best or better(r, best[key], info[r.task]):
+            best[key] = r
+    tasks = sorted(metrics, key=task_order)
+    columns = []
+    for t in tasks:
+        main = info[t].main_metric
+        columns += [(t, m) for m in sorted(metrics[t], key=lambda m: (m != main, metrics[t].index(m)))]
+    return Table2(sorted(set(labels.values())), columns, best, info)
+
+
+def table2_markdown(t: Table2) -> str:
+    head = [
+        "model",
+        *(f"{task} {metric}{'' if t.info[task].higher_is_better else ' ↓'}" for task, metric in t.columns),
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in t.rows:
+        cells = [row]
+        for task, metric in t.columns:
+            rec = t.best.get((row, task))
+            cells.append(fmt(rec.metrics.get(metric)) if rec else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [
+        f"- {row} / {task}: T={rec.T}, {rec.block}"
+        for (row, task), rec in sorted(t.best.items(), key=lambda kv: (kv[0][0], task_order(kv[0][1])))
+    ]
+    return "\n".join(
+        [*lines, "", "Cells come from the best record of each model and task; chosen (T, block):", *notes]
+    )
+
+
+def table2_csv(t: Table2) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    tasks = list(dict.fromkeys(task for task, _ in t.columns))
+    w.writerow(
+        [
+            "model",
+            *(f"{task}/{m}" for task, m in t.columns),
+            *(f"{task}/{k}" for task in tasks for k in ("T", "block")),
+        ]
+    )
+    for row in t.rows:
+        values = []
+        for task, metric in t.columns:
+            rec = t.best.get((row, task))
+            v = number(rec.metrics.get(metric)) if rec else None
+            values.append("" if v is None else repr(v))
+        where = []
+        for task in tasks:
+            rec = t.best.get((row, task))
+            where += [rec.T, rec.block] if rec else ["", ""]
+        w.writerow([row, *values, *where])
+    return buf.getvalue()
+
+
+@dataclass
+class Grid:
+    """One Table-3 grid: ``values[i][j]`` = main metric at (timesteps[i], blocks[j]) or None."""
+
+    label: str  # model label
+    recipe: str
+    task: str
+    metric: str
+    higher_is_better: bool
+    settings: str  # settings tag
+    timesteps: list[int]
+    blocks: list[str]
+    values: list[list[float | None]]
+
+
+def grids(records: Sequence[ResultRecord]) -> list[Grid]:
+    """One grid per (model, recipe, task, probe settings), rows T ascending, blocks in network order."""
+    labels = model_labels(records)
+    groups: dict[tuple[str, str, str, str], list[ResultRecord]] = {}
+    for r in records:
+        groups.setdefault((labels[(r.model, r.recipe)], r.recipe, r.task, settings_tag(r)), []).append(r)
+    out = []
+    for (label, recipe, task, tag), recs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], task_order(kv[0][2]), kv[0][1], kv[0][3])
+    ):
+        info = task_info(task, recs[0])
+        ts = sorted({r.T for r in recs})
+        bs = sorted({r.block for r in recs}, key=block_order)
+        newest = {}
+        for r in sorted(recs, key=lambda r: r.created_at):  # one record per cell: the newest
+            newest[(r.T, r.block)] = r
+        values = [
+            [number(newest[(t, b)].metrics.get(info.main_metric)) if (t, b) in newest else None for b in bs]
+            for t in ts
+        ]
+        out.append(Grid(label, recipe, task, info.main_metric, info.higher_is_better, tag, ts, bs, values))
+    return out
+
+
+def grid_markdown(g: Grid) -> str:
+    lines = ["| T \\ block | " + " | ".join(g.blocks) + " |", "|" + "---|" * (len(g.blocks) + 1)]
+    for t, row in zip(g.timesteps, g.values, strict=True):
+        lines.append(f"| {t} | " + " | ".join(fmt(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def records_csv(records: Sequence[ResultRecord]) -> str:
+    """Every record, one row each: key fields, every metric, and the probe settings as JSON."""
+    metric_names = list(dict.fromkeys(m for r in records for m in r.metrics))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        ["task", "model", "recipe", "dataset", "T", "block", *metric_names, "videos", "probe", "created_at"]
+    )
+    for r in sorted(
+        records, key=lambda r: (task_order(r.task), r.model, r.recipe, r.T, block_order(r.block))
+    ):
+        values = [number(r.metrics.get(m)) for m in metric_names]
+        w.writerow([
+            r.task, r.model, r.recipe[:8], r.dataset, r.T, r.block,
+            *("" if v is None else repr(v) for v in values),
+            r.videos, json.dumps(dict(r.probe), sort_keys=True, default=str), r.created_at,
+        ])  # fmt: skip
+    return buf.getvalue()

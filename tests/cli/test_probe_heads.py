@@ -1,0 +1,85 @@
+"""`dvx probe` for trained heads and `dvx report` from the command line: JSON records keyed by metric
+name, reuse on rerun, one-line errors with a non-zero exit, the report files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dvx.cli import main
+from tests.probe.heads_fixtures import one_torch_thread, pixel_world
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return pixel_world(tmp_path_factory)
+
+
+def args(world: tuple[Path, str], results: Path, task: str, *extra: str) -> list[str]:
+    return [
+        "probe", "--task", task, "--from-cache", "--store", world[1], "--model", "pixels",
+        "--data-root", str(world[0]), "--results", str(results), "--epochs", "1", "--num-workers", "0",
+        "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_probe_json_report_and_rerun(
+    world: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    res = tmp_path / "results"
+    main(args(world, res, "synthetic-action", "--timesteps", "0,50", "--blocks", "layer.8", "--json"))
+    recs = json.loads(capsys.readouterr().out)
+    assert [(r["T"], r["block"]) for r in recs] == [(0, "layer.8"), (50, "layer.8")]
+    assert {"top1", "top5"} <= set(recs[0]) and recs[0]["probe"]["epochs"] == 1
+    main(args(world, res, "synthetic-depth", "--timesteps", "0", "--blocks", "layer.8", "--json"))
+    depth = json.loads(capsys.readouterr().out)
+    assert {"depth_mErr", "depth_RMSE"} <= set(depth) and depth["dataset"] == "synthetic"
+    main(args(world, res, "synthetic-action", "--timesteps", "0,50", "--blocks", "layer.8"))
+    out = capsys.readouterr()
+    assert "2 cached result(s), 0 to compute" in out.err and "top1" in out.out and "T=50" in out.out
+    main(["report", "--store", world[1], "--results", str(res), "--out", str(tmp_path / "rep")])
+    out = capsys.readouterr()
+    assert out.out.startswith("| model | synthetic-action top1 | synthetic-action top5 | synthetic-depth")
+    assert (tmp_path / "rep" / "heatmaps" / "pixels_synthetic-action.png").is_file()
+    assert (tmp_path / "rep" / "report.md").is_file() and (tmp_path / "rep" / "table.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--task", "synthetic-seg", "--blocks", "layer.64"), "needs spatial feature maps"),
+        (("--task", "synthetic-seg", "--timesteps", "200"), "lacks T=200"),
+        (("--task", "synthetic-action", "--slots", "4"), "does not take option(s) --slots"),
+        (("--task", "synthetic-action", "--devices", "two"), "--devices must be"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    world: tuple[Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    base = args(world, tmp_path, "x")
+    base = base[:1] + base[3:]  # drop "--task x"
+    with pytest.raises(SystemExit) as code:
+        main([*base, *extra])
+    assert code.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dvx: error: ") and message in err[-1]
+    assert not err[-1].startswith("Traceback")
+
+
+def test_report_without_records_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as code:
+        main(["report", "--store", str(tmp_path), "--results", str(tmp_path / "none")])
+    assert code.value.code == 2 and "no probe results for store" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""`dvx report`: Table 2 (models x task metrics), T x block grids, heatmaps, CSVs, from results records."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dvx.errors import ConfigError
+from dvx.probe.results import ResultRecord, ResultsDir
+from dvx.report.runner import ReportConfig, run_report
+from dvx.report.tables import grids, table2, table2_markdown
+
+STORE = "/data/cache"
+
+
+def rec(model: str, task: str, t: int, block: str, recipe: str = "a" * 64, **metrics: float) -> ResultRecord:
+    return ResultRecord(
+        task=task,
+        model=model,
+        recipe=recipe,
+        dataset="synthetic",
+        store=STORE,
+        T=t,
+        block=block,
+        probe={"epochs": 2},
+        metrics=metrics,
+        created_at=f"2026-01-01T00:00:{t % 60:02d}",
+    )
+
+
+RECORDS = [
+    rec("svd", "hmdb51", 0, "up.1", top1=0.60, top5=0.88),
+    rec("svd", "hmdb51", 50, "up.1", top1=0.64, top5=0.90),
+    rec("svd", "hmdb51", 50, "up.2", top1=0.34, top5=0.67),
+    rec("svd", "cityscapes-depth", 50, "up.2", depth_mErr=4.7, depth_RMSE=6.0),
+    rec("svd", "cityscapes-depth", 50, "up.1", depth_mErr=5.2, depth_RMSE=5.9),
+    rec("sd-1.5", "hmdb51", 50, "up.1", top1=0.33, top5=0.68),
+    rec("sd-1.5", "hmdb51", 50, "up.1", recipe="b" * 64, top1=0.30, top5=0.60),
+]
+
+
+def test_table2_takes_each_models_best_record_by_the_tasks_main_metric() -> None:
+    t = table2(RECORDS)
+    assert t.rows == ["sd-1.5@aaaaaaaa", "sd-1.5@bbbbbbbb", "svd"]  # two sd recipes: two rows
+    assert t.columns == [
+        ("hmdb51", "top1"),
+        ("hmdb51", "top5"),
+        ("cityscapes-depth", "depth_mErr"),
+        ("cityscapes-depth", "depth_RMSE"),
+    ]
+    assert (t.best[("svd", "hmdb51")].T, t.best[("svd", "hmdb51")].block) == (50, "up.1")
+    assert t.best[("svd", "cityscapes-depth")].block == "up.2"  # lower mErr wins (even with higher RMSE)
+    md = table2_markdown(t)
+    assert "| svd | 0.6400 | 0.9000 | 4.7000 | 6.0000 |" in md and "cityscapes-depth depth_mErr ↓" in md
+    assert "| sd-1.5@bbbbbbbb | 0.3000 | 0.6000 | - | - |" in md
+    assert "- svd / hmdb51: T=50, up.1" in md
+
+
+def test_grids_are_t_by_block_of_the_main_metric() -> None:
+    g = next(g for g in grids(RECORDS) if g.label == "svd" and g.task == "hmdb51")
+    assert (g.metric, g.timesteps, g.blocks) == ("top1", [0, 50], ["up.1", "up.2"])
+    assert g.values == [[0.60, None], [0.64, 0.34]]
+
+
+def test_report_writes_markdown_csv_and_one_heatmap_per_model_and_task(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path / "results")
+    for r in RECORDS:
+        results.save(r)
+    results.save(replace(rec("other", "hmdb51", 50, "up.1", top1=0.9, top5=1.0), store="/elsewhere"))
+    files = run_report(
+        ReportConfig(store=STORE, out=str(tmp_path / "rep"), results=str(tmp_path / "results"))
+    )
+    assert files.records == len(RECORDS)  # the record of another store is left out
+    names = sorted(p.name for p in files.heatmaps)
+    assert names == [
+        "sd-1.5_aaaaaaaa_hmdb51.png",
+        "sd-1.5_bbbbbbbb_hmdb51.png",
+        "svd_cityscapes-depth.png",
+        "svd_hmdb51.png",
+    ]
+    for p in files.heatmaps:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000
+    md = files.markdown.read_text()
+    assert "![svd (aaaaaaaa) - hmdb51](heatmaps/svd_hmdb51.png)" in md and "| 50 | 0.6400 | 0.3400 |" in md
+    rows = list(csv.DictReader(io.StringIO(files.table_csv.read_text())))
+    svd = next(r for r in rows if r["model"] == "svd")
+    assert (
+        float(svd["hmdb51/top1"]) == 0.64
+        and svd["hmdb51/T"] == "50"
+        and svd["cityscapes-depth/block"] == "up.2"
+    )
+    assert len(list(csv.DictReader(io.StringIO(files.records_csv.read_text())))) == len(RECORDS)
+
+
+def test_no_records_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no probe results for store"):
+        run_report(ReportConfig(store=STORE, out=str(tmp_path / "rep"), results=str(tmp_path / "none")))
+    assert not (tmp_path / "rep").exists()
