@@ -129,3 +129,33 @@ def test_a_probe_on_a_store_it_cannot_write_works_and_never_writes_there(
         "t50-up.2.txt",
     ]
     assert any((tmp_path / "results").rglob("*.json"))
+
+
+def test_a_real_propagation_probe_on_an_unwritable_store_writes_only_out_and_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvx.data.synthetic import SynthConfig, write_world
+    from tests.probe.test_propagation_tasks import write_pixel_store
+
+    world = tmp_path / "world"
+    write_world(SynthConfig(out=world, videos=2, frames=6, height=64, width=64, seed=1, brick_wall_every=0))
+    store = tmp_path / "shared-cache"
+    write_pixel_store("synthetic", world, store, resolution=(64, 64))
+    before = snapshot(store)
+    cfg = ProbeConfig(
+        task="synthetic-propagation",
+        store=str(store),
+        model="pixels",
+        data_root=str(world),
+        dataset="synthetic",
+        out=str(tmp_path / "out"),
+        results=str(tmp_path / "results"),
+        device="cpu",
+        progress=False,
+        options=(("preset", "dino"),),
+    )
+    with unwritable(store, monkeypatch):
+        [rec] = run_probe(cfg, log=lambda _: None)
+    assert rec.videos == 2 and 0.0 <= rec.metrics["JF_mean"] <= 1.0
+    assert snapshot(store) == before
+    assert any((tmp_path / "out").rglob("*.png")) and any((tmp_path / "results").rglob("*.json"))
