@@ -178,6 +178,12 @@ def launch_local(cfg: ExtractConfig, log: Callable[[str], None]) -> ExtractRepor
     if errors:
         _, index, kind, text = sorted(errors)[0]
         raise _reraise(kind, f"rank {index}: {text}")
+    if isinstance(failure, mp.ProcessExitedException):  # killed (OOM, a signal) or exited without a word
+        how = f"signal {failure.signal_name}" if failure.signal_name else f"exit code {failure.exit_code}"
+        raise DvxError(
+            f"worker process {failure.error_index} died ({how}); what it committed stays: run the same "
+            "command again to resume"
+        ) from failure
     if failure is not None:
         raise failure
     reports = [m[2] for m in sorted((m for m in messages if m[0] == "report"), key=lambda m: m[1])]

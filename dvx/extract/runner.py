@@ -15,7 +15,9 @@ and a video another live writer holds is waited for rather than computed twice.
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -186,8 +188,30 @@ def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
             if cfg.devices > have:
                 raise ConfigError(f"--devices {cfg.devices} but only {have} GPU(s) are visible")
         return launch_local(cfg, log)
-    with _torch_threads(cfg.threads):
+    with _torch_threads(cfg.threads), _graceful_sigterm():
         return _run(cfg, rank, spec, dataset, refs, store, log, t_start)
+
+
+@contextmanager
+def _graceful_sigterm() -> Iterator[None]:
+    """SIGTERM (scancel, torchrun stopping the other ranks, `kill`) ends the run like Ctrl-C: queued writes
+    finish, complete videos commit, and claims are released at once instead of expiring later."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):  # someone else handles it: leave it to them
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(

@@ -88,3 +88,28 @@ def test_kill_9_at_random_instants_then_rerun_equals_an_uninterrupted_run(
     apply_gc(writable, plan_gc(writable, min_age=0))
     assert plan_gc(writable, min_age=0).items == []
     reference.assert_same(store)
+
+
+@pytest.mark.slow
+def test_sigterm_commits_what_is_complete_and_releases_every_claim(
+    reference: Reference, tmp_path: Path
+) -> None:
+    from dvx.store.claims import HELD, Claims, claimed_videos
+
+    store = tmp_path / "store"
+    proc = reference.popen(store, stderr=subprocess.PIPE)
+    try:
+        _wait_for_line(proc, "to compute", timeout=180)
+        while proc.poll() is None and not _visible(store):
+            time.sleep(0.005)
+        proc.terminate()  # SIGTERM: what scancel and torchrun send first
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert proc.returncode in (0, 128 + 15)
+    [group] = FeatureStore.open(str(store), mode="r").groups()
+    claims = Claims(group)
+    assert all(claims.current(v).state != HELD for v in claimed_videos(group))  # nothing left to expire
+    reference.assert_same(store, complete=False)
