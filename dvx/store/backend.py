@@ -13,8 +13,10 @@ filesystem's own ``mode="create"`` (exists-then-write unless the backend does be
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -109,11 +111,20 @@ class Backend:
                 tmp.unlink(missing_ok=True)
         if isinstance(self.store, FsspecStore):
             path = f"{self.store.path.rstrip('/')}/{key}"
-            try:
-                sync(self.store.fs._pipe_file(path, data, mode="create"))
-            except FileExistsError:
-                return False
-            return True
+            for attempt in range(8):
+                try:
+                    sync(self.store.fs._pipe_file(path, data, mode="create"))
+                    return True
+                except FileExistsError:
+                    return False
+                except TypeError:  # a filesystem whose pipe_file has no mode: exists-then-write below
+                    break
+                except OSError as err:
+                    # S3 answers 409 ConditionalRequestConflict while another conditional write of the same
+                    # key is in flight; AWS says retry, and the retry then finds the key (412) or creates it
+                    if err.errno != errno.EBUSY or attempt == 7:
+                        raise
+                    time.sleep(0.05 * 2**attempt)
         if sync(self.store.exists(key)):
             return False
         sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(data)))
