@@ -3,6 +3,7 @@ server makes conditional, listings never served from a stale cache, and the comm
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,9 @@ def test_listings_are_never_stale(s3_bucket: str) -> None:
 
 
 @pytest.mark.slow
-def test_extract_cache_commands_and_probe_end_to_end_on_s3(s3_bucket: str, tmp_path: Path) -> None:
+def test_extract_cache_commands_and_probe_end_to_end_on_s3(
+    s3_bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.probe.test_readonly import TASK, MeanFeatureTask
 
     world = tmp_path / "world"
@@ -93,15 +96,19 @@ def test_extract_cache_commands_and_probe_end_to_end_on_s3(s3_bucket: str, tmp_p
 
     TASKS.register(TASK, MeanFeatureTask, "test only", dataset="synthetic")
     try:
-        cfg = ProbeConfig(
-            task=TASK,
-            store=url,
-            model="tiny-sd",
-            data_root=str(world),
-            results=str(tmp_path / "results"),
-            progress=False,
+        capsys.readouterr()
+        probe = ["probe", "--task", TASK, "--store", url, "--model", "tiny-sd", "--data-root", str(world)]
+        main([*probe, "--results", str(tmp_path / "results"), "--no-progress", "--json"])
+        records = json.loads(capsys.readouterr().out)
+        again = run_probe(
+            ProbeConfig(
+                task=TASK, store=url, model="tiny-sd", data_root=str(world), results=str(tmp_path / "results")
+            ),
+            log=lambda _: None,
         )
-        records = run_probe(cfg, log=lambda _: None)
     finally:
         TASKS.unregister(TASK)
-    assert len(records) == 4 and all(r.store == url for r in records)
+    assert len(records) == 4 and {r["T"] for r in records} == {0, 50}
+    assert all(r.store == url for r in again) and [r.metrics["mean"] for r in again] == [
+        r["mean"] for r in records
+    ]
