@@ -52,6 +52,10 @@ class Task(ABC):
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         """Score each (T, block); tasks that train may train the heads of a sweep side by side."""
 
+    def extra_lines(self, records: list[ResultRecord]) -> list[str]:
+        """Lines printed under the T x block table (e.g. baselines)."""
+        return []
+
     def record(
         self,
         ctx: ProbeContext,

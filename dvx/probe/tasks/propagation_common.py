@@ -36,8 +36,14 @@ def propagation_config(cfg: ProbeConfig) -> tuple[str, PropagationConfig]:
 
 def settings(cfg: ProbeConfig) -> dict[str, Any]:
     preset, prop = propagation_config(cfg)
-    return {"preset": preset, "topk": prop.topk, "temperature": prop.temperature, "context": prop.context,
-            "radius": prop.radius, "protocol": "dino/dift kNN propagation"}
+    return {
+        "preset": preset,
+        "topk": prop.topk,
+        "temperature": prop.temperature,
+        "context": prop.context,
+        "radius": prop.radius,
+        "protocol": "dino/dift kNN propagation",
+    }
 
 
 def frame_index(commit: Commit, names: Sequence[str], video: str) -> np.ndarray:
