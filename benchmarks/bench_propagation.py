@@ -13,7 +13,7 @@ those either way. Such pixels are counted and reported ("yes, N tie px"); any ot
 
     python -m benchmarks.bench_propagation                      # default: ~2-3 min on 2 cores
     python -m benchmarks.bench_propagation --frames 0 --stride 8 --skip-reference   # fast only, 480p maps
-    python -m benchmarks.bench_propagation --out docs/benchmarks/propagation.md   # append a markdown table
+    python -m benchmarks.bench_propagation --out docs/benchmarks.md   # write its section of the results
 """
 
 from __future__ import annotations
@@ -281,7 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both implementations")
     parser.add_argument("--max-bytes-mib", type=int, default=DEFAULT_MAX_BYTES // 2**20)
     parser.add_argument("--skip-reference", action="store_true", help="time the fast implementation only")
-    parser.add_argument("--out", default=None, help="append the results as a markdown table to this file")
+    parser.add_argument(
+        "--out", default=None, help="write the results as this benchmark's section of the file"
+    )
+    parser.add_argument(
+        "--section", default="propagation", help="section name in --out (one per configuration)"
+    )
     args = parser.parse_args(argv)
     if not Path(args.data).is_dir():
         print(f"DAVIS data not found at {args.data} (pass --data)", file=sys.stderr)
@@ -292,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + text)
+        from benchmarks._common import write_section
+
+        write_section(Path(args.out), args.section, text)
     if any(r.real_px for r in rows):
         print("FAILED: the fast and the reference propagation gave different masks", file=sys.stderr)
         return 1
