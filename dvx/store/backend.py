@@ -230,7 +230,9 @@ class Backend:
         return dict(meta.get("attributes") or {})
 
     def open_array(self, path: str) -> zarr.Array:
-        return zarr.open_array(store=self.store, path=path, mode="r" if self.read_only else "r+")
+        return zarr.open_array(
+            store=self.store, path=path, mode="r" if self.read_only else "r+", zarr_format=3
+        )
 
     def _check_writable(self, key: str) -> None:
         if self.read_only:

@@ -24,6 +24,10 @@ from dvx.store.codecs import DEFAULT_CODEC, compressors_for
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, Failure, new_gen, now_iso, writer_identity
 
+#: chunks of about this size read ~2.4x and write ~4x faster than one 165 MB chunk per clip (zarr 3.1
+#: decodes and encodes chunks in parallel, each chunk serially): measured in docs/benchmarks.md
+TARGET_CHUNK_BYTES = 16 * 2**20
+
 
 class VideoWriter:
     """Accumulates one video's arrays under a fresh generation; :meth:`commit` makes them visible."""
@@ -36,13 +40,19 @@ class VideoWriter:
         blocks: Sequence[str],
         chunk_frames: int,
         codec: str = DEFAULT_CODEC,
+        target_chunk_bytes: int = TARGET_CHUNK_BYTES,
     ) -> None:
+        """``chunk_frames``: stored frames per forward unit; every write starts at a multiple of it. Each
+        array's chunk is the largest divisor of it whose bytes stay under ``target_chunk_bytes``, so writes
+        always cover whole chunks (never a read-modify-write) and big blocks get several chunks that zarr
+        encodes and decodes in parallel."""
         layout.check_name("video", video)
         self.group = group
         self.video = video
         self.timesteps = tuple(timesteps)
         self.blocks = tuple(blocks)
         self.chunk_frames = max(1, int(chunk_frames))
+        self.target_chunk_bytes = target_chunk_bytes
         self.compressors = compressors_for(codec)
         self.gen = new_gen()
         self._arrays: dict[tuple[int, str], Any] = {}
@@ -72,7 +82,7 @@ class VideoWriter:
                 store=self.group.backend.store,
                 name=self.key(t, block),
                 shape=shape,
-                chunks=(min(self.chunk_frames, total), *data.shape[1:]),
+                chunks=(min(self._chunk_len(data), total), *data.shape[1:]),
                 dtype="float16",
                 fill_value=np.float16("nan"),  # never-written data reads as NaN, not as zeros
                 compressors=self.compressors,
@@ -83,6 +93,12 @@ class VideoWriter:
             self._arrays[(t, block)] = arr
         arr[start : start + len(data)] = data
         self._written[(t, block)] = self._written.get((t, block), 0) + len(data)
+
+    def _chunk_len(self, data: np.ndarray) -> int:
+        frame_bytes = max(1, data[:1].nbytes)
+        divisors = [d for d in range(1, self.chunk_frames + 1) if self.chunk_frames % d == 0]
+        fitting = [d for d in divisors if d * frame_bytes <= self.target_chunk_bytes]
+        return max(fitting) if fitting else 1
 
     def commit(
         self,

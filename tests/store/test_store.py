@@ -253,3 +253,21 @@ def test_background_writer_runs_in_order_and_reraises() -> None:
     with pytest.raises(OSError, match="disk full"):
         bw.drain()
     bw.close()
+
+
+def test_big_blocks_get_several_chunks_that_divide_the_unit(tmp_path: Path) -> None:
+    group = FeatureStore.open(str(tmp_path / "s"), mode="a").create_group("davis", RECIPE)
+    vw = VideoWriter(
+        group, "a", (0,), ("big", "small"), chunk_frames=14, target_chunk_bytes=3 * 4 * 3 * 5 * 2
+    )
+    big, small = feats(20), feats(20, c=1, h=1, w=1)
+    for start in (0, 14):
+        vw.write(0, "big", start, big[start : start + 14], 20)
+        vw.write(0, "small", start, small[start : start + 14], 20)
+    vw.commit([str(i) for i in range(20)], [[i] for i in range(20)], (4, 4))
+    assert (
+        group.backend.open_array(vw.key(0, "big")).chunks[0] == 2
+    )  # 3 frames fit: largest divisor of 14 is 2
+    assert group.backend.open_array(vw.key(0, "small")).chunks[0] == 14
+    np.testing.assert_array_equal(group.read("a", 0, "big"), big)
+    np.testing.assert_array_equal(group.read("a", 0, "small"), small)

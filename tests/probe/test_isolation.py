@@ -1,7 +1,8 @@
-"""The trained-probe path never imports dvx.extract, diffusers or transformers: run `dvx probe` in a
-fresh interpreter where they cannot be imported and are not installed as far as anything can tell (both
-the import system and the distribution metadata deny them; torchmetrics imports transformers whenever it
-is installed, so hiding only the import would break it rather than test dvx)."""
+"""The probe path (trained heads and label propagation) never imports dvx.extract, diffusers or
+transformers: run `dvx probe` in a fresh interpreter where they cannot be imported and are not installed
+as far as anything can tell (both the import system and the distribution metadata deny them; torchmetrics
+imports transformers whenever it is installed, so hiding only the import would break it rather than test
+dvx)."""
 
 from __future__ import annotations
 
@@ -58,13 +59,15 @@ common = ["--store", store, "--model", "pixels", "--data-root", world, "--timest
           "--blocks", "layer.8", "--epochs", "1", "--results", results, "--no-progress", "--json"]
 main(["probe", "--task", "synthetic-action", *common, "--num-workers", "0"])
 main(["probe", "--task", "synthetic-seg", *common, "--num-workers", "1"])
+main(["probe", "--task", "synthetic-propagation", "--store", store, "--model", "pixels", "--data-root", world,
+      "--timesteps", "0", "--blocks", "layer.4", "--results", results, "--preset", "dino", "--json"])
 leaked = sorted(m for m in sys.modules if any(m == b or m.startswith(b + ".") for b in BLOCKED))
 print(json.dumps({"leaked": leaked, "lightning": "pytorch_lightning" in sys.modules}))
 """
 
 
 @pytest.mark.slow
-def test_trained_probes_run_without_extract_diffusers_transformers(
+def test_probes_run_without_extract_diffusers_transformers(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     world, store = pixel_world(tmp_path_factory)
@@ -80,4 +83,4 @@ def test_trained_probes_run_without_extract_diffusers_transformers(
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last == {"leaked": [], "lightning": True}
-    assert len(list((tmp_path / "results").glob("synthetic-*/*.json"))) == 2
+    assert len(list((tmp_path / "results").glob("synthetic-*/*.json"))) == 3  # action, seg, propagation
