@@ -24,8 +24,9 @@ from dvx.store.codecs import DEFAULT_CODEC, compressors_for
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, Failure, new_gen, now_iso, writer_identity
 
-#: chunks of about this size read ~2.4x and write ~4x faster than one 165 MB chunk per clip (zarr 3.1
-#: decodes and encodes chunks in parallel, each chunk serially): measured in docs/benchmarks.md
+#: chunks of about this size read ~2.5-3x faster than one 165 MB chunk per SVD clip (zarr 3.1 decodes
+#: chunks in parallel, each chunk serially; measured here at 1.8-2.2 vs 0.6-0.8 GB/s); writes to the page
+#: cache vary too much run to run on this machine to rank (docs/benchmarks.md)
 TARGET_CHUNK_BYTES = 16 * 2**20
 
 
