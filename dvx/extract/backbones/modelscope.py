@@ -9,19 +9,14 @@ once at load. Block outputs come out of the UNet as (B*F, C, h, w) and are store
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import nn
 
 from dvx.errors import ConfigError
-from dvx.extract.backbones.sd import empty_prompt_embedding
-from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
-from dvx.extract.unet_blocks import unet_block_modules, unet_block_names
-from dvx.extract.weights import digest_folder, resolve_folder
+from dvx.extract.backbones.sd import StableDiffusionBackbone
+from dvx.extract.base import ModelSpec, RunOptions, SeedFn
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 TINY_NAME = "tiny-modelscope-v1"
@@ -85,98 +80,29 @@ def build_tiny(folder: Path) -> None:
     ).save_pretrained(folder / "scheduler")
 
 
-class ModelScopeBackbone(DiffusionBackbone):
+class ModelScopeBackbone(StableDiffusionBackbone):
+    """SD's noising, VAE and null prompt around a UNet3D that denoises whole clips."""
+
     family = "modelscope"
     is_video = True
+    subfolders = SUBFOLDERS
+    tiny_name = TINY_NAME
+    build_tiny = staticmethod(build_tiny)
+    unet_class = "UNet3DConditionModel"
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
-        from diffusers import DDPMScheduler
-
         super().__init__(spec, folder, run)
         if spec.clip_len is None or spec.clip_len < 1:
             raise ConfigError(f"clip length {spec.clip_len} for {spec.name}: must be a positive frame count")
-        self.unet_config = json.loads((folder / "unet" / "config.json").read_text())
-        self.vae_config = json.loads((folder / "vae" / "config.json").read_text())
-        # the training noise schedule of the scheduler config, whatever sampler class it names
-        self.scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
-        self.alphas_cumprod = self.scheduler.alphas_cumprod.to(torch.float32)
-        self.weights = digest_folder(folder, SUBFOLDERS)
-
-    def load_modules(self) -> None:
-        from diffusers import AutoencoderKL, UNet3DConditionModel
-
-        folder = self.folder
-        self.unet = (
-            UNet3DConditionModel.from_pretrained(folder / "unet", torch_dtype=self.dtype)
-            .to(self.device)
-            .eval()
-        )
-        self.vae = (
-            AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(self.device).eval()
-        )
-        self.null = empty_prompt_embedding(folder, self.device, self.dtype)
-
-    @classmethod
-    def folder_for(cls, spec: ModelSpec) -> Path:
-        patterns = [f"{s}/*" for s in SUBFOLDERS] + ["model_index.json"]
-        return resolve_folder(spec.source, spec.revision, patterns, build_tiny, TINY_NAME)
-
-    @classmethod
-    def block_names_for(cls, folder: Path) -> list[str]:
-        return unet_block_names(json.loads((folder / "unet" / "config.json").read_text()))
-
-    def block_modules(self) -> dict[str, nn.Module]:
-        self.ensure_loaded()
-        return unet_block_modules(self.unet)
-
-    @property
-    def resolution_multiple(self) -> int:
-        vae_factor = 2 ** (len(self.vae_config["block_out_channels"]) - 1)
-        return vae_factor * 2 ** (len(self.unet_config["down_block_types"]) - 1)
-
-    def recipe_fields(self) -> dict[str, Any]:
-        cfg = self.scheduler.config
-        return {
-            "weights": self.weights,
-            "latent": self.run.latent,
-            "noise": {
-                "kind": "ddpm",
-                "convention": "z_T = sqrt(ab_T) z0 + sqrt(1 - ab_T) eps; unet timestep T",
-                "beta_schedule": cfg.beta_schedule,
-                "beta_start": cfg.beta_start,
-                "beta_end": cfg.beta_end,
-                "num_train_timesteps": cfg.num_train_timesteps,
-                "prediction_type": cfg.prediction_type,
-            },
-            "conditioning": {"prompt": "", "text_encoder": "clip (last hidden state)"},
-        }
-
-    def noise_level(self, t: int) -> dict[str, Any]:
-        ab = float(self.alphas_cumprod[t])
-        return {
-            "T": t,
-            "alpha_cumprod": ab,
-            "snr": ab / (1 - ab),
-            "sigma": ((1 - ab) / ab) ** 0.5,
-            "model_timestep": t,
-        }
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
-        x = frames.to(self.device, torch.float32) * 2 - 1
-        latents = self.vae_latents(self.vae, x, seed_fn) * self.vae.config.scaling_factor  # (F, C, h, w)
+        latents = super().encode(frames, seed_fn)  # per frame: (F, C, h, w)
         return latents.permute(1, 0, 2, 3).unsqueeze(0)  # one item, the clip: (1, C, F, h, w)
-
-    def add_noise(
-        self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        ab = self.alphas_cumprod.to(z0.device)[t].view(-1, *([1] * (z0.dim() - 1)))
-        return ab.sqrt() * z0 + (1 - ab).sqrt() * eps, t
 
     def forward_blocks(
         self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]
     ) -> dict[str, torch.Tensor]:
         b, f = x.shape[0], x.shape[2]
-        cond = self.null.expand(b, -1, -1)
-        got = self.capture_blocks(blocks, lambda: self.unet(x, model_t, encoder_hidden_states=cond))
+        got = super().forward_blocks(x, model_t, blocks)  # (B*F, C, h, w) per block
         return {k: v.reshape(b, f, *v.shape[1:]) for k, v in got.items()}

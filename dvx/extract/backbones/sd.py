@@ -7,17 +7,14 @@ Conditioning: the empty prompt through the CLIP text encoder, computed once at l
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
-from dvx.extract.unet_blocks import unet_block_modules, unet_block_names
-from dvx.extract.weights import digest_folder, resolve_folder
+from dvx.extract.base import ModelSpec, RunOptions, SeedFn
+from dvx.extract.unet_blocks import UNetBackbone
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 TINY_NAME = "tiny-sd-v1"
@@ -98,51 +95,36 @@ def empty_prompt_embedding(folder: Path, device: torch.device, dtype: torch.dtyp
     return emb.to(dtype)
 
 
-class StableDiffusionBackbone(DiffusionBackbone):
+class StableDiffusionBackbone(UNetBackbone):
     family = "sd"
     is_video = False
+    subfolders = SUBFOLDERS
+    tiny_name = TINY_NAME
+    build_tiny = staticmethod(build_tiny)
+    unet_class = "UNet2DConditionModel"
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         from diffusers import DDPMScheduler
 
         super().__init__(spec, folder, run)
-        self.unet_config = json.loads((folder / "unet" / "config.json").read_text())
-        self.vae_config = json.loads((folder / "vae" / "config.json").read_text())
+        # the training noise schedule of the scheduler config, whatever sampler class it names
         self.scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(torch.float32)
-        self.weights = digest_folder(folder, SUBFOLDERS)
 
     def load_modules(self) -> None:
-        from diffusers import AutoencoderKL, UNet2DConditionModel
+        import diffusers
+        from diffusers import AutoencoderKL
 
-        folder = self.folder
+        unet_cls = getattr(diffusers, self.unet_class)
         self.unet = (
-            UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=self.dtype)
+            unet_cls.from_pretrained(self.folder / "unet", torch_dtype=self.dtype).to(self.device).eval()
+        )
+        self.vae = (
+            AutoencoderKL.from_pretrained(self.folder / "vae", torch_dtype=torch.float32)
             .to(self.device)
             .eval()
         )
-        self.vae = (
-            AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(self.device).eval()
-        )
-        self.null = empty_prompt_embedding(folder, self.device, self.dtype)
-
-    @classmethod
-    def folder_for(cls, spec: ModelSpec) -> Path:
-        patterns = [f"{s}/*" for s in SUBFOLDERS] + ["model_index.json"]
-        return resolve_folder(spec.source, spec.revision, patterns, build_tiny, TINY_NAME)
-
-    @classmethod
-    def block_names_for(cls, folder: Path) -> list[str]:
-        return unet_block_names(json.loads((folder / "unet" / "config.json").read_text()))
-
-    def block_modules(self) -> dict[str, nn.Module]:
-        self.ensure_loaded()
-        return unet_block_modules(self.unet)
-
-    @property
-    def resolution_multiple(self) -> int:
-        vae_factor = 2 ** (len(self.vae_config["block_out_channels"]) - 1)
-        return vae_factor * 2 ** (len(self.unet_config["down_block_types"]) - 1)
+        self.null = empty_prompt_embedding(self.folder, self.device, self.dtype)
 
     def recipe_fields(self) -> dict[str, Any]:
         cfg = self.scheduler.config

@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
+from dvx.extract.base import ModelSpec, RunOptions, SeedFn
 from dvx.extract.noise import edm_sigma_for
-from dvx.extract.unet_blocks import unet_block_modules, unet_block_names
-from dvx.extract.weights import digest_folder, resolve_folder
+from dvx.extract.unet_blocks import UNetBackbone
 
 SUBFOLDERS = ("unet", "vae", "scheduler")
 TINY_NAME = "tiny-svd-v1"
@@ -78,17 +76,17 @@ def build_tiny(folder: Path) -> None:
     ).save_pretrained(folder / "scheduler")
 
 
-class StableVideoDiffusionBackbone(DiffusionBackbone):
+class StableVideoDiffusionBackbone(UNetBackbone):
     family = "svd"
     is_video = True
+    subfolders = SUBFOLDERS
+    tiny_name = TINY_NAME
+    build_tiny = staticmethod(build_tiny)
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         super().__init__(spec, folder, run)
-        self.unet_config = json.loads((folder / "unet" / "config.json").read_text())
-        self.vae_config = json.loads((folder / "vae" / "config.json").read_text())
         self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         self.time_ids = {k: spec.options.get(k, v) for k, v in DEFAULT_TIME_IDS.items()}
-        self.weights = digest_folder(folder, SUBFOLDERS)
 
     def load_modules(self) -> None:
         from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
@@ -104,24 +102,6 @@ class StableVideoDiffusionBackbone(DiffusionBackbone):
             .to(self.device)
             .eval()
         )
-
-    @classmethod
-    def folder_for(cls, spec: ModelSpec) -> Path:
-        patterns = [f"{s}/*" for s in SUBFOLDERS] + ["model_index.json"]
-        return resolve_folder(spec.source, spec.revision, patterns, build_tiny, TINY_NAME)
-
-    @classmethod
-    def block_names_for(cls, folder: Path) -> list[str]:
-        return unet_block_names(json.loads((folder / "unet" / "config.json").read_text()))
-
-    def block_modules(self) -> dict[str, nn.Module]:
-        self.ensure_loaded()
-        return unet_block_modules(self.unet)
-
-    @property
-    def resolution_multiple(self) -> int:
-        vae_factor = 2 ** (len(self.vae_config["block_out_channels"]) - 1)
-        return vae_factor * 2 ** (len(self.unet_config["down_block_types"]) - 1)
 
     def recipe_fields(self) -> dict[str, Any]:
         return {
