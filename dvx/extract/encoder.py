@@ -15,9 +15,10 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import Backbone, ModelSpec, RunOptions, SeedFn, UnitFeatures
@@ -79,9 +80,32 @@ def resolve_transformers_folder(spec: ModelSpec, build_tiny: Callable[[Path], No
 
 
 class EncoderBackbone(Backbone):
-    """A pretrained encoder whose layers are read from one forward of the (normalised) pixels."""
+    """A pretrained transformers ViT encoder whose layers ``layer.N`` (``model.encoder.layer[N]``) are read
+    from one forward of the (normalised) pixels."""
 
     is_diffusion = False
+    #: name of the tiny twin in the dvx cache, and the function that builds it
+    tiny_name: ClassVar[str]
+    build_tiny: ClassVar[Callable[[Path], None]]
+
+    model: nn.Module
+
+    @classmethod
+    def folder_for(cls, spec: ModelSpec) -> Path:
+        return resolve_transformers_folder(spec, cls.build_tiny, cls.tiny_name)
+
+    @classmethod
+    def block_names_for(cls, folder: Path) -> list[str]:
+        cfg = json.loads((folder / "config.json").read_text())
+        return [f"layer.{i}" for i in range(cfg["num_hidden_layers"])]
+
+    def block_modules(self) -> dict[str, nn.Module]:
+        self.ensure_loaded()
+        return {f"layer.{i}": m for i, m in enumerate(self.model.encoder.layer)}
+
+    @property
+    def resolution_multiple(self) -> int:
+        return int(self.config["patch_size"])
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         super().__init__(spec, folder, run)

@@ -60,3 +60,15 @@ def seeded_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
     """Standard normal noise (float32, CPU) from its own generator."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     return torch.randn(tuple(shape), generator=gen, dtype=torch.float32)
+
+
+def flow_noise_level(t: int, shift: float) -> dict[str, float | None]:
+    """What a flow model's store records for T: sigma, SNR ((1-sigma)/sigma)^2 (None = clean, infinite)
+    and the network's timestep 1000 sigma."""
+    sigma = flow_sigma_for(t, shift)
+    return {
+        "T": t,
+        "sigma": sigma,
+        "snr": ((1 - sigma) / sigma) ** 2 if sigma > 0 else None,
+        "model_timestep": 1000 * sigma,
+    }

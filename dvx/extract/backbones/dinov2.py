@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import ModelSpec, RunOptions
-from dvx.extract.encoder import EncoderBackbone, resolve_transformers_folder
+from dvx.extract.encoder import EncoderBackbone
 from dvx.extract.tokens import tokens_to_maps
 
 TINY_NAME = "tiny-dinov2-v1"
@@ -61,6 +60,8 @@ def build_tiny(folder: Path) -> None:
 class DinoV2Backbone(EncoderBackbone):
     family = "dinov2"
     is_video = False
+    tiny_name = TINY_NAME
+    build_tiny = staticmethod(build_tiny)
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         super().__init__(spec, folder, run)
@@ -75,23 +76,6 @@ class DinoV2Backbone(EncoderBackbone):
         from transformers import AutoModel
 
         self.model = AutoModel.from_pretrained(self.folder, dtype=self.dtype).to(self.device).eval()
-
-    @classmethod
-    def folder_for(cls, spec: ModelSpec) -> Path:
-        return resolve_transformers_folder(spec, build_tiny, TINY_NAME)
-
-    @classmethod
-    def block_names_for(cls, folder: Path) -> list[str]:
-        cfg = json.loads((folder / "config.json").read_text())
-        return [f"layer.{i}" for i in range(cfg["num_hidden_layers"])]
-
-    def block_modules(self) -> dict[str, nn.Module]:
-        self.ensure_loaded()
-        return {f"layer.{i}": m for i, m in enumerate(self.model.encoder.layer)}
-
-    @property
-    def resolution_multiple(self) -> int:
-        return int(self.config["patch_size"])
 
     def forward_blocks(self, x: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
         p = self.resolution_multiple

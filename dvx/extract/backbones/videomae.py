@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import ModelSpec, RunOptions
-from dvx.extract.encoder import EncoderBackbone, check_tubelet_clip, resolve_transformers_folder, tubelet_map
+from dvx.extract.encoder import EncoderBackbone, check_tubelet_clip, tubelet_map
 from dvx.extract.tokens import tokens_to_maps
 
 TINY_NAME = "tiny-videomae-v1"
@@ -70,6 +69,8 @@ def _pair(v: int | Sequence[int]) -> tuple[int, int]:
 class VideoMAEBackbone(EncoderBackbone):
     family = "videomae"
     is_video = True
+    tiny_name = TINY_NAME
+    build_tiny = staticmethod(build_tiny)
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         super().__init__(spec, folder, run)
@@ -93,23 +94,6 @@ class VideoMAEBackbone(EncoderBackbone):
             .to(self.device)
             .eval()
         )
-
-    @classmethod
-    def folder_for(cls, spec: ModelSpec) -> Path:
-        return resolve_transformers_folder(spec, build_tiny, TINY_NAME)
-
-    @classmethod
-    def block_names_for(cls, folder: Path) -> list[str]:
-        cfg = json.loads((folder / "config.json").read_text())
-        return [f"layer.{i}" for i in range(cfg["num_hidden_layers"])]
-
-    def block_modules(self) -> dict[str, nn.Module]:
-        self.ensure_loaded()
-        return {f"layer.{i}": m for i, m in enumerate(self.model.encoder.layer)}
-
-    @property
-    def resolution_multiple(self) -> int:
-        return self.patch
 
     def check_resolution(self, resolution: tuple[int, int]) -> None:
         if tuple(resolution) != self.image_size:

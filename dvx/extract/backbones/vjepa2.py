@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import ModelSpec, RunOptions
-from dvx.extract.encoder import EncoderBackbone, check_tubelet_clip, resolve_transformers_folder, tubelet_map
+from dvx.extract.encoder import EncoderBackbone, check_tubelet_clip, tubelet_map
 from dvx.extract.tokens import tokens_to_maps
 
 TINY_NAME = "tiny-vjepa2-v1"
@@ -68,6 +67,8 @@ def build_tiny(folder: Path) -> None:
 class VJepa2Backbone(EncoderBackbone):
     family = "vjepa2"
     is_video = True
+    tiny_name = TINY_NAME
+    build_tiny = staticmethod(build_tiny)
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         super().__init__(spec, folder, run)
@@ -79,23 +80,6 @@ class VJepa2Backbone(EncoderBackbone):
         from transformers import VJEPA2Model
 
         self.model = VJEPA2Model.from_pretrained(self.folder, dtype=self.dtype).to(self.device).eval()
-
-    @classmethod
-    def folder_for(cls, spec: ModelSpec) -> Path:
-        return resolve_transformers_folder(spec, build_tiny, TINY_NAME)
-
-    @classmethod
-    def block_names_for(cls, folder: Path) -> list[str]:
-        cfg = json.loads((folder / "config.json").read_text())
-        return [f"layer.{i}" for i in range(cfg["num_hidden_layers"])]
-
-    def block_modules(self) -> dict[str, nn.Module]:
-        self.ensure_loaded()
-        return {f"layer.{i}": m for i, m in enumerate(self.model.encoder.layer)}
-
-    @property
-    def resolution_multiple(self) -> int:
-        return self.patch
 
     def check_resolution(self, resolution: tuple[int, int]) -> None:
         super().check_resolution(resolution)

@@ -32,7 +32,7 @@ from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
-from dvx.extract.noise import flow_sigma_for
+from dvx.extract.noise import flow_noise_level, flow_sigma_for
 from dvx.extract.tokens import tokens_to_maps
 from dvx.extract.weights import digest_folder, resolve_folder
 
@@ -198,13 +198,7 @@ class WanBackbone(DiffusionBackbone):
         }
 
     def noise_level(self, t: int) -> dict[str, Any]:
-        sigma = flow_sigma_for(t, self.shift)
-        return {
-            "T": t,
-            "sigma": sigma,
-            "snr": ((1 - sigma) / sigma) ** 2 if sigma > 0 else None,  # None: clean input (infinite)
-            "model_timestep": 1000 * sigma,
-        }
+        return flow_noise_level(t, self.shift)
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
