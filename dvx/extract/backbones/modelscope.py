@@ -24,10 +24,9 @@ TINY_NAME = "tiny-modelscope-v1"
 
 def build_tiny(folder: Path) -> None:
     """A 4-level UNet3D + 8x VAE + CLIP text encoder of the real classes, random init, fixed seeds."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import DDIMScheduler, UNet3DConditionModel
 
-    from dvx.extract.tiny_text import save_tiny_clip_tokenizer
+    from dvx.extract.tiny_parts import save_tiny_clip_text, save_tiny_sd_vae
 
     torch.manual_seed(0)
     UNet3DConditionModel(
@@ -42,33 +41,8 @@ def build_tiny(folder: Path) -> None:
         attention_head_dim=8,
         norm_num_groups=8,
     ).save_pretrained(folder / "unet")
-    torch.manual_seed(1)
-    AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(8, 16, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=128,
-    ).save_pretrained(folder / "vae")
-    torch.manual_seed(2)
-    CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=16,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-    ).save_pretrained(folder / "text_encoder")
-    save_tiny_clip_tokenizer(folder / "tokenizer")
+    save_tiny_sd_vae(folder / "vae")
+    save_tiny_clip_text(folder)
     DDIMScheduler(  # ModelScope ships a DDIM config over SD's scaled-linear schedule
         beta_start=0.00085,
         beta_end=0.012,

@@ -55,13 +55,12 @@ def build_tiny(folder: Path) -> None:
     )
     from transformers import (
         AutoTokenizer,
-        CLIPTextConfig,
         CLIPTextModelWithProjection,
         T5Config,
         T5EncoderModel,
     )
 
-    from dvx.extract.tiny_text import save_tiny_clip_tokenizer, save_tiny_t5_tokenizer
+    from dvx.extract.tiny_parts import save_tiny_clip_tokenizer, save_tiny_t5_tokenizer, tiny_clip_config
 
     torch.manual_seed(0)
     transformer = SD3Transformer2DModel(
@@ -97,18 +96,7 @@ def build_tiny(folder: Path) -> None:
     def clip(seed: int, width: int) -> CLIPTextModelWithProjection:
         torch.manual_seed(seed)
         return CLIPTextModelWithProjection(
-            CLIPTextConfig(
-                vocab_size=16,
-                hidden_size=width,
-                projection_dim=width,
-                intermediate_size=2 * width,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                bos_token_id=0,
-                eos_token_id=1,
-                pad_token_id=1,
-            )
+            tiny_clip_config(hidden_size=width, projection_dim=width, intermediate_size=2 * width)
         )
 
     torch.manual_seed(4)

@@ -49,7 +49,7 @@ def build_tiny(folder: Path) -> None:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
 
-    from dvx.extract.tiny_text import save_tiny_t5_tokenizer
+    from dvx.extract.tiny_parts import save_tiny_t5_tokenizer
 
     torch.manual_seed(0)
     transformer = WanTransformer3DModel(
