@@ -35,6 +35,15 @@ def _dvx_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["DVX_CACHE_DIR"] = str(tmp_path_factory.mktemp("dvx-cache"))
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny heads on a shared CPU: one torch thread (see ``tests.probe.heads_fixtures.one_torch_thread``)."""
+    from tests.probe.heads_fixtures import one_torch_thread
+
+    with one_torch_thread():
+        yield
+
+
 class ToyDataset(VideoDataset):
     """Videos stored as ``<root>/<id>.npy`` (F, H, W, 3) uint8; any other bytes are a corrupt video."""
 

@@ -4,19 +4,14 @@ name, reuse on rerun, one-line errors with a non-zero exit, the report files."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dvx.cli import main
-from tests.probe.heads_fixtures import one_torch_thread, pixel_world
+from tests.probe.heads_fixtures import pixel_world
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dvx.config import ProbeConfig
 from dvx.data import open_dataset
 from dvx.data.synthetic import SynthConfig, write_world
 from dvx.store.recipe import Recipe
@@ -90,6 +92,33 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def heads_config(
+    world: tuple[Path, str],
+    results: Path,
+    task: str,
+    *,
+    model: str = "pixels",
+    timesteps: tuple[int, ...] = (0,),
+    blocks: tuple[str, ...] = ("layer.8",),
+    options: dict[str, object] | None = None,
+    **kw: object,
+) -> ProbeConfig:
+    """A quiet probe config on a (world root, store path) pair: ``options`` go to the head (epochs, lr...),
+    the rest replace :class:`ProbeConfig` fields."""
+    base = ProbeConfig(
+        task=task,
+        store=world[1],
+        model=model,
+        data_root=str(world[0]),
+        timesteps=timesteps,
+        blocks=blocks,
+        results=str(results),
+        progress=False,
+        options=tuple(sorted((options or {}).items())),
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
 
 
 def _built(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, bool]:

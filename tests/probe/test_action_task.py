@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,13 +13,9 @@ import pytest
 from dvx.config import ProbeConfig
 from dvx.errors import CacheMissError, ConfigError, DataError
 from dvx.probe.runner import run_probe
-from tests.probe.heads_fixtures import dinov2_store, one_torch_thread, pixel_world
+from tests.probe.heads_fixtures import dinov2_store, heads_config, pixel_world
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +25,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def cfg(world: tuple[Path, str], results: Path, **kw: object) -> ProbeConfig:
     options = {"epochs": 60, "batch_size": 8, "lr": 3e-3, "num_workers": 0, **kw.pop("options", {})}  # type: ignore[dict-item]
-    base = ProbeConfig(
-        task="synthetic-action",
-        store=world[1],
-        model="pixels",
-        data_root=str(world[0]),
-        timesteps=(0,),
-        blocks=("layer.8",),
-        results=str(results),
-        progress=False,
-        options=tuple(sorted(options.items())),
-    )
-    return replace(base, **kw)
+    task = str(kw.pop("task", "synthetic-action"))
+    return heads_config(world, results, task, options=options, **kw)  # type: ignore[arg-type]
 
 
 def test_action_head_separates_a_colour_coded_world(world: tuple[Path, str], tmp_path: Path) -> None:

@@ -3,21 +3,15 @@ world and through the MOVi export reader; FG-ARI and mBO per record."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dvx.config import ProbeConfig
 from dvx.probe.runner import run_probe
-from tests.probe.heads_fixtures import one_torch_thread, pixel_world
+from tests.probe.heads_fixtures import heads_config, pixel_world
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +21,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def cfg(world: tuple[Path, str], results: Path, task: str, **kw: object) -> ProbeConfig:
     options = {"epochs": 2, "batch_size": 8, "num_workers": 0, **kw.pop("options", {})}  # type: ignore[dict-item]
-    base = ProbeConfig(
-        task=task,
-        store=world[1],
-        model="pixels",
-        data_root=str(world[0]),
-        timesteps=(0,),
-        blocks=("layer.8",),
-        results=str(results),
-        progress=False,
-        options=tuple(sorted(options.items())),
-    )
-    return replace(base, **kw)
+    return heads_config(world, results, task, options=options, **kw)  # type: ignore[arg-type]
 
 
 def test_synthetic_discovery_reports_fg_ari_and_mbo(world: tuple[Path, str], tmp_path: Path) -> None:

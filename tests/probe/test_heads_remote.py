@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dvx.config import ProbeConfig
 from dvx.probe.runner import run_probe
-from tests.probe.heads_fixtures import one_torch_thread, pixel_world, write_pixel_store
+from tests.probe.heads_fixtures import heads_config, one_torch_thread, pixel_world, write_pixel_store
 
 
 @pytest.fixture
@@ -44,17 +43,7 @@ def test_probe_reads_an_s3_store_from_workers(
 ) -> None:
     world, _ = pixel_world(tmp_path_factory)
     write_pixel_store("synthetic", world, s3, timesteps=(0,), blocks={"layer.8": 8})
-    cfg = ProbeConfig(
-        task="synthetic-seg",
-        store=s3,
-        model="pixels",
-        data_root=str(world),
-        timesteps=(0,),
-        blocks=("layer.8",),
-        results=str(tmp_path),
-        progress=False,
-        options=(("epochs", 1), ("num_workers", 2)),
-    )
+    cfg = heads_config((world, s3), tmp_path, "synthetic-seg", options={"epochs": 1, "num_workers": 2})
     with one_torch_thread():
         [rec] = run_probe(cfg, log=lambda m: None)
     assert rec.store == s3 and 0.0 <= rec.metrics["mIoU"] <= 1.0 and rec.details["test_videos"] == 14

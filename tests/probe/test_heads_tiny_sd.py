@@ -3,21 +3,15 @@ tiny-sd, then every trained-head family probed from that cache."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dvx.config import ProbeConfig
 from dvx.errors import ConfigError
 from dvx.probe.runner import run_probe
-from tests.probe.heads_fixtures import one_torch_thread, tiny_sd_world
+from tests.probe.heads_fixtures import heads_config, tiny_sd_world
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +21,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def probe(world: tuple[Path, str], results: Path, task: str, blocks: tuple[str, ...], **opts: object) -> list:
     options = {"epochs": 2, "batch_size": 4, "num_workers": 0, **opts}
-    cfg = ProbeConfig(
-        task=task,
-        store=world[1],
-        model="tiny-sd",
-        data_root=str(world[0]),
-        timesteps=(50,),
-        blocks=blocks,
-        results=str(results),
-        progress=False,
-        options=tuple(sorted(options.items())),
-    )
+    cfg = heads_config(world, results, task, model="tiny-sd", timesteps=(50,), blocks=blocks, options=options)
     return run_probe(cfg, log=lambda m: None)
 
 
