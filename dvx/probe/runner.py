@@ -70,10 +70,12 @@ def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
     index = group.index()
     pairs = resolve_pairs(cfg, index.timesteps(), index.blocks())
     if not pairs:
-        raise CacheMissError(group.miss_message(["<any>"], list(cfg.timesteps or []), list(cfg.blocks or [])))
+        raise CacheMissError(
+            group.miss_message(["<any>"], list(cfg.timesteps or []), list(cfg.blocks or []), cfg.data_root)
+        )
     videos = [r.id for r in task.videos(ctx)]
     for t in sorted({t for t, _ in pairs}):
-        group.require(videos, [t], sorted({b for tt, b in pairs if tt == t}))
+        group.require(videos, [t], sorted({b for tt, b in pairs if tt == t}), cfg.data_root)
     results = ResultsDir(results_dir(cfg.results))
     records: dict[tuple[int, str], ResultRecord] = {}
     todo = []

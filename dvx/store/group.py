@@ -106,7 +106,10 @@ class RecipeGroup:
 
         return dataarray(self, t, block, videos)
 
-    def miss_message(self, videos: list[str], timesteps: list[int], blocks: list[str]) -> str:
+    def miss_message(
+        self, videos: list[str], timesteps: list[int], blocks: list[str], data_root: str | None = None
+    ) -> str:
+        """What is missing and the extract command that fills it (``data_root``: the caller's, if known)."""
         shown = ", ".join(videos[:5]) + (f" and {len(videos) - 5} more" if len(videos) > 5 else "")
         ts = ",".join(str(t) for t in timesteps)
         return (
@@ -114,14 +117,21 @@ class RecipeGroup:
             f"{self.recipe.fp8}) lacks T={ts} block(s) {','.join(blocks)} for {len(videos)} video(s): "
             f"{shown}. "
             f"Extract them with: dvx extract --model {self.recipe.model} --dataset {self.dataset} "
+            f"--data-root {data_root or 'DATA_ROOT'} "
             f"--timesteps {ts} --blocks {','.join(blocks)} --store {self.backend.location} "
             f"(same recipe options)"
         )
 
-    def require(self, videos: Iterable[str], timesteps: Iterable[int], blocks: Iterable[str]) -> None:
+    def require(
+        self,
+        videos: Iterable[str],
+        timesteps: Iterable[int],
+        blocks: Iterable[str],
+        data_root: str | None = None,
+    ) -> None:
         """Raise CacheMissError naming what is missing, if any (video, T, block) is not committed."""
         timesteps, blocks = list(timesteps), list(blocks)
         index = self.index()
         missing = [v for v in videos if not index.has(v, timesteps, blocks)]
         if missing:
-            raise CacheMissError(self.miss_message(missing, timesteps, blocks))
+            raise CacheMissError(self.miss_message(missing, timesteps, blocks, data_root))

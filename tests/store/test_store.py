@@ -201,13 +201,13 @@ def test_cache_miss_names_what_is_missing_and_how_to_extract(store_location: str
     group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
     write_video(group, "a", timesteps=(0,))
     with pytest.raises(CacheMissError) as err:
-        group.require(["a", "b"], [0, 50], ["up.1"])
+        group.require(["a", "b"], [0, 50], ["up.1"], data_root="/data/DAVIS")
     msg = str(err.value)
     assert (
         "T=0,50" in msg
         and "up.1" in msg
         and "2 video(s): a, b" in msg
-        and "dvx extract --model tiny-sd" in msg
+        and "dvx extract --model tiny-sd --dataset davis --data-root /data/DAVIS --timesteps 0,50" in msg
     )
 
 
