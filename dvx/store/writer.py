@@ -24,9 +24,9 @@ from dvx.store.codecs import DEFAULT_CODEC, compressors_for
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, Failure, new_gen, now_iso, writer_identity
 
-#: chunks of about this size read ~2.5-3x faster than one 165 MB chunk per SVD clip (zarr 3.1 decodes
-#: chunks in parallel, each chunk serially; measured here at 1.8-2.2 vs 0.6-0.8 GB/s); writes to the page
-#: cache vary too much run to run on this machine to rank (docs/benchmarks.md)
+#: chunks of about this size read an SVD clip faster than one 165 MB chunk per clip (zarr 3.1 decodes the
+#: chunks of an array in parallel, each chunk serially): 1.5-2.1 vs 0.35-1.1 GB/s in repeated runs of
+#: benchmarks/bench_store.py on this shared 2-core machine; writes came out about even (docs/benchmarks.md)
 TARGET_CHUNK_BYTES = 16 * 2**20
 
 
