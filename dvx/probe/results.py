@@ -1,4 +1,4 @@
-"""Probe results: one JSON record per (task, model, recipe, dataset, T, block, probe settings).
+"""Probe results: one JSON record per (task, model, recipe, dataset, store, T, block, probe settings).
 
 Records live in a results directory, never in the feature store (a shared cache is read-only for probes).
 A record's file name is a hash of its key, so re-running the same probe finds it: it is reused, or with
@@ -56,6 +56,7 @@ class ResultRecord:
             "model": self.model,
             "recipe": self.recipe,
             "dataset": self.dataset,
+            "store": self.store,
             "T": self.T,
             "block": self.block,
             "probe": dict(self.probe),

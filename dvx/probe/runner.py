@@ -74,6 +74,7 @@ def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
             group.miss_message(["<any>"], list(cfg.timesteps or []), list(cfg.blocks or []), cfg.data_root)
         )
     videos = [r.id for r in task.videos(ctx)]
+    ctx.videos = tuple(videos)
     for t in sorted({t for t, _ in pairs}):
         group.require(videos, [t], sorted({b for tt, b in pairs if tt == t}), cfg.data_root)
     results = ResultsDir(results_dir(cfg.results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ class ProbeContext:
     out: Path | None  # predictions, checkpoints and logs go here
     device: str
     log: Callable[[str], None]
+    videos: tuple[str, ...] = ()  # the ids whose features the probe reads (set by the runner)
+
+
+def scored_videos(ctx: ProbeContext) -> dict[str, Any]:
+    """What a record's key needs about the data: the split asked for and a digest of the video ids read,
+    so a probe on other videos (another split, a subset) never reuses or replaces this record."""
+    digest = hashlib.sha256("\n".join(sorted(ctx.videos)).encode()).hexdigest()[:16]
+    return {"split": ctx.cfg.split, "videos_sha": digest}
 
 
 class Task(ABC):
@@ -73,7 +82,7 @@ class Task(ABC):
             store=normalize_store(ctx.group.backend.location),
             T=t,
             block=block,
-            probe=self.settings(),
+            probe={**self.settings(), **scored_videos(ctx)},
             metrics=dict(metrics),
             details=dict(details or {}),
             videos=videos,

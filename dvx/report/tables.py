@@ -50,8 +50,19 @@ def block_order(name: str) -> tuple[int, str, int]:
     return (order.get(head, 4), head, int(idx) if idx.isdigit() else -1)
 
 
-def task_order(task: str) -> tuple[int, str]:
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+def task_order(label: str) -> tuple[int, str]:
+    task = label.partition("@")[0]
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), label)
+
+
+def task_labels(records: Iterable[ResultRecord]) -> dict[tuple[str, str], str]:
+    """(task, dataset) -> the column label: the task name, or ``task@dataset`` when the records hold the
+    task on several datasets (e.g. cityscapes-seg on the real data and on the synthetic world's layout),
+    so results of different data never share a cell."""
+    datasets: dict[str, set[str]] = {}
+    for r in records:
+        datasets.setdefault(r.task, set()).add(r.dataset)
+    return {(t, d): (t if len(ds) == 1 else f"{t}@{d}") for t, ds in datasets.items() for d in ds}
 
 
 def number(value: Any) -> float | None:
@@ -95,22 +106,23 @@ def better(a: ResultRecord, b: ResultRecord, info: TaskInfo) -> bool:
 @dataclass
 class Table2:
     rows: list[str]  # model labels
-    columns: list[tuple[str, str]]  # (task, metric)
-    best: dict[tuple[str, str], ResultRecord]  # (row, task) -> the chosen record
-    info: dict[str, TaskInfo]
+    columns: list[tuple[str, str]]  # (task label, metric)
+    best: dict[tuple[str, str], ResultRecord]  # (row, task label) -> the chosen record
+    info: dict[str, TaskInfo]  # task label -> its main metric
 
 
 def table2(records: Sequence[ResultRecord]) -> Table2:
-    labels = model_labels(records)
+    labels, columns_of = model_labels(records), task_labels(records)
     info: dict[str, TaskInfo] = {}
     metrics: dict[str, list[str]] = {}
     best: dict[tuple[str, str], ResultRecord] = {}
     for r in records:
-        info.setdefault(r.task, task_info(r.task, r))
-        names = metrics.setdefault(r.task, [])
+        column = columns_of[(r.task, r.dataset)]
+        info.setdefault(column, task_info(r.task, r))
+        names = metrics.setdefault(column, [])
         names += [m for m in r.metrics if m not in names]
-        key = (labels[(r.model, r.recipe)], r.task)
-        if key not in best or better(r, best[key], info[r.task]):
+        key = (labels[(r.model, r.recipe)], column)
+        if key not in best or better(r, best[key], info[column]):
             best[key] = r
     tasks = sorted(metrics, key=task_order)
     columns = []
@@ -172,7 +184,7 @@ class Grid:
 
     label: str  # model label
     recipe: str
-    task: str
+    task: str  # task label (``task@dataset`` when the task was run on several datasets)
     metric: str
     higher_is_better: bool
     settings: str  # settings tag
@@ -182,16 +194,18 @@ class Grid:
 
 
 def grids(records: Sequence[ResultRecord]) -> list[Grid]:
-    """One grid per (model, recipe, task, probe settings), rows T ascending, blocks in network order."""
-    labels = model_labels(records)
+    """One grid per (model, recipe, task and dataset, probe settings), rows T ascending, blocks in network
+    order."""
+    labels, columns_of = model_labels(records), task_labels(records)
     groups: dict[tuple[str, str, str, str], list[ResultRecord]] = {}
     for r in records:
-        groups.setdefault((labels[(r.model, r.recipe)], r.recipe, r.task, settings_tag(r)), []).append(r)
+        key = (labels[(r.model, r.recipe)], r.recipe, columns_of[(r.task, r.dataset)], settings_tag(r))
+        groups.setdefault(key, []).append(r)
     out = []
     for (label, recipe, task, tag), recs in sorted(
         groups.items(), key=lambda kv: (kv[0][0], task_order(kv[0][2]), kv[0][1], kv[0][3])
     ):
-        info = task_info(task, recs[0])
+        info = task_info(recs[0].task, recs[0])
         ts = sorted({r.T for r in recs})
         bs = sorted({r.block for r in recs}, key=block_order)
         newest = {}

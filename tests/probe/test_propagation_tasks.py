@@ -8,6 +8,7 @@ that features, frame mapping, resizing and scoring line up.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +57,22 @@ def write_pixel_store(
         vw.commit(video.frame_names, [[i] for i in range(n)], video.frames.shape[1:3])
 
 
-def probe(task: str, store: Path, root: Path, tmp: Path, dataset: str | None = None, **options: object):
+def probe(
+    task: str,
+    store: Path,
+    root: Path,
+    tmp: Path,
+    dataset: str | None = None,
+    split: str | None = None,
+    **options: object,
+):
     cfg = ProbeConfig(
         task=task,
         store=str(store),
         model="pixels",
         data_root=str(root),
         dataset=dataset,
+        split=split,
         out=str(tmp / "out"),
         results=str(tmp / "results"),
         device="cpu",
@@ -134,3 +144,12 @@ def test_synthetic_propagation_runs_on_the_world_and_reuses_records(tmp_path: Pa
     assert again == rec  # the record was reused, not recomputed
     [other] = probe("synthetic-propagation", tmp_path / "s", world, tmp_path, dataset="synthetic", topk=3)
     assert other.probe["topk"] == 3 and other.key() != rec.key()
+    # a split or another store: a record of its own; the first is neither reused nor replaced
+    [part] = probe("synthetic-propagation", tmp_path / "s", world, tmp_path, "synthetic", split="train")
+    assert part.probe["split"] == "train" and part.key() != rec.key()
+    assert part.probe["videos_sha"] == rec.probe["videos_sha"]  # (this split holds every video of the world)
+    shutil.copytree(tmp_path / "s", tmp_path / "copy")
+    [copied] = probe("synthetic-propagation", tmp_path / "copy", world, tmp_path, dataset="synthetic")
+    assert copied.store.endswith("copy") and copied.key() != rec.key()
+    assert copied.metrics == rec.metrics  # the same features, scored again
+    assert probe("synthetic-propagation", tmp_path / "s", world, tmp_path, dataset="synthetic") == [rec]

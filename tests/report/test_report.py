@@ -43,6 +43,21 @@ RECORDS = [
 ]
 
 
+def test_a_task_on_two_datasets_gets_a_column_and_a_grid_per_dataset() -> None:
+    real = rec("svd", "cityscapes-seg", 50, "up.1", mIoU=0.41)
+    synth = replace(rec("svd", "cityscapes-seg", 50, "up.1", mIoU=0.93), dataset="synthetic-layout")
+    newer_synth = replace(synth, created_at="2026-02-01T00:00:00")
+    t = table2([replace(real, dataset="cityscapes"), newer_synth])
+    assert t.columns == [("cityscapes-seg@cityscapes", "mIoU"), ("cityscapes-seg@synthetic-layout", "mIoU")]
+    assert t.best[("svd", "cityscapes-seg@cityscapes")].metrics["mIoU"] == 0.41
+    gs = grids([replace(real, dataset="cityscapes"), newer_synth])
+    assert [(g.task, g.values) for g in gs] == [
+        ("cityscapes-seg@cityscapes", [[0.41]]),
+        ("cityscapes-seg@synthetic-layout", [[0.93]]),
+    ]
+    assert table2([real]).columns == [("cityscapes-seg", "mIoU")]  # one dataset: the plain task name
+
+
 def test_table2_takes_each_models_best_record_by_the_tasks_main_metric() -> None:
     t = table2(RECORDS)
     assert t.rows == ["sd-1.5@aaaaaaaa", "sd-1.5@bbbbbbbb", "svd"]  # two sd recipes: two rows
