@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dvx import __version__
+from dvx.errors import DataError
 from dvx.store.index import now_iso
 
 
@@ -95,14 +96,21 @@ class ResultsDir:
 
     def find(self, like: ResultRecord) -> ResultRecord | None:
         f = self._file(like)
-        if not f.exists():
-            return None
-        return ResultRecord(**json.loads(f.read_text()))
+        return self._load(f) if f.exists() else None
+
+    @staticmethod
+    def _load(f: Path) -> ResultRecord:
+        try:
+            return ResultRecord(**json.loads(f.read_text()))
+        except (ValueError, TypeError) as err:  # bad JSON, or JSON that is not a record
+            raise DataError(
+                f"{f}: not a dvx results record ({err}); move it out of the results directory"
+            ) from None
 
     def save(self, record: ResultRecord, force: bool = False) -> Path:
         f = self._file(record)
         if f.exists() and not force:
-            raise FileExistsError(f"{f} exists (use --force to replace it)")
+            raise DataError(f"{f} exists (written meanwhile by another probe?); use --force to replace it)")
         f.parent.mkdir(parents=True, exist_ok=True)
         tmp = f.with_name(f"{f.name}.{uuid.uuid4().hex[:8]}.tmp")
         data = record.to_json()
@@ -115,6 +123,6 @@ class ResultsDir:
         if not self.path.exists():
             return
         for f in sorted(self.path.glob("*/*.json")):
-            rec = ResultRecord(**json.loads(f.read_text()))
+            rec = self._load(f)
             if (store is None or rec.store == normalize_store(store)) and (task is None or rec.task == task):
                 yield rec

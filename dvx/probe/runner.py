@@ -17,15 +17,29 @@ from dvx.errors import CacheMissError, ConfigError
 from dvx.probe import TASKS
 from dvx.probe.results import ResultRecord, ResultsDir, results_dir
 from dvx.probe.task import ProbeContext, Task
+from dvx.report.tables import block_order
 from dvx.store.root import FeatureStore
 
 Log = Callable[[str], None]
 
 
-def default_device() -> str:
+def probe_device(device: str) -> str:
+    """``--device`` checked before any data is read: ``auto`` -> cuda when visible, else cpu."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device in ("auto", ""):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"--device {device!r} is not a torch device (cpu, cuda, cuda:N, mps, auto)"
+        ) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: MPS is not available on this machine")
+    return device
 
 
 def is_primary_process() -> bool:
@@ -35,9 +49,10 @@ def is_primary_process() -> bool:
 
 
 def resolve_pairs(cfg: ProbeConfig, available_t: list[int], available_b: list[str]) -> list[tuple[int, str]]:
+    """Every asked (T, block) pair, each once (a repeated T or block is not scored twice)."""
     ts = list(cfg.timesteps) if cfg.timesteps else available_t
     bs = list(cfg.blocks) if cfg.blocks else available_b
-    return [(t, b) for t in ts for b in bs]
+    return list(dict.fromkeys((t, b) for t in ts for b in bs))
 
 
 def build_task(cfg: ProbeConfig) -> tuple[Task, str]:
@@ -55,6 +70,7 @@ def build_task(cfg: ProbeConfig) -> tuple[Task, str]:
 def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     task, dataset_name = build_task(cfg)
+    device = probe_device(cfg.device)
     store = FeatureStore.open(cfg.store, mode="r")
     group = store.find(dataset_name, cfg.model, cfg.recipe)
     dataset = open_dataset(dataset_name, cfg.data_root, cfg.split)
@@ -64,7 +80,7 @@ def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
         dataset=dataset,
         dataset_name=dataset_name,
         out=Path(cfg.out).expanduser() if cfg.out else None,
-        device=default_device() if cfg.device == "auto" else cfg.device,
+        device=device,
         log=log,
     )
     index = group.index()
@@ -103,7 +119,7 @@ def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
 def table(records: list[ResultRecord], metric: str) -> str:
     """A T x block table of ``metric`` (rows T, columns blocks), as seed 002's Table 3."""
     ts = sorted({r.T for r in records})
-    bs = sorted({r.block for r in records}, key=_block_order)
+    bs = sorted({r.block for r in records}, key=block_order)
     cell = {(r.T, r.block): r.metrics.get(metric) for r in records}
     width = max(8, *(len(b) for b in bs))
     lines = [f"{metric:>8} | " + " ".join(f"{b:>{width}}" for b in bs)]
@@ -115,9 +131,3 @@ def table(records: list[ResultRecord], metric: str) -> str:
             + " ".join(f"{v:>{width}.4f}" if isinstance(v, int | float) else f"{'-':>{width}}" for v in vals)
         )
     return "\n".join(lines)
-
-
-def _block_order(name: str) -> tuple:
-    head, _, idx = name.partition(".")
-    order = {"down": 0, "mid": 1, "up": 2, "layer": 3}
-    return (order.get(head, 4), head, int(idx) if idx.isdigit() else -1)

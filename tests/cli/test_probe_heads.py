@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from dvx.cli import main
 from tests.probe.heads_fixtures import pixel_world
@@ -55,6 +56,13 @@ def test_probe_json_report_and_rerun(
         (("--task", "synthetic-seg", "--timesteps", "200"), "lacks T=200"),
         (("--task", "synthetic-action", "--slots", "4"), "does not take option(s) --slots"),
         (("--task", "synthetic-action", "--devices", "two"), "--devices must be"),
+        (("--task", "synthetic-action", "--device", "foo"), "--device 'foo'"),
+        (("--task", "synthetic-action", "--device", "cuda:x"), "--device 'cuda:x'"),
+        pytest.param(
+            ("--task", "synthetic-seg", "--device", "cuda"),
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -72,6 +80,18 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dvx: error: ") and message in err[-1]
     assert not err[-1].startswith("Traceback")
+
+
+def test_a_stray_file_in_the_results_directory_is_one_line(
+    world: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    res = tmp_path / "results"
+    (res / "synthetic-action").mkdir(parents=True)
+    (res / "synthetic-action" / "notes.json").write_text('{"hello": 1}')
+    with pytest.raises(SystemExit) as code:
+        main(["report", "--store", world[1], "--results", str(res)])
+    assert code.value.code == 2
+    assert "notes.json: not a dvx results record" in capsys.readouterr().err
 
 
 def test_report_without_records_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,5 +31,7 @@ def accelerator_for(device: str) -> tuple[str, Any]:
     if accel is None:
         raise ConfigError(f"--device {device!r} is not one of cpu, cuda, cuda:N, mps, auto")
     if index:
+        if not index.isdigit():
+            raise ConfigError(f"--device {device!r}: the index after ':' must be a number (cuda:0)")
         return accel, [int(index)]
     return accel, 1 if accel == "cpu" else "auto"

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
+
+from dvx.config import ProbeConfig
 from dvx.data.base import Masks, VideoRef
 from dvx.errors import DataError
 from dvx.probe import baselines
@@ -25,6 +28,11 @@ BASELINES = ("copy_first_mask", "pixel_colour")
 JF = ("J_mean", "F_mean", "JF_mean")
 
 
+def has_object(labels: np.ndarray) -> bool:
+    """True when a label map holds an object id (not background 0, not void 255)."""
+    return bool(((labels != 0) & (labels != 255)).any())
+
+
 def block_stride(resolution: tuple[int, int], hw: tuple[int, ...]) -> int | None:
     """Pixels per feature cell, when the block's map tiles the frame exactly (else None)."""
     h, w = hw[-2:]
@@ -37,25 +45,24 @@ class DavisPropagationTask(Task):
     main_metric: ClassVar[str] = "JF_mean"
     option_names: ClassVar[frozenset[str]] = common.OPTION_NAMES
 
+    def __init__(self, name: str, cfg: ProbeConfig) -> None:
+        super().__init__(name, cfg)
+        self._refs: list[VideoRef] | None = None
+
     def settings(self) -> dict[str, Any]:
         return common.settings(self.cfg)
 
     def videos(self, ctx: ProbeContext) -> list[VideoRef]:
-        """Videos whose first annotated frame holds at least one object (synthetic brick walls have none)."""
-        return [ref for ref, _ in self._annotated(ctx)]
-
-    def _annotated(self, ctx: ProbeContext) -> list[tuple[VideoRef, Masks]]:
-        out = []
-        for ref in ctx.dataset.videos():
-            masks = ctx.dataset.masks(ref)
-            first = masks.labels[0]
-            if ((first != 0) & (first != 255)).any():
-                out.append((ref, masks))
-        if not out:
-            raise DataError(
-                f"{ctx.dataset_name} at {ctx.dataset.root}: no video has an object in its first mask"
-            )
-        return out
+        """Videos whose first annotated frame holds at least one object (synthetic brick walls have none);
+        found once per task, holding one video's masks at a time."""
+        if self._refs is None:
+            refs = [ref for ref in ctx.dataset.videos() if has_object(ctx.dataset.masks(ref).labels[0])]
+            if not refs:
+                raise DataError(
+                    f"{ctx.dataset_name} at {ctx.dataset.root}: no video has an object in its first mask"
+                )
+            self._refs = refs
+        return self._refs
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         _, prop = common.propagation_config(self.cfg)
@@ -64,13 +71,12 @@ class DavisPropagationTask(Task):
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
         strides: dict[tuple[int, str], int | None] = {}
-        annotated = self._annotated(ctx)
-        for ref, masks in annotated:
+        for ref in self.videos(ctx):
+            masks = ctx.dataset.masks(ref)
             gt, names = masks.labels, masks.frame_names
             for t, block in pairs:
                 commit = index.lookup(ref.id, t, block)
-                where = common.frame_index(commit, names, ref.id)
-                feats = ctx.group.tensor(ref.id, t, block)
+                feats, where = common.annotated_features(ctx.group, commit, ref.id, t, block, names)
                 soft = propagate(
                     feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device
                 )

@@ -59,9 +59,10 @@ class JhmdbPropagationTask(Task):
             gts[ref.id] = joints.xy
             for t, block in pairs:
                 commit = index.lookup(ref.id, t, block)
-                where = common.frame_index(commit, joints.frame_names, ref.id)
+                feats, where = common.annotated_features(
+                    ctx.group, commit, ref.id, t, block, joints.frame_names
+                )
                 sizes[ref.id] = commit.source_size
-                feats = ctx.group.tensor(ref.id, t, block)
                 stored = propagate_keypoints(feats, joints.xy[0], commit.source_size, prop, device=ctx.device)
                 pred = stored[where]
                 pred[0] = joints.xy[0]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dvx.config import ProbeConfig
 from dvx.errors import ConfigError, DataError
 from dvx.probe.propagation import PropagationConfig
+from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit
+
+if TYPE_CHECKING:
+    import torch
 
 OPTION_NAMES = frozenset({"preset", "topk", "temperature", "context", "radius"})
 
@@ -59,6 +63,18 @@ def frame_index(commit: Commit, names: Sequence[str], video: str) -> np.ndarray:
             "recipe subsampled frames?); label propagation needs features for every frame"
         )
     return np.array([where[n] for n in names], dtype=np.int64)
+
+
+def annotated_features(
+    group: RecipeGroup, commit: Commit, video: str, t: int, block: str, names: Sequence[str]
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The stored features from the one covering the first annotated frame on (propagation starts from
+    the first annotation), and for each annotated frame its index into them."""
+    where = frame_index(commit, names, video)
+    first = int(where[0])
+    if (where < first).any():
+        raise DataError(f"{video}: annotated frames come before the first annotation in the cached features")
+    return group.tensor(video, t, block)[first:], where - first
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
