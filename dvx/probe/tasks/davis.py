@@ -99,10 +99,10 @@ class DavisPropagationTask(Task):
             details = {k: v for k, v in rec.items() if k not in JF}
             stride = strides.get((t, block))
             if stride in base:
-                details["baselines"] = {
-                    name: {k: DavisResult(seqs).record()[k] for k in JF} | {"stride": stride}
-                    for name, seqs in base[stride].items()
-                }
+                details["baselines"] = {}
+                for name, seqs in base[stride].items():
+                    scored = DavisResult(seqs).record()
+                    details["baselines"][name] = {k: scored[k] for k in JF} | {"stride": stride}
             records.append(
                 self.record(ctx, t, block, {k: rec[k] for k in JF}, details, videos=len(scores[(t, block)]))
             )
