@@ -165,6 +165,29 @@ def test_truncated_jpeg_is_corrupt(tmp_path: Path) -> None:
         ds.load(ds.video("a"))
 
 
+def test_a_frame_of_another_size_is_a_corrupt_video_that_skip_bad_skips(tmp_path: Path) -> None:
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+
+    root = _tiny(tmp_path)
+    write_frames(root / "JPEGImages" / "480p" / "b", noise_frames(3, 16, 20), ext=".jpg")
+    write_frames(root / "JPEGImages" / "480p" / "b", noise_frames(1, 16, 18), names=["00002"], ext=".jpg")
+    ds = DavisDataset(root)
+    with pytest.raises(CorruptVideoError, match=r"'b'.*00002\.jpg is 18x16"):
+        ds.load(ds.video("b"))
+    cfg = ExtractConfig(
+        model="tiny-dinov2",
+        dataset="davis",
+        data_root=str(root),
+        store=str(tmp_path / "store"),
+        resolution=(14, 14),
+        progress=False,
+        skip_bad=True,
+    )
+    report = run_extract(cfg)  # one bad video no longer aborts the run
+    assert report.computed == ["a"] and list(report.failed) == ["b"]
+
+
 def test_layout_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no JPEGImages/480p"):
         DavisDataset(tmp_path)
