@@ -58,6 +58,30 @@ def test_all_real_frames_and_binary_masks() -> None:
     assert total == 515
 
 
+def test_listing_counts_the_real_frames_and_a_dry_run_decodes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+
+    ds = DavisDataset(_davis2016())
+    refs = ds.videos()
+    assert all(r.meta["n_frames"] == len(ds.load(r).frames) for r in refs)
+    loaded: list[str] = []
+    real_load = DavisDataset.load
+    monkeypatch.setattr(DavisDataset, "load", lambda self, ref: loaded.append(ref.id) or real_load(self, ref))
+    cfg = ExtractConfig(
+        model="tiny-dinov2",
+        dataset="davis",
+        data_root=str(_davis2016()),
+        store=str(tmp_path / "store"),
+        dry_run=True,
+        resolution=(14, 14),
+        progress=False,
+    )
+    assert run_extract(cfg).planned_bytes > 0 and loaded == []
+
+
 def test_masks_match_the_original_0_255_pngs() -> None:
     ds = DavisDataset(_davis2016())
     masks = ds.masks(ds.video("car-shadow"))
