@@ -105,7 +105,12 @@ class CityscapesDataset(VideoDataset):
                 VideoRef(
                     id=safe_id(path.name[: -len(suffix)]),
                     path=path,
-                    meta={"split": split, "city": city.name, "name": path.name[: -len(suffix)]},
+                    meta={
+                        "split": split,
+                        "city": city.name,
+                        "name": path.name[: -len(suffix)],
+                        "n_frames": 1,
+                    },
                 )
                 for split in self.splits
                 for city in subdirs(self.images_dir / split)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from dvx.data.base import Masks, Video, VideoDataset, VideoRef, safe_id
 from dvx.data.images import read_label_png
-from dvx.data.layout import locate, missing_error, read_lines, sorted_unique, subdirs
+from dvx.data.layout import frame_count, locate, missing_error, read_lines, sorted_unique, subdirs
 from dvx.data.video_io import list_frame_files, read_frames
 from dvx.errors import CorruptVideoError, DataError
 
@@ -71,7 +71,14 @@ class DavisDataset(VideoDataset):
         return self._refs_for(names)
 
     def _refs_for(self, names: list[str]) -> list[VideoRef]:
-        refs = [VideoRef(id=safe_id(n), path=self.frames_dir / n, meta={"sequence": n}) for n in names]
+        refs = [
+            VideoRef(
+                id=safe_id(n),
+                path=self.frames_dir / n,
+                meta={"sequence": n, **frame_count(self.frames_dir / n, FRAME_EXTS)},
+            )
+            for n in names
+        ]
         return sorted_unique(refs, "davis")
 
     def split_file(self, split: str) -> Path:

@@ -17,7 +17,15 @@ import numpy as np
 from PIL import Image
 
 from dvx.data.base import Joints, Masks, Video, VideoDataset, VideoRef, safe_id
-from dvx.data.layout import locate, missing_error, parse_split, read_lines, sorted_unique, subdirs
+from dvx.data.layout import (
+    frame_count,
+    locate,
+    missing_error,
+    parse_split,
+    read_lines,
+    sorted_unique,
+    subdirs,
+)
 from dvx.data.video_io import list_frame_files, read_frames
 from dvx.errors import CorruptVideoError, DataError
 
@@ -114,7 +122,7 @@ class JhmdbDataset(VideoDataset):
             id=safe_id(f"{cls}__{video}"),
             path=self.frames_dir / cls / video,
             label=classes.index(cls),
-            meta={"class": cls, "video": video},
+            meta={"class": cls, "video": video, **frame_count(self.frames_dir / cls / video, FRAME_EXTS)},
         )
 
     def videos(self) -> list[VideoRef]:

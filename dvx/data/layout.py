@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dvx.data.base import VideoRef
+from dvx.data.video_io import list_frame_files
 from dvx.errors import ConfigError, DataError
 
 _SPLIT = re.compile(r"^(train|test)([1-9])$")
@@ -66,6 +67,14 @@ def read_lines(path: Path) -> list[str]:
     except OSError as err:
         raise DataError(f"cannot read {path}: {err}") from err
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def frame_count(folder: Path, exts: Iterable[str]) -> dict[str, int]:
+    """``{"n_frames": N}`` for a frame folder: the number of frame files ``load`` reads from it (a listing,
+    no image is opened), which sizes dry-run plans and balances ranks; {} when it holds none (``load``
+    then raises CorruptVideoError)."""
+    n = len(list_frame_files(folder, exts))
+    return {"n_frames": n} if n else {}
 
 
 def subdirs(folder: Path) -> list[Path]:

@@ -16,9 +16,11 @@ import numpy as np
 
 from dvx.data.base import Masks, Video, VideoDataset, VideoRef, safe_id
 from dvx.data.images import read_id_png
-from dvx.data.layout import locate, sorted_unique, subdirs
+from dvx.data.layout import frame_count, locate, sorted_unique, subdirs
 from dvx.data.video_io import list_frame_files, read_frames
 from dvx.errors import CorruptVideoError, DataError
+
+RGB_EXTS = (".png", ".jpg", ".jpeg")
 
 
 def _is_split(folder: Path) -> bool:
@@ -50,7 +52,11 @@ class MoviDataset(VideoDataset):
     def videos(self) -> list[VideoRef]:
         if self._refs is None:
             refs = [
-                VideoRef(id=safe_id(f"{s}__{v.name}"), path=v, meta={"split": s, "video": v.name})
+                VideoRef(
+                    id=safe_id(f"{s}__{v.name}"),
+                    path=v,
+                    meta={"split": s, "video": v.name, **frame_count(v / "rgb", RGB_EXTS)},
+                )
                 for s in self.splits
                 for v in subdirs(self.dataset_dir / s)
                 if (v / "rgb").is_dir()
@@ -62,7 +68,7 @@ class MoviDataset(VideoDataset):
         return type(self)(self.dataset_dir, split).videos()
 
     def _rgb_files(self, ref: VideoRef) -> list[Path]:
-        files = list_frame_files(ref.path / "rgb", (".png", ".jpg", ".jpeg"))
+        files = list_frame_files(ref.path / "rgb", RGB_EXTS)
         if not files:
             raise CorruptVideoError(ref.id, f"no frames in {ref.path / 'rgb'}")
         return files

@@ -291,7 +291,10 @@ class SyntheticWorld(VideoDataset):
     # ---- listing ------------------------------------------------------------------------------------
     def _ref(self, entry: dict[str, Any]) -> VideoRef:
         return VideoRef(
-            id=entry["id"], path=self.root / entry["files"]["davis"], label=int(entry["label"]), meta=entry
+            id=entry["id"],
+            path=self.root / entry["files"]["davis"],
+            label=int(entry["label"]),
+            meta={**entry, "n_frames": len(self.frame_names)},
         )
 
     def _select(self, split: str | None) -> list[VideoRef]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dvx.errors import CorruptVideoError, DataError
+from dvx.errors import CorruptVideoError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def list_frame_files(folder: Path, exts: Iterable[str] = FRAME_EXTS) -> list[Pat
 def read_frames(paths: Sequence[Path], video_id: str) -> np.ndarray:
     """Read frame images into one (F, H, W, 3) uint8 RGB array.
 
-    A corrupt or truncated image raises CorruptVideoError; frames of different sizes raise DataError.
+    A corrupt or truncated image, or frames of different sizes, raise CorruptVideoError (so
+    ``--skip-bad`` records and skips the video).
     """
     from dvx.data.images import read_rgb
 
@@ -78,10 +79,10 @@ def read_frames(paths: Sequence[Path], video_id: str) -> np.ndarray:
     for i, path in enumerate(paths[1:], start=1):
         frame = read_rgb(path, video_id)
         if frame.shape != first.shape:
-            raise DataError(
-                f"video {video_id!r}: frame {Path(path).name} is {frame.shape[1]}x{frame.shape[0]} but "
-                f"{Path(paths[0]).name} is {first.shape[1]}x{first.shape[0]}; all frames of a video must "
-                "have one size"
+            raise CorruptVideoError(
+                video_id,
+                f"frame {Path(path).name} is {frame.shape[1]}x{frame.shape[0]} but {Path(paths[0]).name} "
+                f"is {first.shape[1]}x{first.shape[0]}; all frames of a video must have one size",
             )
         out[i] = frame
     return out
@@ -171,9 +172,10 @@ def read_video(
                 if buf is None:
                     buf = np.empty((max(capacity, 1), *rgb.shape), dtype=np.uint8)
                 elif rgb.shape != buf.shape[1:]:
-                    raise DataError(
-                        f"video {video_id!r}: frame {n} of {name} is {rgb.shape[1]}x{rgb.shape[0]}, "
-                        f"earlier frames are {buf.shape[2]}x{buf.shape[1]}; frame size must not change"
+                    raise CorruptVideoError(
+                        video_id,
+                        f"frame {n} of {name} is {rgb.shape[1]}x{rgb.shape[0]}, earlier frames are "
+                        f"{buf.shape[2]}x{buf.shape[1]}; frame size must not change",
                     )
                 if n == len(buf):  # more frames than preallocated: grow by half
                     buf = np.concatenate([buf, np.empty_like(buf[: max(len(buf) // 2, 1)])])

@@ -22,7 +22,7 @@ from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import Backbone, ModelSpec, RunOptions, SeedFn, UnitFeatures
-from dvx.extract.weights import digest_folder, resolve_folder
+from dvx.extract.weights import default_variant, digest_folder, resolve_folder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,11 +48,13 @@ def pixel_normalization(folder: Path) -> dict[str, Any]:
 
 
 def model_files(folder: Path) -> list[str]:
-    """The files of a transformers folder that determine the features (configs and weights)."""
+    """The files of a transformers folder that determine the features (configs and the weights
+    ``from_pretrained`` reads: safetensors over .bin, no variants), so the same weights digest alike
+    whether the folder is a hub download (safetensors only) or a clone holding both formats."""
     names = sorted(p.name for p in folder.iterdir() if p.is_file())
     keep = [
         n
-        for n in names
+        for n in default_variant(names)
         if n in CONFIG_PATTERNS
         or n.endswith((".safetensors", ".safetensors.index.json"))
         or (n.startswith("pytorch_model") and (n.endswith(".bin") or n.endswith(".bin.index.json")))

@@ -15,6 +15,7 @@ those parts, so it is identical on any device, batch size or worker count, and o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -39,10 +40,15 @@ def snr(alpha_cumprod: float) -> float:
     return alpha_cumprod / (1.0 - alpha_cumprod)
 
 
+@functools.cache
+def _edm_sigmas() -> tuple[float, ...]:
+    """``sqrt((1 - ab_T) / ab_T)`` of SD's scaled-linear schedule for every T, computed once."""
+    return tuple(math.sqrt((1.0 - ab) / ab) for ab in map(float, scaled_linear_alphas_cumprod()))
+
+
 def edm_sigma_for(t: int) -> float:
     """The EDM sigma with the SNR of SD's scaled-linear schedule at DDPM timestep ``t``."""
-    ab = float(scaled_linear_alphas_cumprod()[t])
-    return math.sqrt((1.0 - ab) / ab)
+    return _edm_sigmas()[t]
 
 
 def flow_sigma_for(t: int, shift: float = 1.0) -> float:

@@ -124,9 +124,30 @@ def _file_sha256(path: Path, memo: dict[str, str]) -> str:
 _VARIANT_MARKERS = (".fp16.", ".bf16.", "non_ema", ".ema.", ".msgpack", ".onnx", ".ckpt", ".h5", ".ot")
 
 
+# (.bin weights name, safetensors weights name) of transformers and diffusers: a local folder holding
+# both formats is read as safetensors by ``from_pretrained`` (single file first, then a sharded index)
+_BIN_TO_SAFETENSORS = (("diffusion_pytorch_model", "diffusion_pytorch_model"), ("pytorch_model", "model"))
+
+
+def _preferred_over(base: str) -> tuple[str, ...]:
+    """For a ``.bin`` weights file (single, shard or ``.bin.index.json``), the non-variant safetensors
+    names whose presence in the same folder makes ``from_pretrained`` read those instead of it."""
+    stem = base[: base.index(".bin")]
+    for bin_name, safe_name in _BIN_TO_SAFETENSORS:
+        if stem == bin_name or stem.startswith(bin_name + "-"):  # "-00001-of-00002": a shard
+            return (f"{safe_name}.safetensors", f"{safe_name}.safetensors.index.json")
+    return (f"{stem}.safetensors",)
+
+
 def default_variant(names: Sequence[str]) -> list[str]:
     """Of a folder's file names (or relative paths), those ``from_pretrained`` reads by default: configs,
-    tokenizer files and the default-variant weights (safetensors preferred over .bin)."""
+    tokenizer files and the default-variant weights (safetensors preferred over .bin).
+
+    A ``.bin`` is dropped only when the same folder holds the non-variant safetensors that
+    ``from_pretrained`` would read instead (``pytorch_model*.bin`` vs ``model.safetensors`` or its index,
+    ``diffusion_pytorch_model*.bin`` vs ``diffusion_pytorch_model.safetensors`` or its index); an fp16 or
+    other variant safetensors beside a .bin does not replace it.
+    """
     out = []
     by_dir: dict[str, set[str]] = {}
     for n in names:
@@ -134,15 +155,10 @@ def default_variant(names: Sequence[str]) -> list[str]:
         by_dir.setdefault(head, set()).add(base)
     for n in names:
         head, _, base = n.rpartition("/")
-        siblings = by_dir[head]
         if base.startswith(".") or any(m in base for m in _VARIANT_MARKERS):
             continue
-        if base.endswith(".bin") and base.replace(".bin", ".safetensors") in siblings:
-            continue
-        if (
-            base.endswith(".bin")
-            and "pytorch_model" in base
-            and any(x.endswith(".safetensors") for x in siblings)
+        if base.endswith((".bin", ".bin.index.json")) and any(
+            s in by_dir[head] for s in _preferred_over(base)
         ):
             continue
         out.append(n)
@@ -150,10 +166,10 @@ def default_variant(names: Sequence[str]) -> list[str]:
 
 
 def used_files(candidates: Sequence[Path]) -> list[Path]:
-    """The files of one folder that ``from_pretrained`` reads by default (see :func:`default_variant`);
-    other variants present in a shared HF cache are ignored."""
-    keep = set(default_variant([p.name for p in candidates]))
-    return [p for p in candidates if p.name in keep]
+    """The files that ``from_pretrained`` reads by default (see :func:`default_variant`), each judged
+    against the files of its own folder; other variants present in a shared HF cache are ignored."""
+    keep = set(default_variant([p.as_posix() for p in candidates]))
+    return [p for p in candidates if p.as_posix() in keep]
 
 
 def digest_folder(folder: Path, subfolders: Sequence[str]) -> str:

@@ -37,6 +37,7 @@ def test_real_frame_as_a_one_frame_video() -> None:
         assert [r.id for r in refs] == [NAME] and refs[0].meta["split"] == "val"
     video = ds.load(refs[0])
     assert video.frames.shape == (1, 128, 256, 3) and video.frame_names == [NAME]
+    assert refs[0].meta["n_frames"] == 1
     semantic = ds.semantic(refs[0])
     assert semantic.shape == (1, 128, 256) and semantic.dtype == np.uint8
     np.testing.assert_array_equal(semantic[0], _gt("labelTrainIds"))

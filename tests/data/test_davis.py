@@ -58,6 +58,30 @@ def test_all_real_frames_and_binary_masks() -> None:
     assert total == 515
 
 
+def test_listing_counts_the_real_frames_and_a_dry_run_decodes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+
+    ds = DavisDataset(_davis2016())
+    refs = ds.videos()
+    assert all(r.meta["n_frames"] == len(ds.load(r).frames) for r in refs)
+    loaded: list[str] = []
+    real_load = DavisDataset.load
+    monkeypatch.setattr(DavisDataset, "load", lambda self, ref: loaded.append(ref.id) or real_load(self, ref))
+    cfg = ExtractConfig(
+        model="tiny-dinov2",
+        dataset="davis",
+        data_root=str(_davis2016()),
+        store=str(tmp_path / "store"),
+        dry_run=True,
+        resolution=(14, 14),
+        progress=False,
+    )
+    assert run_extract(cfg).planned_bytes > 0 and loaded == []
+
+
 def test_masks_match_the_original_0_255_pngs() -> None:
     ds = DavisDataset(_davis2016())
     masks = ds.masks(ds.video("car-shadow"))
@@ -163,6 +187,29 @@ def test_truncated_jpeg_is_corrupt(tmp_path: Path) -> None:
     ds = DavisDataset(root)
     with pytest.raises(CorruptVideoError, match=r"'a'.*00001\.jpg"):
         ds.load(ds.video("a"))
+
+
+def test_a_frame_of_another_size_is_a_corrupt_video_that_skip_bad_skips(tmp_path: Path) -> None:
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+
+    root = _tiny(tmp_path)
+    write_frames(root / "JPEGImages" / "480p" / "b", noise_frames(3, 16, 20), ext=".jpg")
+    write_frames(root / "JPEGImages" / "480p" / "b", noise_frames(1, 16, 18), names=["00002"], ext=".jpg")
+    ds = DavisDataset(root)
+    with pytest.raises(CorruptVideoError, match=r"'b'.*00002\.jpg is 18x16"):
+        ds.load(ds.video("b"))
+    cfg = ExtractConfig(
+        model="tiny-dinov2",
+        dataset="davis",
+        data_root=str(root),
+        store=str(tmp_path / "store"),
+        resolution=(14, 14),
+        progress=False,
+        skip_bad=True,
+    )
+    report = run_extract(cfg)  # one bad video no longer aborts the run
+    assert report.computed == ["a"] and list(report.failed) == ["b"]
 
 
 def test_layout_errors(tmp_path: Path) -> None:

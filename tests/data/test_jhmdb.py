@@ -27,6 +27,7 @@ def test_real_video_frames_and_ids() -> None:
         assert refs[0].label == 0 and ds.classes() == ["catch"]
     video = ds.load(refs[0])
     assert video.frames.shape == (40, 240, 320, 3)
+    assert refs[0].meta["n_frames"] == 40  # counted while listing (no image opened)
     assert video.frame_names[0] == "00001" and video.frame_names[-1] == "00040"
 
 

@@ -87,3 +87,12 @@ def test_export_errors(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "train/00000/segmentations/00002.png")
     with pytest.raises(DataError, match=r"5x5"):
         ds.instances(ref)
+
+
+def test_listing_counts_frames_and_leaves_an_empty_video_uncounted(tmp_path: Path) -> None:
+    root = tmp_path / "movi_e"
+    _export(root, "train", "00000", n=4)
+    (root / "train" / "00001" / "rgb").mkdir(parents=True)  # no frames: load raises, no count is made up
+    ds = MoviDataset(root)
+    a, b = ds.videos()
+    assert a.meta["n_frames"] == len(ds.load(a).frames) == 4 and "n_frames" not in b.meta

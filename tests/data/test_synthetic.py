@@ -213,6 +213,29 @@ def test_listing(world: SyntheticWorld) -> None:
     assert isinstance(open_dataset("synthetic", str(world.root)), SyntheticWorld)
 
 
+@pytest.mark.parametrize(
+    ("dataset", "folder"),
+    [
+        ("synthetic", ""),
+        ("davis", "DAVIS"),
+        ("movi", "movi"),
+        ("jhmdb", "JHMDB"),
+        ("cityscapes", "cityscapes"),
+    ],
+)
+def test_listing_counts_the_frames_load_returns(root: Path, dataset: str, folder: str) -> None:
+    # the runner sizes --dry-run plans and balances ranks on meta["n_frames"]; listing opens no image
+    ds = open_dataset(dataset, str(root / folder))
+    refs = ds.videos()
+    assert refs and all(r.meta["n_frames"] == len(ds.load(r).frames) for r in refs)
+    assert {r.meta["n_frames"] for r in refs} == ({1} if dataset == "cityscapes" else {F})
+
+
+def test_container_datasets_leave_the_frame_count_unset(root: Path) -> None:
+    # only the container's header knows it, and opening every file would make listing slow (see docs)
+    assert all("n_frames" not in r.meta for r in open_dataset("ucf101", str(root)).videos())
+
+
 def test_round_trip_matches_the_generator(world: SyntheticWorld, truth: list[SyntheticVideo]) -> None:
     for ref, v in zip(world.videos(), truth, strict=True):
         video = world.load(ref)

@@ -119,6 +119,22 @@ def test_frame_size_change_mid_stream_is_a_data_error(tmp_path: Path) -> None:
         read_video(joined, "ab")
 
 
+def test_frame_size_changes_are_corrupt_videos_that_skip_bad_can_skip(tmp_path: Path) -> None:
+    # CorruptVideoError (a DataError) is what the runner's --skip-bad records and skips
+    a = write_video(tmp_path / "a.ts", noise_frames(5, 48, 64), codec="mpeg2video", format="mpegts")
+    b = write_video(tmp_path / "b.ts", noise_frames(5, 32, 32), codec="mpeg2video", format="mpegts")
+    joined = tmp_path / "ab.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    with pytest.raises(CorruptVideoError, match=r"'ab'.*frame size must not change") as err:
+        read_video(joined, "ab")
+    assert err.value.video_id == "ab"
+    paths = write_frames(tmp_path / "ok", noise_frames(2, 8, 10))
+    odd = write_frames(tmp_path / "odd", noise_frames(1, 9, 10), names=["00001"])
+    with pytest.raises(CorruptVideoError, match=r"'v'.*one size") as err:
+        read_frames([paths[0], odd[0]], "v")
+    assert err.value.video_id == "v" and "00001" in err.value.reason
+
+
 # ---- the real sample clips ------------------------------------------------------------------------
 def test_real_kinetics_clip() -> None:
     path = shared("action_clips", "demo", "demo.mp4")

@@ -127,3 +127,28 @@ def test_a_local_checkpoint_with_registers_drops_them_too(tmp_path: Path) -> Non
         ref = b.model(pixel_values=b.normalize(x), output_hidden_states=True).hidden_states[2]
     assert ref.shape[1] == 1 + 4 + 2 * 3
     torch.testing.assert_close(out, tokens_to_maps(ref[:, 5:], (1, 2, 3))[:, 0])
+
+
+def test_a_clone_with_a_legacy_bin_digests_like_the_safetensors_download(backbone, tmp_path: Path) -> None:
+    import shutil
+
+    from dvx.extract.encoder import model_files
+
+    hub = tmp_path / "hub"  # what a hub download holds: safetensors only
+    clone = tmp_path / "clone"  # a git clone of the same repo: the unused legacy .bin as well
+    for d in (hub, clone):
+        shutil.copytree(backbone.folder, d)
+    torch.save(backbone.model.state_dict(), clone / "pytorch_model.bin")
+    (clone / "pytorch_model.bin.index.json").write_text("{}")
+    assert (
+        model_files(clone)
+        == model_files(hub)
+        == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    )
+    a = load_backbone(model_spec("dinov2", weights=str(hub)), RunOptions())
+    b = load_backbone(model_spec("dinov2", weights=str(clone)), RunOptions())
+    assert a.weights == b.weights == backbone.weights
+    # a folder with the .bin alone: those are the weights read and hashed
+    (hub / "model.safetensors").unlink()
+    shutil.copy(clone / "pytorch_model.bin", hub / "pytorch_model.bin")
+    assert model_files(hub) == ["config.json", "preprocessor_config.json", "pytorch_model.bin"]

@@ -139,3 +139,19 @@ def test_extract_end_to_end_on_the_synthetic_world(tmp_path: Path) -> None:
     assert group.read("synth_000001", 50, "layer.3").shape == (5, 32, 3, 4)
     assert group.noise_levels()[50]["model_timestep"] == pytest.approx(1000 * flow_sigma_for(50, 3.0))
     assert group.recipe.noise["kind"] == "flow" and group.recipe.conditioning["use_t5"] is True
+
+
+def test_the_time_embedding_sees_the_float32_timestep_under_bf16() -> None:
+    # the pipeline hands the transformer float32 timesteps; a bf16 cast would turn 750 into 752
+    b = load_backbone(model_spec("tiny-sd3"), RunOptions(batch_size=2, dtype="bfloat16"))
+    b.ensure_loaded()
+    seen: list[torch.Tensor] = []
+    hook = b.transformer.time_text_embed.time_proj.register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0])
+    )
+    try:
+        b.features(frames(1, 64, 64), [500], ["layer.0"], seed_fn, ensemble=1)
+    finally:
+        hook.remove()
+    assert seen[0].dtype == torch.float32
+    assert seen[0].tolist() == [torch.tensor(1000 * flow_sigma_for(500, b.shift)).item()] == [750.0]

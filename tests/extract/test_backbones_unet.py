@@ -113,3 +113,23 @@ def test_blocks_resolve_globs_and_suggest_on_typos(backbone) -> None:
     assert backbone.resolve_blocks(None) == BLOCKS
     with pytest.raises(UnknownNameError, match=r"Did you mean 'up\.1'"):
         backbone.resolve_blocks(["up1"])
+
+
+def test_the_time_embedding_sees_the_pipeline_timestep_under_bf16(backbone) -> None:
+    # SD's pipeline passes the int64 DDPM T, SVD's the float32 c_noise = 0.25 ln sigma: never bf16
+    from dvx.extract.noise import edm_sigma_for
+
+    b = load_backbone(backbone.spec, RunOptions(batch_size=2, dtype="bfloat16"))
+    b.ensure_loaded()
+    seen: list[torch.Tensor] = []
+    hook = b.unet.time_proj.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    n = b.clip_len or 1
+    try:
+        b.features(torch.rand(n, 3, 64, 64), [500], ["down.0"], seed_fn, ensemble=1)
+    finally:
+        hook.remove()
+    if b.is_video:
+        want = 0.25 * torch.log(torch.tensor([edm_sigma_for(500)], dtype=torch.float32))
+        assert seen[0].dtype == torch.float32 and torch.equal(seen[0].flatten()[:1], want)
+    else:
+        assert seen[0].dtype == torch.int64 and seen[0].tolist() == [500]

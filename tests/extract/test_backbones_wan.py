@@ -124,3 +124,19 @@ def test_extract_end_to_end_on_the_synthetic_world(tmp_path: Path) -> None:
     assert group.recipe.clip_len == 9
     assert group.read("synth_000000", 50, "layer.3").shape == (2, 24, 3, 4)
     assert group.index().lookup("synth_000000", 50, "layer.3").time_map == ((0,), (1, 2, 3, 4))
+
+
+def test_the_time_embedding_sees_the_float32_timestep_under_bf16() -> None:
+    # the pipeline hands the transformer float32 timesteps; a bf16 cast would turn 750 into 752
+    b = load_backbone(model_spec("tiny-wan", clip_len=5), RunOptions(batch_size=2, dtype="bfloat16"))
+    b.ensure_loaded()
+    seen: list[torch.Tensor] = []
+    hook = b.transformer.condition_embedder.timesteps_proj.register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0])
+    )
+    try:
+        b.features(frames(5, 32, 32), [500], ["layer.0"], seed_fn, ensemble=1)
+    finally:
+        hook.remove()
+    assert seen[0].dtype == torch.float32
+    assert seen[0].tolist() == [torch.tensor(1000 * flow_sigma_for(500, b.shift)).item()] == [750.0]

@@ -39,3 +39,17 @@ def test_seeded_noise_is_reproducible_and_independent() -> None:
     c = seeded_noise((2, 3), seed_for(0, "vid", 1, 50, 1))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert seed_for("a", 1) != seed_for("a", "1") and 0 <= seed_for("x") < 2**63
+
+
+def test_edm_sigma_reads_a_schedule_built_once(monkeypatch) -> None:
+    import dvx.extract.noise as noise
+
+    ab = scaled_linear_alphas_cumprod()
+    want = [math.sqrt((1.0 - float(a)) / float(a)) for a in ab]  # the per-call formula, bit for bit
+    edm_sigma_for(0)
+
+    def rebuilt(*_a: object, **_k: object) -> np.ndarray:
+        raise AssertionError("the 1000-step schedule was rebuilt for one sigma")
+
+    monkeypatch.setattr(noise, "scaled_linear_alphas_cumprod", rebuilt)
+    assert [edm_sigma_for(t) for t in range(1000)] == want

@@ -66,3 +66,70 @@ def test_missing_local_folders_and_bad_ids_fail_clearly() -> None:
         resolve_folder("./no/such/folder", None, None)
     with pytest.raises(ConfigError, match="does not exist"):
         resolve_folder("not-a-hub-id", None, None)
+
+
+def test_a_variant_safetensors_does_not_hide_the_default_bin() -> None:
+    # diffusers reads diffusion_pytorch_model.bin here: the fp16 file is only read with variant="fp16"
+    names = [
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.bin",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "text_encoder/pytorch_model.bin",
+        "text_encoder/model.fp16.safetensors",
+        "text_encoder/pytorch_model.safetensors",  # not a name transformers reads
+    ]
+    assert default_variant(names) == [
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.bin",
+        "text_encoder/pytorch_model.bin",
+        "text_encoder/pytorch_model.safetensors",
+    ]
+
+
+def test_sharded_safetensors_hide_sharded_bin() -> None:
+    names = [
+        "config.json",
+        "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "pytorch_model.bin.index.json",
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+        "unet/diffusion_pytorch_model.safetensors.index.json",
+        "unet/diffusion_pytorch_model-00001-of-00002.safetensors",
+        "unet/diffusion_pytorch_model-00001-of-00002.bin",
+        "unet/diffusion_pytorch_model.bin.index.json",
+    ]
+    assert default_variant(names) == [
+        "config.json",
+        "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "unet/diffusion_pytorch_model.safetensors.index.json",
+        "unet/diffusion_pytorch_model-00001-of-00002.safetensors",
+    ]
+    # only sharded .bin weights: they are what from_pretrained reads
+    only_bin = ["config.json", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin"]
+    assert default_variant(only_bin) == only_bin
+
+
+def test_different_bin_weights_beside_a_variant_digest_differently(tmp_path: Path) -> None:
+    digests = []
+    for i, weights in enumerate((b"weights A", b"weights B")):
+        sub = tmp_path / f"m{i}" / "unet"
+        sub.mkdir(parents=True)
+        (sub / "config.json").write_text("{}")
+        (sub / "diffusion_pytorch_model.bin").write_bytes(weights)
+        (sub / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"the same fp16 variant")
+        digests.append(digest_folder(tmp_path / f"m{i}", ["unet"]))
+    assert digests[0] != digests[1]
+
+
+def test_digest_judges_each_nested_folder_on_its_own(tmp_path: Path) -> None:
+    # a .bin in one folder is not hidden by a safetensors in another folder of the same part
+    for name, data in (("a/model.safetensors", b"x"), ("b/pytorch_model.bin", b"y")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    first = digest_folder(tmp_path, [""])
+    (tmp_path / "b/pytorch_model.bin").write_bytes(b"z")
+    assert digest_folder(tmp_path, [""]) != first

@@ -248,7 +248,7 @@ class SD3Backbone(DiffusionBackbone):
                 hidden_states=x,
                 encoder_hidden_states=self.null.expand(b, -1, -1),
                 pooled_projections=self.null_pooled.expand(b, -1),
-                timestep=model_t.to(x.dtype),
+                timestep=model_t.float(),  # as the pipeline: cast only after the sinusoid
             ),
         )
         return {k: tokens_to_maps(v, grid)[:, 0] for k, v in got.items()}

@@ -151,7 +151,11 @@ class StableVideoDiffusionBackbone(UNetBackbone):
         got = self.capture_blocks(
             blocks,
             lambda: self.unet(
-                sample, model_t.to(x.dtype), encoder_hidden_states=cond, added_time_ids=time_ids
+                # float32 timesteps as the pipeline passes them: the UNet casts after the sinusoid
+                sample,
+                model_t.float(),
+                encoder_hidden_states=cond,
+                added_time_ids=time_ids,
             ),
         )
         return {k: v.reshape(b, f, *v.shape[1:]) for k, v in got.items()}

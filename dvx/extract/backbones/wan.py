@@ -228,7 +228,7 @@ class WanBackbone(DiffusionBackbone):
             blocks,
             lambda: self.transformer(
                 hidden_states=x,
-                timestep=model_t.to(x.dtype),
+                timestep=model_t.float(),  # as the pipeline: cast only after the sinusoid
                 encoder_hidden_states=self.null.expand(b, -1, -1),
             ),
         )
