@@ -88,11 +88,26 @@ def _read(path: str) -> str:
 def _start_ticks(pid: int) -> str:
     """The process start time in clock ticks since boot (/proc/<pid>/stat field 22); "" if there is no
     such process or it has exited (a zombie waiting to be reaped by its parent)."""
-    stat = _read(f"/proc/{pid}/stat")
+    return _ticks(_read(f"/proc/{pid}/stat"))
+
+
+def _ticks(stat: str) -> str:
     if not stat:
         return ""
     fields = stat.rsplit(")", 1)[-1].split()
     return "" if fields[0] in ("Z", "X") else fields[19]
+
+
+def _pid_exists(pid: int) -> bool | None:
+    """For a pid whose /proc entry is missing: False if no such process exists, None if one may (/proc
+    mounted with hidepid=2 hides other users' processes on shared nodes; signal 0 is then refused)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError (EPERM): it exists and belongs to someone else
+        return None
+    return None  # it exists, but its start time cannot be read: only the claim's expiry counts
 
 
 @lru_cache(maxsize=4)
@@ -127,7 +142,16 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
     )
     if not same or not owner.get("start"):
         return None
-    return _start_ticks(int(owner.get("pid", -1))) == owner["start"]
+    try:
+        pid = int(owner.get("pid", -1))
+    except (TypeError, ValueError):
+        return None
+    if pid <= 0:  # never signal 0 or -1 (a process group, every process)
+        return None
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:  # gone, or hidden from us (hidepid): ask the kernel whether the pid exists
+        return _pid_exists(pid)
+    return _ticks(stat) == owner["start"]
 
 
 def is_free(rec: ClaimRecord, now: float) -> bool:
