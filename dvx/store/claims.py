@@ -16,6 +16,7 @@ the TTL, a backend without atomic create) costs duplicate work, never a corrupt 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -34,6 +35,9 @@ from dvx.store.index import writer_identity
 DEFAULT_TTL = 300.0
 
 HELD, RELEASED, FAILED = "held", "released", "failed"
+#: the state given to a claim record that cannot be read (empty or cut short by a power loss, a field
+#: missing): it counts as free, so the next claim simply supersedes it (claims only save work)
+DAMAGED = "damaged"
 _UNREAD = object()
 
 
@@ -70,6 +74,18 @@ class ClaimRecord:
             expires_at=float(d["expires_at"]),
             note=d.get("note", ""),
         )
+
+    @classmethod
+    def parse(cls, raw: bytes, video: str, seq: int) -> ClaimRecord:
+        """The record stored as claim ``seq`` of ``video``; an unreadable one is a free (DAMAGED) claim with
+        that ``seq``, so taking the video over creates ``seq + 1`` as usual. ``video`` and ``seq`` always
+        come from the key, never from the content."""
+        try:
+            rec = cls.from_json(json.loads(raw))
+            return replace(rec, video=video, seq=seq)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError covers bad JSON
+            why = f"{type(err).__name__}: {err}"
+        return cls(video, seq, DAMAGED, {}, "", 0.0, 0.0, 0.0, note=f"unreadable claim record ({why})")
 
     def holder(self) -> str:
         o = self.owner
@@ -200,10 +216,10 @@ class Claims:
             seqs = self._seqs(video)
             if not seqs:
                 return None
-            raw = self.backend.get_json(layout.claim_key(self.group.path, video, seqs[-1]))
+            raw = self.backend.get_bytes(layout.claim_key(self.group.path, video, seqs[-1]))
             if raw is not None:
-                return ClaimRecord.from_json(raw)
-            # removed between listing and reading (gc of a finished video): list again
+                return ClaimRecord.parse(raw, video, seqs[-1])
+            # removed between listing and reading (the whole recipe removed by gc): list again
         return None
 
     def held(self) -> list[str]:
@@ -246,8 +262,11 @@ class Claims:
         seqs = self._seqs(rec.video)
         if not seqs or seqs[-1] != rec.seq:
             return False
-        raw = self.backend.get_json(self._key(rec))
-        return raw is not None and raw.get("token") == rec.token
+        raw = self.backend.get_bytes(self._key(rec))
+        if raw is None:
+            return False
+        cur = ClaimRecord.parse(raw, rec.video, rec.seq)
+        return cur.state != DAMAGED and cur.token == rec.token
 
     # ---- renewing and releasing ------------------------------------------------------------------------
     def heartbeat(self) -> list[str]:

@@ -10,7 +10,16 @@ import time
 import pytest
 
 from dvx.store import layout
-from dvx.store.claims import HELD, RELEASED, ClaimRecord, Claims, _start_ticks, live_claims, process_identity
+from dvx.store.claims import (
+    DAMAGED,
+    HELD,
+    RELEASED,
+    ClaimRecord,
+    Claims,
+    _start_ticks,
+    live_claims,
+    process_identity,
+)
 from dvx.store.root import FeatureStore
 from tests.store.test_store import RECIPE
 
@@ -138,6 +147,21 @@ def test_claims_are_refused_on_a_read_only_store(group, store_location: str) -> 
     ro = FeatureStore.open(store_location, mode="r").groups()[0]
     with pytest.raises(StoreError, match="read-only"):
         Claims(ro).try_acquire("dog")
+
+
+@pytest.mark.parametrize("content", [b"", b'{"video": "dog", "seq": 1', b'{"video": "dog", "seq": 1}', b"[]"])
+def test_an_unreadable_claim_record_is_a_free_claim_with_its_seq(group, content: bytes) -> None:
+    # claim files are not fsynced: after a power cut one may be empty or cut short
+    group.backend.put_bytes(layout.claim_key(group.path, "dog", 1), content)
+    claims = Claims(group, ttl=60)
+    cur = claims.current("dog")
+    assert (cur.seq, cur.state) == (1, DAMAGED) and "unreadable claim record" in cur.note
+    assert live_claims(group) == {}
+    taken = claims.try_acquire("dog")  # free: the next claim supersedes it, numbering goes on
+    assert taken is not None and taken.seq == 2 and taken.previous["state"] == DAMAGED
+    assert claims.still_holds(taken) and live_claims(group).keys() == {"dog"}
+    group.backend.put_bytes(layout.claim_key(group.path, "dog", 2), content)  # our own record damaged
+    assert not claims.still_holds(taken)
 
 
 def test_a_holder_hidden_by_hidepid_is_alive_until_expiry(group, monkeypatch: pytest.MonkeyPatch) -> None:
