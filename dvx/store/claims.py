@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -335,18 +335,44 @@ class Claims:
 
 
 def claimed_videos(group: RecipeGroup) -> list[str]:
-    """Every video that has claim records in ``group`` (for gc and ``cache ls``)."""
-    prefix = f"{group.path}/{layout.INDEX}/claims/"
-    return [v for v in group.backend.list_dir(prefix) if not v.endswith(".partial")]
+    """Every video that has claim records in ``group``."""
+    return group.backend.list_dir(layout.claims_prefix(group.path))
+
+
+def claim_seqs(group: RecipeGroup, keys: Iterable[str]) -> dict[str, list[int]]:
+    """video -> its claim seqs, ascending, from ``keys`` (a listing under the group's claims prefix; temp
+    files and anything else are ignored)."""
+    prefix = layout.claims_prefix(group.path)
+    out: dict[str, list[int]] = {}
+    for key in keys:
+        if not key.startswith(prefix):
+            continue
+        video, sep, name = key[len(prefix) :].partition("/")
+        seq = layout.parse_claim_name(name) if sep and "/" not in name else None
+        if seq is not None:
+            out.setdefault(video, []).append(seq)
+    return {v: sorted(seqs) for v, seqs in sorted(out.items())}
+
+
+def read_current(group: RecipeGroup, seqs: dict[str, list[int]]) -> dict[str, ClaimRecord]:
+    """video -> its current claim (the record with the highest seq in ``seqs``), read in one batch; a
+    video whose record vanished since the listing is left out."""
+    videos = [v for v, s in seqs.items() if s]
+    keys = [layout.claim_key(group.path, v, seqs[v][-1]) for v in videos]
+    out = {}
+    for video, raw in zip(videos, group.backend.get_many_bytes(keys), strict=True):
+        if raw is not None:
+            out[video] = ClaimRecord.parse(raw, video, seqs[video][-1])
+    return out
+
+
+def current_claims(group: RecipeGroup) -> dict[str, ClaimRecord]:
+    """video -> its current claim, for every claimed video: one listing, then one batched read."""
+    keys = group.backend.list_prefix(layout.claims_prefix(group.path))
+    return read_current(group, claim_seqs(group, keys))
 
 
 def live_claims(group: RecipeGroup, now: float | None = None) -> dict[str, ClaimRecord]:
     """video -> its current claim, for claims that are held and not free (someone is working on it)."""
     now = time.time() if now is None else now
-    reader = Claims(group)
-    out = {}
-    for video in claimed_videos(group):
-        rec = reader.current(video)
-        if rec is not None and not is_free(rec, now):
-            out[video] = rec
-    return out
+    return {v: rec for v, rec in current_claims(group).items() if not is_free(rec, now)}
