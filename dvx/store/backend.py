@@ -63,28 +63,37 @@ class Backend:
         except json.JSONDecodeError as err:
             raise StoreError(f"{self.location}: {key} is not valid JSON ({err})") from err
 
-    def get_many_json(self, keys: list[str], concurrency: int = 32) -> list[Any | None]:
-        """Fetch many small JSON objects concurrently (object stores answer each GET in ~10-50 ms)."""
+    def get_many_bytes(self, keys: list[str], concurrency: int = 32) -> list[bytes | None]:
+        """Fetch many small objects concurrently (object stores answer each GET in ~10-50 ms); None for a
+        key that does not exist."""
         import asyncio
 
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(key: str) -> Any | None:
+        async def one(key: str) -> bytes | None:
             async with sem:
                 buf = await self.store.get(key, prototype=default_buffer_prototype())
-            if buf is None:
-                return None
+            return None if buf is None else buf.to_bytes()
+
+        async def all_() -> list[bytes | None]:
+            return list(await asyncio.gather(*(one(k) for k in keys)))
+
+        return sync(all_()) if keys else []
+
+    def get_many_json(self, keys: list[str], concurrency: int = 32) -> list[Any | None]:
+        """Fetch many small JSON objects concurrently; a record that is not valid JSON raises StoreError."""
+        out = []
+        for key, raw in zip(keys, self.get_many_bytes(keys, concurrency), strict=True):
+            if raw is None:
+                out.append(None)
+                continue
             try:
-                return json.loads(buf.to_bytes())
+                out.append(json.loads(raw))
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise StoreError(
                     f"{self.location}: {key} is not valid JSON ({err}); run `dvx cache verify --repair`"
                 ) from err
-
-        async def all_() -> list[Any | None]:
-            return list(await asyncio.gather(*(one(k) for k in keys)))
-
-        return sync(all_()) if keys else []
+        return out
 
     def put_json(self, key: str, obj: Any) -> None:
         self.put_bytes(key, json.dumps(obj, sort_keys=True, indent=1).encode())
@@ -196,24 +205,6 @@ class Backend:
                 if info.get("type", "file") != "directory"
             }
         return {k: (self.getsize(k), 0.0) for k in self.list_prefix(prefix)}
-
-    def delete_many(self, keys: list[str], concurrency: int = 32) -> None:
-        """Delete many objects concurrently (missing keys are ignored)."""
-        import asyncio
-
-        if not keys:
-            return
-        self._check_writable(keys[0])
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(key: str) -> None:
-            async with sem:
-                await self.store.delete(key)
-
-        async def all_() -> None:
-            await asyncio.gather(*(one(k) for k in keys))
-
-        sync(all_())
 
     # ---- zarr nodes ----------------------------------------------------------------------------------
     def write_group(self, path: str, attrs: dict[str, Any]) -> None:

@@ -16,11 +16,12 @@ the TTL, a backend without atomic create) costs duplicate work, never a corrupt 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,9 @@ from dvx.store.index import writer_identity
 DEFAULT_TTL = 300.0
 
 HELD, RELEASED, FAILED = "held", "released", "failed"
+#: the state given to a claim record that cannot be read (empty or cut short by a power loss, a field
+#: missing): it counts as free, so the next claim simply supersedes it (claims only save work)
+DAMAGED = "damaged"
 _UNREAD = object()
 
 
@@ -71,6 +75,18 @@ class ClaimRecord:
             note=d.get("note", ""),
         )
 
+    @classmethod
+    def parse(cls, raw: bytes, video: str, seq: int) -> ClaimRecord:
+        """The record stored as claim ``seq`` of ``video``; an unreadable one is a free (DAMAGED) claim with
+        that ``seq``, so taking the video over creates ``seq + 1`` as usual. ``video`` and ``seq`` always
+        come from the key, never from the content."""
+        try:
+            rec = cls.from_json(json.loads(raw))
+            return replace(rec, video=video, seq=seq)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError covers bad JSON
+            why = f"{type(err).__name__}: {err}"
+        return cls(video, seq, DAMAGED, {}, "", 0.0, 0.0, 0.0, note=f"unreadable claim record ({why})")
+
     def holder(self) -> str:
         o = self.owner
         rank = f" rank {o['rank']}" if o.get("world", 1) > 1 else ""
@@ -88,11 +104,26 @@ def _read(path: str) -> str:
 def _start_ticks(pid: int) -> str:
     """The process start time in clock ticks since boot (/proc/<pid>/stat field 22); "" if there is no
     such process or it has exited (a zombie waiting to be reaped by its parent)."""
-    stat = _read(f"/proc/{pid}/stat")
+    return _ticks(_read(f"/proc/{pid}/stat"))
+
+
+def _ticks(stat: str) -> str:
     if not stat:
         return ""
     fields = stat.rsplit(")", 1)[-1].split()
     return "" if fields[0] in ("Z", "X") else fields[19]
+
+
+def _pid_exists(pid: int) -> bool | None:
+    """For a pid whose /proc entry is missing: False if no such process exists, None if one may (/proc
+    mounted with hidepid=2 hides other users' processes on shared nodes; signal 0 is then refused)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError (EPERM): it exists and belongs to someone else
+        return None
+    return None  # it exists, but its start time cannot be read: only the claim's expiry counts
 
 
 @lru_cache(maxsize=4)
@@ -127,7 +158,16 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
     )
     if not same or not owner.get("start"):
         return None
-    return _start_ticks(int(owner.get("pid", -1))) == owner["start"]
+    try:
+        pid = int(owner.get("pid", -1))
+    except (TypeError, ValueError):
+        return None
+    if pid <= 0:  # never signal 0 or -1 (a process group, every process)
+        return None
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:  # gone, or hidden from us (hidepid): ask the kernel whether the pid exists
+        return _pid_exists(pid)
+    return _ticks(stat) == owner["start"]
 
 
 def is_free(rec: ClaimRecord, now: float) -> bool:
@@ -176,10 +216,10 @@ class Claims:
             seqs = self._seqs(video)
             if not seqs:
                 return None
-            raw = self.backend.get_json(layout.claim_key(self.group.path, video, seqs[-1]))
+            raw = self.backend.get_bytes(layout.claim_key(self.group.path, video, seqs[-1]))
             if raw is not None:
-                return ClaimRecord.from_json(raw)
-            # removed between listing and reading (gc of a finished video): list again
+                return ClaimRecord.parse(raw, video, seqs[-1])
+            # removed between listing and reading (the whole recipe removed by gc): list again
         return None
 
     def held(self) -> list[str]:
@@ -222,8 +262,11 @@ class Claims:
         seqs = self._seqs(rec.video)
         if not seqs or seqs[-1] != rec.seq:
             return False
-        raw = self.backend.get_json(self._key(rec))
-        return raw is not None and raw.get("token") == rec.token
+        raw = self.backend.get_bytes(self._key(rec))
+        if raw is None:
+            return False
+        cur = ClaimRecord.parse(raw, rec.video, rec.seq)
+        return cur.state != DAMAGED and cur.token == rec.token
 
     # ---- renewing and releasing ------------------------------------------------------------------------
     def heartbeat(self) -> list[str]:
@@ -292,18 +335,44 @@ class Claims:
 
 
 def claimed_videos(group: RecipeGroup) -> list[str]:
-    """Every video that has claim records in ``group`` (for gc and ``cache ls``)."""
-    prefix = f"{group.path}/{layout.INDEX}/claims/"
-    return [v for v in group.backend.list_dir(prefix) if not v.endswith(".partial")]
+    """Every video that has claim records in ``group``."""
+    return group.backend.list_dir(layout.claims_prefix(group.path))
+
+
+def claim_seqs(group: RecipeGroup, keys: Iterable[str]) -> dict[str, list[int]]:
+    """video -> its claim seqs, ascending, from ``keys`` (a listing under the group's claims prefix; temp
+    files and anything else are ignored)."""
+    prefix = layout.claims_prefix(group.path)
+    out: dict[str, list[int]] = {}
+    for key in keys:
+        if not key.startswith(prefix):
+            continue
+        video, sep, name = key[len(prefix) :].partition("/")
+        seq = layout.parse_claim_name(name) if sep and "/" not in name else None
+        if seq is not None:
+            out.setdefault(video, []).append(seq)
+    return {v: sorted(seqs) for v, seqs in sorted(out.items())}
+
+
+def read_current(group: RecipeGroup, seqs: dict[str, list[int]]) -> dict[str, ClaimRecord]:
+    """video -> its current claim (the record with the highest seq in ``seqs``), read in one batch; a
+    video whose record vanished since the listing is left out."""
+    videos = [v for v, s in seqs.items() if s]
+    keys = [layout.claim_key(group.path, v, seqs[v][-1]) for v in videos]
+    out = {}
+    for video, raw in zip(videos, group.backend.get_many_bytes(keys), strict=True):
+        if raw is not None:
+            out[video] = ClaimRecord.parse(raw, video, seqs[video][-1])
+    return out
+
+
+def current_claims(group: RecipeGroup) -> dict[str, ClaimRecord]:
+    """video -> its current claim, for every claimed video: one listing, then one batched read."""
+    keys = group.backend.list_prefix(layout.claims_prefix(group.path))
+    return read_current(group, claim_seqs(group, keys))
 
 
 def live_claims(group: RecipeGroup, now: float | None = None) -> dict[str, ClaimRecord]:
     """video -> its current claim, for claims that are held and not free (someone is working on it)."""
     now = time.time() if now is None else now
-    reader = Claims(group)
-    out = {}
-    for video in claimed_videos(group):
-        rec = reader.current(video)
-        if rec is not None and not is_free(rec, now):
-            out[video] = rec
-    return out
+    return {v: rec for v, rec in current_claims(group).items() if not is_free(rec, now)}

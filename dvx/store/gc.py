@@ -8,7 +8,10 @@ Always planned (leftovers no reader can see):
   video's newest commit is older than ``min_age`` (a reader that loaded the index before it may still be
   reading the old arrays). The commit record goes first, then the arrays;
 - **partial** files (``*.partial``: a temp file of an interrupted write) older than ``min_age``;
-- **claims** that are free (released, failed or expired) and older than ``min_age``.
+- **claims**: superseded claim records (a seq below the video's newest) older than ``min_age``. The
+  newest record of a video is never removed, whatever its state: it is the current claim (a writer may
+  have taken it since the plan was made), its numbering must never restart, and a released one tells a
+  later job that another job finished the video.
 
 On request, whole **recipes**: those last written more than ``older_than`` seconds ago, and/or the least
 recently written ones until the store's recipes fit in ``max_total`` bytes. A recipe with a live claim is
@@ -24,10 +27,11 @@ from datetime import datetime
 from typing import Any
 
 from dvx.store import layout
-from dvx.store.claims import ClaimRecord, Claims, claimed_videos, is_free
+from dvx.store.claims import DAMAGED, ClaimRecord, claim_seqs, is_free, read_current
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, IndexView
 from dvx.store.root import FeatureStore
+from dvx.store.verify import read_commit_records
 
 Log = Callable[[str], None]
 
@@ -79,7 +83,9 @@ class _Scan:
     group: RecipeGroup
     name: str
     objects: dict[str, tuple[int, float]]  # key -> (bytes, mtime)
-    claims: dict[str, ClaimRecord]
+    claims: dict[str, ClaimRecord]  # video -> its current claim
+    claim_files: dict[str, tuple[int, float]]  # key -> (bytes, mtime) of every claim record
+    claim_seqs: dict[str, list[int]]  # video -> its claim seqs, ascending
     commits: list[Commit]
 
     @property
@@ -102,27 +108,19 @@ def _ts(iso: str) -> float:
 
 
 def _scan(group: RecipeGroup) -> _Scan:
-    objects = group.backend.stat_prefix(group.path)  # 1. every object (arrays included)
-    reader = Claims(group)
-    claims = {}
-    for video in claimed_videos(group):  # 2. claims: a writer that wrote arrays above holds one ...
-        rec = reader.current(video)
-        if rec is not None:
-            claims[video] = rec
-    prefix = layout.commits_prefix(group.path)  # 3. ... until after its commit record, read last
-    keys = [prefix + n for n in group.backend.list_dir(prefix) if layout.parse_commit_name(n)]
-    commits = []
-    for key in keys:
-        try:
-            raw = group.backend.get_json(key)
-        except Exception:  # unreadable record: `dvx cache verify --repair` handles it, gc keeps its arrays
-            raw = None
-            parsed = layout.parse_commit_name(key.rsplit("/", 1)[-1])
-            if parsed:
-                commits.append(_placeholder(*parsed))
-        if raw is not None:
-            commits.append(Commit.from_json(raw))
-    return _Scan(group, f"{group.dataset}/{group.recipe.name}", objects, claims, commits)
+    backend = group.backend
+    objects = backend.stat_prefix(group.path)  # 1. every object (arrays included)
+    # 2. claims, listed again after the arrays (one listing of the claims folder, then the current records
+    # in one batch): a writer that wrote arrays seen above holds a claim created before them ...
+    claim_files = backend.stat_prefix(layout.claims_prefix(group.path))
+    seqs = claim_seqs(group, claim_files)
+    claims = read_current(group, seqs)
+    # 3. ... until after its commit record, read last. An unreadable record becomes a placeholder that
+    # keeps its arrays (`dvx cache verify --repair` handles it)
+    good, bad = read_commit_records(group)
+    commits = good + [_placeholder(video, gen) for video, gen, _, _ in bad]
+    name = f"{group.dataset}/{group.recipe.name}"
+    return _Scan(group, name, objects, claims, claim_files, seqs, commits)
 
 
 def _placeholder(video: str, gen: str) -> Commit:
@@ -191,12 +189,20 @@ def _plan_leftovers(scan: _Scan, plan: GcPlan, now: float, min_age: float) -> No
                 size += scan.objects.get(record, (0, 0.0))[0]
                 reason = f"superseded by {latest.gen}"
                 plan.items.append(GcItem("superseded", scan.name, what, (record,), size, reason, arrays))
-    for video, rec in sorted(scan.claims.items()):
-        if is_free(rec, now) and now - rec.heartbeat_at >= min_age:
-            prefix = layout.claim_dir(path, video)
-            size = sum(b for k, (b, _) in scan.objects.items() if k.startswith(prefix))
-            reason = f"{rec.state}, no longer needed"
-            plan.items.append(GcItem("claims", scan.name, video, (), size, reason, (prefix,)))
+    for video, seqs in scan.claim_seqs.items():
+        rec = scan.claims.get(video)
+        if rec is not None and rec.state == DAMAGED:
+            plan.kept.append(
+                f"{scan.name} {video}: current claim {rec.seq:08d}.json is an {rec.note}; it counts as "
+                "free, and the video's next claim supersedes it"
+            )
+        # only records below the newest: the newest is the current claim, whatever its state
+        old = [layout.claim_key(path, video, seq) for seq in seqs[:-1]]
+        old = [k for k in old if k in scan.claim_files and now - scan.claim_files[k][1] >= min_age]
+        if old:
+            size = sum(scan.claim_files[k][0] for k in old)
+            reason = f"{len(old)} superseded claim record(s); the current one ({seqs[-1]:08d}) stays"
+            plan.items.append(GcItem("claims", scan.name, video, tuple(old), size, reason))
 
 
 def _plan_recipes(

@@ -27,7 +27,6 @@ RECIPE_ATTR = "dvx_recipe"
 INDEX = "_index"
 GEN_SEP = "~"
 
-_BLOCK = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[0-9]+)*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TKEY = re.compile(r"^t(\d{4})$")
 
@@ -35,12 +34,6 @@ _TKEY = re.compile(r"^t(\d{4})$")
 def check_name(kind: str, name: str) -> str:
     if not _NAME.match(name) or GEN_SEP in name or "@" in name:
         raise ConfigError(f"{kind} name {name!r} must use only letters, digits, '.', '_' and '-'")
-    return name
-
-
-def check_block(name: str) -> str:
-    if not _BLOCK.match(name):
-        raise ConfigError(f"block name {name!r} is malformed (expected e.g. 'up.1', 'mid', 'layer.12')")
     return name
 
 

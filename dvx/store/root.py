@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -9,7 +10,9 @@ from dvx.errors import CacheMissError, RecipeMismatchError, StoreError
 from dvx.store import layout
 from dvx.store.backend import Backend
 from dvx.store.group import RecipeGroup
-from dvx.store.recipe import Recipe, matches, recipe_diff
+from dvx.store.recipe import PROVENANCE_FIELDS, Recipe, matches, recipe_diff
+
+log = logging.getLogger(__name__)
 
 
 class FeatureStore:
@@ -21,6 +24,7 @@ class FeatureStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._warned: set[str] = set()  # unreadable recipe groups already warned about
 
     @property
     def location(self) -> str:
@@ -55,18 +59,51 @@ class FeatureStore:
         return [d for d in self.backend.list_dir("") if d != "zarr.json" and self._is_group(d)]
 
     def groups(self, dataset: str | None = None, model: str | None = None) -> list[RecipeGroup]:
-        out = []
+        """The recipe groups (of ``dataset``, of ``model``). A group whose recipe this dvx cannot read
+        (written by a newer dvx, or damaged) is left out with a one-line warning naming it."""
+        out, unreadable = self._recipe_groups(dataset, model)
+        for path, why in unreadable.items():
+            if path not in self._warned:
+                self._warned.add(path)
+                log.warning("%s; skipped", why)
+        return out
+
+    def _recipe_groups(
+        self, dataset: str | None, model: str | None
+    ) -> tuple[list[RecipeGroup], dict[str, str]]:
+        """The readable recipe groups, and group path -> why for those that cannot be read. Only the
+        groups named ``<model>@<fp8>`` are read, so one unreadable group never hides another model's."""
+        out, unreadable = [], {}
         for ds in [dataset] if dataset else self.datasets():
             for name in self.backend.list_dir(ds) if self._is_group(ds) else []:
-                if "@" not in name:
+                name_model, fp8 = layout.split_recipe_name(name)
+                if not name_model or not fp8 or (model is not None and name_model != model):
                     continue
-                attrs = self.backend.group_attrs(f"{ds}/{name}")
-                if not attrs or layout.RECIPE_ATTR not in attrs:
+                path = f"{ds}/{name}"
+                try:
+                    recipe = self._read_recipe(path)
+                except RecipeMismatchError as err:
+                    unreadable[path] = str(err)
                     continue
-                recipe = Recipe.from_json(attrs[layout.RECIPE_ATTR])
-                if model is None or recipe.model == model:
+                if recipe is not None and (model is None or recipe.model == model):
                     out.append(RecipeGroup(self.backend, ds, recipe))
-        return out
+        return out, unreadable
+
+    def _read_recipe(self, path: str) -> Recipe | None:
+        """The recipe recorded on group ``path``; None if it is no recipe group; RecipeMismatchError,
+        naming the group, if it cannot be read."""
+        try:
+            attrs = self.backend.group_attrs(path)
+        except StoreError as err:
+            raise RecipeMismatchError(f"{self.location}: recipe group {path} is unreadable ({err})") from err
+        if not attrs or layout.RECIPE_ATTR not in attrs:
+            return None
+        try:
+            return Recipe.from_json(attrs[layout.RECIPE_ATTR])
+        except (RecipeMismatchError, KeyError, TypeError, ValueError) as err:
+            raise RecipeMismatchError(
+                f"{self.location}: recipe group {path} cannot be read by this dvx ({err})"
+            ) from err
 
     def _is_group(self, path: str) -> bool:
         try:
@@ -93,7 +130,7 @@ class FeatureStore:
             attrs = self.backend.group_attrs(group.path) or {}
         have = attrs.get(layout.RECIPE_ATTR)
         if attrs.get("fingerprint") != recipe.fingerprint or have is None:
-            diff = recipe_diff(Recipe.from_json(have).identity(), recipe.identity()) if have else ["<none>"]
+            diff = _diff(have, recipe) if have else ["<none>"]
             raise RecipeMismatchError(
                 f"{self.location}: {group.path} was written by a different recipe ({'; '.join(diff)}); "
                 "refusing to mix features"
@@ -110,7 +147,18 @@ class FeatureStore:
     ) -> RecipeGroup:
         """The one recipe group of ``model`` on ``dataset`` matching ``recipe`` (an fp8 prefix) and the
         field ``constraints``; a clear error naming the differing fields otherwise."""
-        candidates = self.groups(dataset, model)
+        candidates, unreadable = self._recipe_groups(dataset, model)
+        if recipe:  # the fp8 is in the group's name: an unreadable group of another recipe does not matter
+            unreadable = {
+                p: why
+                for p, why in unreadable.items()
+                if layout.split_recipe_name(p.rsplit("/", 1)[-1])[1].startswith(recipe)
+            }
+        if unreadable:
+            raise RecipeMismatchError(
+                "; ".join(unreadable.values())
+                + (" (or choose another recipe with --recipe FP)" if candidates else "")
+            )
         if not candidates:
             have = sorted({f"{g.dataset}/{g.recipe.name}" for g in self.groups()})
             raise CacheMissError(
@@ -140,6 +188,17 @@ class FeatureStore:
                 f"{'; '.join(diffs)}); choose one with --recipe FP or narrow it with recipe options"
             )
         return fitting[0]
+
+
+def _diff(have: Any, recipe: Recipe) -> list[str]:
+    """How the recipe recorded on a group differs from ``recipe`` (also for a recipe this dvx cannot
+    read, e.g. one with fields from a newer dvx)."""
+    try:
+        theirs = Recipe.from_json(have).identity()
+    except (RecipeMismatchError, KeyError, TypeError, ValueError):
+        raw = have if isinstance(have, Mapping) else {}
+        theirs = {k: v for k, v in raw.items() if k not in PROVENANCE_FIELDS}
+    return recipe_diff(theirs, recipe.identity())
 
 
 def group_meta(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,16 @@ import time
 import pytest
 
 from dvx.store import layout
-from dvx.store.claims import HELD, RELEASED, ClaimRecord, Claims, _start_ticks, live_claims, process_identity
+from dvx.store.claims import (
+    DAMAGED,
+    HELD,
+    RELEASED,
+    ClaimRecord,
+    Claims,
+    _start_ticks,
+    live_claims,
+    process_identity,
+)
 from dvx.store.root import FeatureStore
 from tests.store.test_store import RECIPE
 
@@ -138,3 +147,46 @@ def test_claims_are_refused_on_a_read_only_store(group, store_location: str) -> 
     ro = FeatureStore.open(store_location, mode="r").groups()[0]
     with pytest.raises(StoreError, match="read-only"):
         Claims(ro).try_acquire("dog")
+
+
+@pytest.mark.parametrize("content", [b"", b'{"video": "dog", "seq": 1', b'{"video": "dog", "seq": 1}', b"[]"])
+def test_an_unreadable_claim_record_is_a_free_claim_with_its_seq(group, content: bytes) -> None:
+    # claim files are not fsynced: after a power cut one may be empty or cut short
+    group.backend.put_bytes(layout.claim_key(group.path, "dog", 1), content)
+    claims = Claims(group, ttl=60)
+    cur = claims.current("dog")
+    assert (cur.seq, cur.state) == (1, DAMAGED) and "unreadable claim record" in cur.note
+    assert live_claims(group) == {}
+    taken = claims.try_acquire("dog")  # free: the next claim supersedes it, numbering goes on
+    assert taken is not None and taken.seq == 2 and taken.previous["state"] == DAMAGED
+    assert claims.still_holds(taken) and live_claims(group).keys() == {"dog"}
+    group.backend.put_bytes(layout.claim_key(group.path, "dog", 2), content)  # our own record damaged
+    assert not claims.still_holds(taken)
+
+
+def test_a_holder_hidden_by_hidepid_is_alive_until_expiry(group, monkeypatch: pytest.MonkeyPatch) -> None:
+    # /proc mounted hidepid=2 on a shared node: another user's /proc/<pid>/stat does not exist for us
+    from dvx.store import claims as claims_mod
+
+    owner = {**process_identity(), "pid": 4_000_000, "start": "12345"}
+    now = time.time()
+    rec = ClaimRecord("eel", 1, HELD, owner, "t0", now, now, now + 3600)
+    group.backend.put_json(layout.claim_key(group.path, "eel", 1), rec.to_json())
+    read = claims_mod._read
+    monkeypatch.setattr(claims_mod, "_read", lambda p: "" if p == "/proc/4000000/stat" else read(p))
+    signals = []
+
+    def kill(pid: int, sig: int, error: type[OSError]) -> None:
+        signals.append((pid, sig))
+        raise error(pid)
+
+    monkeypatch.setattr(claims_mod.os, "kill", lambda pid, sig: kill(pid, sig, PermissionError))
+    assert claims_mod.owner_alive(owner) is None  # exists, not ours: only the expiry counts
+    assert Claims(group, ttl=60).try_acquire("eel") is None
+    monkeypatch.setattr(claims_mod.os, "kill", lambda pid, sig: kill(pid, sig, ProcessLookupError))
+    assert claims_mod.owner_alive(owner) is False  # really gone: taken over at once
+    taken = Claims(group, ttl=60).try_acquire("eel")
+    assert taken is not None and taken.seq == 2
+    assert signals and all(s == (4_000_000, 0) for s in signals)
+    sent = len(signals)
+    assert claims_mod.owner_alive({**owner, "pid": -1}) is None and len(signals) == sent  # never kill(-1)

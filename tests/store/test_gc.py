@@ -50,11 +50,15 @@ def test_leftovers_are_removed_once_old_and_unclaimed(store_location: str) -> No
     for (t, b), x in second.items():
         np.testing.assert_array_equal(reader.read("twice", t, b), x)
     assert verify(store).ok
-    holder.release(busy)  # the writer gave up: later, its leftovers and its claim go too
+    holder.release(busy)  # the writer gave up, and so did the next one: later, its leftovers go, and
+    again = holder.try_acquire("busy")
+    holder.release(again)  # the superseded claim record (never the current one: numbering never restarts)
     assert sorted((i.kind, i.what.split(layout.GEN_SEP)[0]) for i in plan_gc(store, now=later).items) == [
         ("claims", "busy"),
         ("orphan", "busy"),
     ]
+    apply_gc(store, plan_gc(store, now=later))
+    assert holder.current("busy").seq == 2 and holder.try_acquire("busy").seq == 3
 
 
 def test_old_partial_files_go(tmp_path: Path) -> None:
@@ -97,3 +101,81 @@ def test_whole_recipes_by_age_or_size_but_never_while_written(
     apply_gc(store, plan)
     assert [g.recipe.seed for g in FeatureStore.open(store_location, mode="r").groups()] == [7]
     assert store.backend.list_prefix(old_group.path) == []
+
+
+def test_gc_never_removes_a_claim_taken_after_the_plan(store_location: str) -> None:
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    write_video(group, "a")
+    first = Claims(group, ttl=HOUR)
+    first.release(first.try_acquire("a"))  # a finished video: one released claim
+    later = time.time() + 2 * HOUR
+    plan = plan_gc(store, now=later)
+    writer = Claims(group, ttl=HOUR)
+    mine = writer.try_acquire("a")  # a job starts on the video (adding a T) while the user reads the plan
+    apply_gc(store, plan)
+    assert writer.still_holds(mine) and mine.seq == 2
+    assert Claims(group, ttl=HOUR).try_acquire("a") is None  # nobody else gets seq 1 again
+    assert [i for i in plan.items if i.kind == "claims"] == []  # the current record always stays
+    writer.release(mine)
+    # the superseded record goes once it is old; the newest (released) one stays and tells a later job that
+    # another job finished the video, so it checks the index again instead of trusting a stale one
+    plan = plan_gc(store, now=later)
+    assert [(i.kind, i.what, len(i.keys)) for i in plan.items] == [("claims", "a", 1)]
+    apply_gc(store, plan)
+    names = [k.rsplit("/", 1)[1] for k in group.backend.list_prefix(layout.claim_dir(group.path, "a"))]
+    assert names == ["00000002.json"] and writer.current("a").state == "released"
+
+
+def test_a_damaged_claim_record_breaks_neither_gc_nor_listing(store_location: str) -> None:
+    from dvx.store.inventory import summarize
+
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    write_video(group, "a")
+    write_video(group, "b")
+    group.backend.put_bytes(layout.claim_key(group.path, "a", 1), b"")  # cut short by a power loss
+    group.backend.put_json(layout.claim_key(group.path, "b", 1), {"video": "b", "seq": 1})  # a field missing
+    later = time.time() + 2 * HOUR
+    plan = plan_gc(store, now=later)
+    assert plan.items == [] and sum("unreadable" in k for k in plan.kept) == 2
+    [summary] = summarize(FeatureStore.open(store_location, mode="r"))
+    assert summary.videos == ["a", "b"] and summary.in_progress == []
+    claims = Claims(group, ttl=HOUR)
+    claims.release(claims.try_acquire("a"))  # the next claim supersedes the damaged one: gc removes it
+    plan = plan_gc(store, now=later)
+    assert [(i.kind, i.what) for i in plan.items] == [("claims", "a")]
+    apply_gc(store, plan)
+    assert claims.current("a").seq == 2 and verify(store).ok
+
+
+def test_gc_and_verify_read_index_records_in_batches(
+    store_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvx.store.backend import Backend
+    from dvx.store.inventory import summarize
+
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    claims = Claims(group, ttl=HOUR)
+    for video in ("a", "b", "c"):
+        write_video(group, video)
+        claims.release(claims.try_acquire(video))
+    single, batches, dirs = [], [], []
+    get_bytes, list_dir = Backend.get_bytes, Backend.list_dir
+    get_many = getattr(Backend, "get_many_bytes", None)  # (absent before batched reads)
+    monkeypatch.setattr(Backend, "get_bytes", lambda self, k: single.append(k) or get_bytes(self, k))
+    monkeypatch.setattr(
+        Backend,
+        "get_many_bytes",
+        raising=False,
+        value=lambda self, ks, *a: batches.append(ks) or get_many(self, ks, *a),
+    )
+    monkeypatch.setattr(Backend, "list_dir", lambda self, p: dirs.append(p) or list_dir(self, p))
+    plan_gc(store, now=time.time() + 2 * HOUR)
+    verify(store, quick=True)
+    summarize(store)
+    assert [k for k in single if f"/{layout.INDEX}/" in k] == []  # no record read one at a time
+    assert [p for p in dirs if "/claims/" in p.rstrip("/")] == []  # no listing per claimed video
+    sizes = {kind: [len(b) for b in batches if b and kind in b[0]] for kind in ("/claims/", "/commits/")}
+    assert sizes == {"/claims/": [3, 3], "/commits/": [3, 3, 3]}  # claims: gc, ls; commits: gc, verify, ls

@@ -271,3 +271,28 @@ def test_big_blocks_get_several_chunks_that_divide_the_unit(tmp_path: Path) -> N
     assert group.backend.open_array(vw.key(0, "small")).chunks[0] == 14
     np.testing.assert_array_equal(group.read("a", 0, "big"), big)
     np.testing.assert_array_equal(group.read("a", 0, "small"), small)
+
+
+def test_a_recipe_from_a_newer_dvx_hides_nothing_else(
+    store_location: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dvx.store.inventory import summarize
+
+    store = FeatureStore.open(store_location, mode="a")
+    store.create_group("davis", replace(RECIPE, model="other"))
+    mine = store.create_group("davis", RECIPE)
+    newer = {**replace(RECIPE, seed=9).to_json(), "future_field": 1}  # written by a newer dvx
+    path = layout.recipe_key("davis", RECIPE.model, "feedf00d")
+    store.backend.write_group(path, {layout.RECIPE_ATTR: newer, "fingerprint": "feedf00d" + "0" * 56})
+    reader = FeatureStore.open(store_location, mode="r")
+    with caplog.at_level("WARNING", logger="dvx.store.root"):
+        assert sorted(g.recipe.model for g in reader.groups()) == ["other", "tiny-sd"]
+        assert [s.model for s in summarize(reader, model="other")] == ["other"]
+        assert reader.find("davis", "other").recipe.model == "other"
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and path in warned[0] and "future_field" in warned[0]  # once, naming it
+    with pytest.raises(RecipeMismatchError, match=rf"{path} cannot be read.*future_field"):
+        reader.find("davis", RECIPE.model)
+    assert reader.find("davis", RECIPE.model, recipe=RECIPE.fp8).path == mine.path  # chosen by name: fine
+    with pytest.raises(RecipeMismatchError, match=path):
+        reader.find("davis", RECIPE.model, recipe="feed")

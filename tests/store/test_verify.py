@@ -88,3 +88,38 @@ def test_verify_can_be_narrowed_and_refuses_repair_read_only(store_location: str
     assert not verify(store, model=RECIPE.model).ok
     with pytest.raises(StoreError, match="read-only"):
         verify(FeatureStore.open(store_location, mode="r"), repair=True)
+
+
+def test_verify_lists_each_group_once_not_once_per_array(
+    store_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvx.store.backend import Backend
+
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    for video in ("a", "b", "c"):
+        write_video(group, video)  # 3 videos x 2 T x 2 blocks = 12 arrays
+    group.backend.delete(chunk_keys(group, "b", 50, "up.2")[1])
+    listed = []
+    stat_prefix = Backend.stat_prefix
+    monkeypatch.setattr(Backend, "stat_prefix", lambda self, p: listed.append(p) or stat_prefix(self, p))
+    report = verify(store, quick=True)
+    assert listed == [group.path]  # on an object store: one LIST per 1,000 objects, not one per array
+    assert [(p.video, p.kind) for p in report.problems] == [("b", "missing-chunk")] and report.arrays == 12
+
+
+def test_repair_of_some_videos_leaves_the_others_committed(store_location: str) -> None:
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    write_video(group, "a")
+    write_video(group, "b")
+    group.backend.delete(chunk_keys(group, "a", 0, "up.1")[0])
+    bad = layout.commit_key(group.path, "b", "0123456789ab")
+    group.backend.put_bytes(bad, b'{"video": "b"')  # an unreadable record of another video
+    report = verify(store, videos=["a"], repair=True)
+    assert {p.video for p in report.problems} == {"a"}
+    assert report.uncommitted == {f"davis/{RECIPE.name}": ["a"]}
+    names = group.backend.list_dir(layout.commits_prefix(group.path))
+    assert [n.split(layout.GEN_SEP)[0] for n in names] == ["b", "b"]  # b's records, the bad one too, stay
+    assert verify(store, videos=["b"], repair=True).uncommitted == {f"davis/{RECIPE.name}": ["b"]}
+    assert not group.backend.exists(bad) and group.index(refresh=True).videos() == ["b"]
