@@ -39,7 +39,7 @@ class RankInfo:
     world: int = 1
     local_rank: int = 0
     launcher: str = "single"  # single | torchrun | slurm
-    run_id: str = ""  # shared by the ranks of one launch (claims of a failed video are not retried by them)
+    run_id: str = ""  # unique to one launch, shared by its ranks ("" if unknown: every other writer is a job)
 
     @property
     def prefix(self) -> str:
@@ -60,22 +60,34 @@ def detect_rank(env: Mapping[str, str] | None = None) -> RankInfo:
     if "RANK" in env and "WORLD_SIZE" in env:
         rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
         local = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
-        run = env.get(RUN_ID_ENV) or env.get("TORCHELASTIC_RUN_ID") or ""
+        run = _run_id(env.get(RUN_ID_ENV)) or _run_id(env.get("TORCHELASTIC_RUN_ID"))
         info = RankInfo(rank, world, local, "torchrun", run)
     elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
         rank, world = _int(env, "SLURM_PROCID"), _int(env, "SLURM_NTASKS")
         local = _int(env, "SLURM_LOCALID") if "SLURM_LOCALID" in env else 0
         job = env.get("SLURM_JOB_ID", "")
-        run = env.get(RUN_ID_ENV) or (f"slurm-{job}.{env.get('SLURM_STEP_ID', '')}" if job else "")
+        run = _run_id(env.get(RUN_ID_ENV)) or (f"slurm-{job}.{env.get('SLURM_STEP_ID', '')}" if job else "")
         info = RankInfo(rank, world, local, "slurm", run)
     else:
-        return RankInfo(run_id=env.get(RUN_ID_ENV, ""))
+        return RankInfo(run_id=_run_id(env.get(RUN_ID_ENV)))
     if world < 1 or not 0 <= info.rank < world or info.local_rank < 0:
         raise ConfigError(
             f"inconsistent {info.launcher} environment: rank {info.rank}, world size {world}, "
             f"local rank {info.local_rank}"
         )
     return info
+
+
+#: what torchrun sets TORCHELASTIC_RUN_ID to without ``--rdzv-id`` (static rendezvous with --master-addr and
+#: --master-port): every such launch gets it, so it says nothing about which launch a rank belongs to
+NO_RUN_ID = "none"
+
+
+def _run_id(value: str | None) -> str:
+    """A launch's id, or "" where there is none: ranks of different launches must never share one, since
+    a rank leaves a video that a rank of its own launch holds without waiting for it."""
+    value = (value or "").strip()
+    return "" if value.lower() == NO_RUN_ID else value
 
 
 def pick_device(requested: str, local_rank: int, cuda_count: int) -> str:

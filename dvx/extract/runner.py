@@ -32,7 +32,14 @@ from dvx.data import open_dataset
 from dvx.data.base import Video, VideoDataset, VideoRef
 from dvx.errors import ConfigError, CorruptVideoError, DataError
 from dvx.extract.base import Backbone, RunOptions
-from dvx.extract.distributed import RankInfo, detect_rank, launch_local, pick_device, work_order
+from dvx.extract.distributed import (
+    NO_RUN_ID,
+    RankInfo,
+    detect_rank,
+    launch_local,
+    pick_device,
+    work_order,
+)
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.windows import Unit, chunk_frames, plan_units
@@ -376,8 +383,8 @@ class _Job:
         claim = self.claims.try_acquire(ref.id, current)
         if claim is None:
             holder = self.claims.current(ref.id)
-            run = (holder.owner.get("run") if holder is not None else None) or None
-            return _SIBLING if run is not None and run == self.rank.run_id else _BUSY
+            run = holder.owner.get("run") if holder is not None else None
+            return _SIBLING if _same_launch(run, self.rank.run_id) else _BUSY
         queued = False
         try:
             queued = self._claimed(ref, claim, writer)
@@ -449,10 +456,17 @@ class _Job:
             self.claims.release(claim)
 
 
+def _same_launch(run: object, run_id: str) -> bool:
+    """Whether a claim owner's ``run`` is this launch (another rank of it): never without a run id, nor for
+    torchrun's placeholder "none" that every launch without ``--rdzv-id`` shares (claims written before
+    dvx ignored it carry it)."""
+    return bool(run_id) and run_id.lower() != NO_RUN_ID and run == run_id
+
+
 def _failed_in_this_run(prev: dict | None, run_id: str) -> bool:
-    if prev is None or not run_id or prev.get("state") != FAILED:
+    if prev is None or prev.get("state") != FAILED:
         return False
-    return (prev.get("owner") or {}).get("run") == run_id
+    return _same_launch((prev.get("owner") or {}).get("run"), run_id)
 
 
 def _missing(
