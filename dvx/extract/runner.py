@@ -374,9 +374,11 @@ class _Job:
     def _one(self, ref: VideoRef, writer: BackgroundWriter) -> str:
         """Handle one video: _DONE, _BUSY (another job holds it: try again later) or _SIBLING."""
         current = self.claims.current(ref.id)
+        fresh: IndexView | None = None  # the video's commits, read after its claim was seen free
         if current is not None and current.state != HELD:
             # another writer finished with it since this job read the index: done already? (no write)
-            ts, _ = _missing(self.group.video_index(ref.id), ref.id, self.timesteps, self.blocks)
+            fresh = self.group.video_index(ref.id)
+            ts, _ = _missing(fresh, ref.id, self.timesteps, self.blocks)
             if not ts and current.state == RELEASED:
                 self.report.others.append(ref.id)
                 return _DONE
@@ -387,16 +389,23 @@ class _Job:
             return _SIBLING if _same_launch(run, self.rank.run_id) else _BUSY
         queued = False
         try:
-            queued = self._claimed(ref, claim, writer)
+            queued = self._claimed(ref, claim, writer, fresh)
         finally:
             if not queued:  # on success the commit job releases the claim after committing
                 self.claims.release(claim)
         return _DONE
 
-    def _claimed(self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter) -> bool:
+    def _claimed(
+        self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter, fresh: IndexView | None = None
+    ) -> bool:
+        """``fresh``: the video's commits as :meth:`_one` read them after seeing the claim we replaced
+        released (nobody can commit between that read and our claim: a commit needs the claim)."""
         cfg, prev = self.cfg, claim.previous
         # someone held this video before: they may have committed it (or failed on it) since we started
-        index = self.group.video_index(ref.id) if prev is not None else self.index
+        if fresh is not None:
+            index = fresh
+        else:
+            index = self.group.video_index(ref.id) if prev is not None else self.index
         ts, bs = _missing(index, ref.id, self.timesteps, self.blocks)
         if not ts:
             self.report.others.append(ref.id)
