@@ -14,6 +14,7 @@ and a video another live writer holds is waited for rather than computed twice.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import signal
 import sys
@@ -53,6 +54,7 @@ from dvx.store.writer import (
     VideoWriter,
     clear_failure,
     record_failure,
+    store_write_error,
     write_timestep_attrs,
 )
 
@@ -253,31 +255,47 @@ def _run(
     recipe = build_recipe(cfg, backbone, resolution)
     report = ExtractReport(recipe, "", store.location if store else cfg.store, timesteps, tuple(blocks))
     report.ranks = rank.world
-    group = _group(store, cfg.dataset, recipe, cfg.dry_run)
-    report.group = f"{cfg.dataset}/{recipe.name}"
-    index = group.index() if group is not None else None
-    todo = [r for r in refs if index is None or not index.has(r.id, timesteps, blocks)]
-    report.total, report.cached = len(refs), len(refs) - len(todo)
-    log(
-        f"{report.group}: {report.cached} cached, {len(todo)} to compute "
-        f"(T={','.join(map(str, timesteps))}; {len(blocks)} block(s))"
-    )
-    if cfg.dry_run:
-        report.planned_bytes = _plan_bytes(backbone, dataset, todo, cfg, resolution, timesteps, blocks)
-        _log_disk(cfg.store, report.planned_bytes, log)
-        report.seconds = time.perf_counter() - t_start
-        return report
-    if not todo:
-        report.seconds = time.perf_counter() - t_start
-        return report
-    assert group is not None
-    for t in timesteps:
-        write_timestep_attrs(group, t, backbone.noise_level(t))
-    assert index is not None
-    job = _Job(backbone, dataset, group, index, cfg, resolution, timesteps, blocks, report, log, rank)
-    job.run(todo)
+    with _full_store_is_a_store_error(report.store):
+        group = _group(store, cfg.dataset, recipe, cfg.dry_run)
+        report.group = f"{cfg.dataset}/{recipe.name}"
+        index = group.index() if group is not None else None
+        todo = [r for r in refs if index is None or not index.has(r.id, timesteps, blocks)]
+        report.total, report.cached = len(refs), len(refs) - len(todo)
+        log(
+            f"{report.group}: {report.cached} cached, {len(todo)} to compute "
+            f"(T={','.join(map(str, timesteps))}; {len(blocks)} block(s))"
+        )
+        if cfg.dry_run:
+            report.planned_bytes = _plan_bytes(backbone, dataset, todo, cfg, resolution, timesteps, blocks)
+            _log_disk(cfg.store, report.planned_bytes, log)
+            report.seconds = time.perf_counter() - t_start
+            return report
+        if not todo:
+            report.seconds = time.perf_counter() - t_start
+            return report
+        assert group is not None
+        for t in timesteps:
+            write_timestep_attrs(group, t, backbone.noise_level(t))
+        assert index is not None
+        job = _Job(backbone, dataset, group, index, cfg, resolution, timesteps, blocks, report, log, rank)
+        job.run(todo)
     report.seconds = time.perf_counter() - t_start
     return report
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}  # errnos of a store that has no room left
+
+
+@contextmanager
+def _full_store_is_a_store_error(location: str) -> Iterator[None]:
+    """A full disk or quota fails the small writes of this thread too (recipe group, claims, failure
+    records): one line naming the store, like the array writes that fail on the writer thread."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in _FULL:
+            raise store_write_error(location, err) from err
+        raise
 
 
 def _open_store(cfg: ExtractConfig) -> FeatureStore | None:
@@ -345,7 +363,10 @@ class _Job:
         waiting_on: set[str] = set()
         with (
             self.claims.heartbeating(),
-            BackgroundWriter(max_pending=max(4, 2 * len(self.timesteps) * len(self.blocks))) as writer,
+            BackgroundWriter(
+                max_pending=max(4, 2 * len(self.timesteps) * len(self.blocks)),
+                location=self.group.backend.location,
+            ) as writer,
         ):
             while pending:
                 deferred = []
