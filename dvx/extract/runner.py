@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from dvx.config import ExtractConfig, human_bytes
 from dvx.data import open_dataset
 from dvx.data.base import Video, VideoDataset, VideoRef
-from dvx.errors import ConfigError, CorruptVideoError, DataError
+from dvx.errors import ConfigError, CorruptVideoError, DataError, StoreError
 from dvx.extract.base import Backbone, RunOptions
 from dvx.extract.distributed import (
     NO_RUN_ID,
@@ -292,6 +292,8 @@ def _full_store_is_a_store_error(location: str) -> Iterator[None]:
     records): one line naming the store, like the array writes that fail on the writer thread."""
     try:
         yield
+    except StoreError:  # the writer thread's (a StoreWriteError is an OSError too)
+        raise
     except OSError as err:
         if err.errno in _FULL:
             raise store_write_error(location, err) from err

@@ -157,11 +157,20 @@ def write_timestep_attrs(group: RecipeGroup, t: int, attrs: dict[str, Any]) -> N
         group.backend.write_group(path, attrs)
 
 
-def store_write_error(location: str, err: OSError) -> StoreError:
-    """A failed store write (disk or quota full, I/O error) as the one line ``dvx`` prints for it."""
-    wrapped = StoreError(
+class StoreWriteError(StoreError, OSError):
+    """A store write that failed (disk or quota full, I/O error): a :class:`StoreError`, so ``dvx`` prints
+    it as one line, and still the OSError it was (same ``errno``) for callers that catch those."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def store_write_error(location: str, err: OSError) -> StoreWriteError:
+    """A failed store write as the one line ``dvx`` prints for it."""
+    wrapped = StoreWriteError(
         f"writing to {location} failed: {err.strerror or err}; what was committed stays, rerun to resume"
     )
+    wrapped.errno = err.errno
     wrapped.__cause__ = err
     return wrapped
 
@@ -190,6 +199,8 @@ class BackgroundWriter:
                 if self._error is None:  # after a failure, drop the rest (nothing more may commit)
                     fn, args = job
                     fn(*args)
+            except StoreError as err:
+                self._error = err
             except OSError as err:  # the store's disk or server failed us: one line, not a traceback
                 self._error = store_write_error(self.location, err)
             except BaseException as err:  # re-raised in the caller's thread

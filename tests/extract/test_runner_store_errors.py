@@ -55,6 +55,7 @@ def test_a_full_disk_during_array_writes_is_a_store_error_and_keeps_the_commits(
     assert message.startswith(f"writing to {store} failed: No space left on device")
     assert message.endswith("what was committed stays, rerun to resume")
     assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == errno.ENOSPC
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC  # for who catches those
     assert _visible(store) == [VIDEOS[0]]  # committed before the failure: still there, intact
     reference.assert_same(store, complete=False)
     monkeypatch.undo()
