@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from dvx.errors import ConfigError, DvxError
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from dvx.config import ExtractConfig
     from dvx.extract.runner import ExtractReport
 
@@ -37,7 +39,7 @@ class RankInfo:
     world: int = 1
     local_rank: int = 0
     launcher: str = "single"  # single | torchrun | slurm
-    run_id: str = ""  # shared by the ranks of one launch (claims of a failed video are not retried by them)
+    run_id: str = ""  # unique to one launch, shared by its ranks ("" if unknown: every other writer is a job)
 
     @property
     def prefix(self) -> str:
@@ -58,22 +60,34 @@ def detect_rank(env: Mapping[str, str] | None = None) -> RankInfo:
     if "RANK" in env and "WORLD_SIZE" in env:
         rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
         local = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
-        run = env.get(RUN_ID_ENV) or env.get("TORCHELASTIC_RUN_ID") or ""
+        run = _run_id(env.get(RUN_ID_ENV)) or _run_id(env.get("TORCHELASTIC_RUN_ID"))
         info = RankInfo(rank, world, local, "torchrun", run)
     elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
         rank, world = _int(env, "SLURM_PROCID"), _int(env, "SLURM_NTASKS")
         local = _int(env, "SLURM_LOCALID") if "SLURM_LOCALID" in env else 0
         job = env.get("SLURM_JOB_ID", "")
-        run = env.get(RUN_ID_ENV) or (f"slurm-{job}.{env.get('SLURM_STEP_ID', '')}" if job else "")
+        run = _run_id(env.get(RUN_ID_ENV)) or (f"slurm-{job}.{env.get('SLURM_STEP_ID', '')}" if job else "")
         info = RankInfo(rank, world, local, "slurm", run)
     else:
-        return RankInfo(run_id=env.get(RUN_ID_ENV, ""))
+        return RankInfo(run_id=_run_id(env.get(RUN_ID_ENV)))
     if world < 1 or not 0 <= info.rank < world or info.local_rank < 0:
         raise ConfigError(
             f"inconsistent {info.launcher} environment: rank {info.rank}, world size {world}, "
             f"local rank {info.local_rank}"
         )
     return info
+
+
+#: what torchrun sets TORCHELASTIC_RUN_ID to without ``--rdzv-id`` (static rendezvous with --master-addr and
+#: --master-port): every such launch gets it, so it says nothing about which launch a rank belongs to
+NO_RUN_ID = "none"
+
+
+def _run_id(value: str | None) -> str:
+    """A launch's id, or "" where there is none: ranks of different launches must never share one, since
+    a rank leaves a video that a rank of its own launch holds without waiting for it."""
+    value = (value or "").strip()
+    return "" if value.lower() == NO_RUN_ID else value
 
 
 def pick_device(requested: str, local_rank: int, cuda_count: int) -> str:
@@ -128,28 +142,47 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _worker(index: int, cfg: ExtractConfig, env: dict[str, str], queue: Any) -> None:
-    """One spawned rank: set the torchrun variables, run the extraction, send its report back."""
+def _worker(
+    index: int,
+    cfg: ExtractConfig,
+    env: dict[str, str],
+    pipes: Sequence[Connection],
+    extract: Callable[..., ExtractReport] | None = None,
+) -> None:
+    """One spawned rank: set the torchrun variables, run the extraction, send its report back on its own
+    pipe (``extract``: what to run instead of :func:`dvx.extract.runner.run_extract`, for tests)."""
     _die_with_parent()
+    out = pipes[index]
+    for other in pipes:  # keep only this rank's end: the parent sees EOF on it as soon as this rank exits
+        if other is not out:
+            other.close()
     os.environ.update({k: str(v) for k, v in env.items()})
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index))
-    from dvx.extract.runner import run_extract
+    if extract is None:
+        from dvx.extract.runner import run_extract as extract
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     try:
-        report = run_extract(cfg, log=log)
+        report = extract(cfg, log=log)
     except DvxError as err:
-        queue.put(("error", index, type(err).__name__, str(err)))
+        out.send(("error", index, type(err).__name__, str(err)))
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    queue.put(("report", index, report))
+    out.send(("report", index, report))
 
 
-def launch_local(cfg: ExtractConfig, log: Callable[[str], None]) -> ExtractReport:
-    """Run ``cfg`` as ``cfg.devices`` local processes (ranks 0..N-1) and merge their reports."""
+def launch_local(
+    cfg: ExtractConfig, log: Callable[[str], None], extract: Callable[..., ExtractReport] | None = None
+) -> ExtractReport:
+    """Run ``cfg`` as ``cfg.devices`` local processes (ranks 0..N-1) and merge their reports.
+
+    Each worker sends its report on a pipe of its own, and the parent reads the pipes *while* the workers
+    run: a report bigger than the pipe buffer (64 KiB: a few thousand video ids) blocks its worker in
+    ``send`` until the parent reads it, so reading only after joining would wait forever.
+    """
     import torch.multiprocessing as mp
 
     n = cfg.devices
@@ -162,18 +195,34 @@ def launch_local(cfg: ExtractConfig, log: Callable[[str], None]) -> ExtractRepor
         "OMP_NUM_THREADS": str(threads),
     }
     ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
+    readers, writers = zip(*(ctx.Pipe(duplex=False) for _ in range(n)), strict=True)
     log(f"starting {n} worker processes ({threads} CPU thread(s) each)")
     failure: BaseException | None = None
+    messages: list[tuple[Any, ...]] = []
     try:
-        mp.start_processes(_worker, args=(child, env, queue), nprocs=n, join=True, start_method="spawn")
+        procs = mp.start_processes(
+            _worker, args=(child, env, writers, extract), nprocs=n, join=False, start_method="spawn"
+        )
+    finally:
+        for w in writers:  # the workers hold their own copies
+            w.close()
+    open_ = list(readers)
+    try:
+        while True:
+            _receive(open_, messages, timeout=0.2)
+            if procs.join(timeout=0):
+                break
     except mp.ProcessRaisedException as err:  # an unexpected exception: keep its traceback
         failure = err
     except mp.ProcessExitedException as err:
         failure = err
-    messages = []
-    while not queue.empty():
-        messages.append(queue.get())
+    except BaseException:  # leaving early (Ctrl-C): take the workers down too (they stop gracefully)
+        for p in procs.processes:
+            if p.is_alive():
+                p.terminate()
+        raise
+    while open_:  # every worker has exited: the rest of each pipe ends in EOF, so this never blocks
+        _receive(open_, messages, timeout=0)
     errors = [m for m in messages if m[0] == "error"]
     if errors:
         _, index, kind, text = sorted(errors)[0]
@@ -190,6 +239,19 @@ def launch_local(cfg: ExtractConfig, log: Callable[[str], None]) -> ExtractRepor
     if len(reports) != n:
         raise DvxError(f"only {len(reports)} of {n} worker processes reported back")
     return merge_reports(reports)
+
+
+def _receive(readers: list[Connection], messages: list[tuple[Any, ...]], timeout: float) -> None:
+    """Read one message from every pipe that has one (waiting up to ``timeout``); a pipe whose worker has
+    exited ends in EOF (or in a message cut short by a kill) and is dropped from ``readers``."""
+    from multiprocessing.connection import wait
+
+    for conn in wait(readers, timeout=timeout):
+        try:
+            messages.append(conn.recv())
+        except (EOFError, OSError):
+            readers.remove(conn)
+            conn.close()
 
 
 def _reraise(kind: str, text: str) -> DvxError:

@@ -14,6 +14,7 @@ and a video another live writer holds is waited for rather than computed twice.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import signal
 import sys
@@ -30,9 +31,16 @@ import torch.nn.functional as F
 from dvx.config import ExtractConfig, human_bytes
 from dvx.data import open_dataset
 from dvx.data.base import Video, VideoDataset, VideoRef
-from dvx.errors import ConfigError, CorruptVideoError, DataError
+from dvx.errors import ConfigError, CorruptVideoError, DataError, StoreError
 from dvx.extract.base import Backbone, RunOptions
-from dvx.extract.distributed import RankInfo, detect_rank, launch_local, pick_device, work_order
+from dvx.extract.distributed import (
+    NO_RUN_ID,
+    RankInfo,
+    detect_rank,
+    launch_local,
+    pick_device,
+    work_order,
+)
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.windows import Unit, chunk_frames, plan_units
@@ -46,6 +54,7 @@ from dvx.store.writer import (
     VideoWriter,
     clear_failure,
     record_failure,
+    store_write_error,
     write_timestep_attrs,
 )
 
@@ -246,31 +255,49 @@ def _run(
     recipe = build_recipe(cfg, backbone, resolution)
     report = ExtractReport(recipe, "", store.location if store else cfg.store, timesteps, tuple(blocks))
     report.ranks = rank.world
-    group = _group(store, cfg.dataset, recipe, cfg.dry_run)
-    report.group = f"{cfg.dataset}/{recipe.name}"
-    index = group.index() if group is not None else None
-    todo = [r for r in refs if index is None or not index.has(r.id, timesteps, blocks)]
-    report.total, report.cached = len(refs), len(refs) - len(todo)
-    log(
-        f"{report.group}: {report.cached} cached, {len(todo)} to compute "
-        f"(T={','.join(map(str, timesteps))}; {len(blocks)} block(s))"
-    )
-    if cfg.dry_run:
-        report.planned_bytes = _plan_bytes(backbone, dataset, todo, cfg, resolution, timesteps, blocks)
-        _log_disk(cfg.store, report.planned_bytes, log)
-        report.seconds = time.perf_counter() - t_start
-        return report
-    if not todo:
-        report.seconds = time.perf_counter() - t_start
-        return report
-    assert group is not None
-    for t in timesteps:
-        write_timestep_attrs(group, t, backbone.noise_level(t))
-    assert index is not None
-    job = _Job(backbone, dataset, group, index, cfg, resolution, timesteps, blocks, report, log, rank)
-    job.run(todo)
+    with _full_store_is_a_store_error(report.store):
+        group = _group(store, cfg.dataset, recipe, cfg.dry_run)
+        report.group = f"{cfg.dataset}/{recipe.name}"
+        index = group.index() if group is not None else None
+        todo = [r for r in refs if index is None or not index.has(r.id, timesteps, blocks)]
+        report.total, report.cached = len(refs), len(refs) - len(todo)
+        log(
+            f"{report.group}: {report.cached} cached, {len(todo)} to compute "
+            f"(T={','.join(map(str, timesteps))}; {len(blocks)} block(s))"
+        )
+        if cfg.dry_run:
+            report.planned_bytes = _plan_bytes(backbone, dataset, todo, cfg, resolution, timesteps, blocks)
+            _log_disk(cfg.store, report.planned_bytes, log)
+            report.seconds = time.perf_counter() - t_start
+            return report
+        if not todo:
+            report.seconds = time.perf_counter() - t_start
+            return report
+        assert group is not None
+        for t in timesteps:
+            write_timestep_attrs(group, t, backbone.noise_level(t))
+        assert index is not None
+        job = _Job(backbone, dataset, group, index, cfg, resolution, timesteps, blocks, report, log, rank)
+        job.run(todo)
     report.seconds = time.perf_counter() - t_start
     return report
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}  # errnos of a store that has no room left
+
+
+@contextmanager
+def _full_store_is_a_store_error(location: str) -> Iterator[None]:
+    """A full disk or quota fails the small writes of this thread too (recipe group, claims, failure
+    records): one line naming the store, like the array writes that fail on the writer thread."""
+    try:
+        yield
+    except StoreError:  # the writer thread's (a StoreWriteError is an OSError too)
+        raise
+    except OSError as err:
+        if err.errno in _FULL:
+            raise store_write_error(location, err) from err
+        raise
 
 
 def _open_store(cfg: ExtractConfig) -> FeatureStore | None:
@@ -338,7 +365,10 @@ class _Job:
         waiting_on: set[str] = set()
         with (
             self.claims.heartbeating(),
-            BackgroundWriter(max_pending=max(4, 2 * len(self.timesteps) * len(self.blocks))) as writer,
+            BackgroundWriter(
+                max_pending=max(4, 2 * len(self.timesteps) * len(self.blocks)),
+                location=self.group.backend.location,
+            ) as writer,
         ):
             while pending:
                 deferred = []
@@ -367,29 +397,38 @@ class _Job:
     def _one(self, ref: VideoRef, writer: BackgroundWriter) -> str:
         """Handle one video: _DONE, _BUSY (another job holds it: try again later) or _SIBLING."""
         current = self.claims.current(ref.id)
+        fresh: IndexView | None = None  # the video's commits, read after its claim was seen free
         if current is not None and current.state != HELD:
             # another writer finished with it since this job read the index: done already? (no write)
-            ts, _ = _missing(self.group.video_index(ref.id), ref.id, self.timesteps, self.blocks)
+            fresh = self.group.video_index(ref.id)
+            ts, _ = _missing(fresh, ref.id, self.timesteps, self.blocks)
             if not ts and current.state == RELEASED:
                 self.report.others.append(ref.id)
                 return _DONE
         claim = self.claims.try_acquire(ref.id, current)
         if claim is None:
             holder = self.claims.current(ref.id)
-            run = (holder.owner.get("run") if holder is not None else None) or None
-            return _SIBLING if run is not None and run == self.rank.run_id else _BUSY
+            run = holder.owner.get("run") if holder is not None else None
+            return _SIBLING if _same_launch(run, self.rank.run_id) else _BUSY
         queued = False
         try:
-            queued = self._claimed(ref, claim, writer)
+            queued = self._claimed(ref, claim, writer, fresh)
         finally:
             if not queued:  # on success the commit job releases the claim after committing
                 self.claims.release(claim)
         return _DONE
 
-    def _claimed(self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter) -> bool:
+    def _claimed(
+        self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter, fresh: IndexView | None = None
+    ) -> bool:
+        """``fresh``: the video's commits as :meth:`_one` read them after seeing the claim we replaced
+        released (nobody can commit between that read and our claim: a commit needs the claim)."""
         cfg, prev = self.cfg, claim.previous
         # someone held this video before: they may have committed it (or failed on it) since we started
-        index = self.group.video_index(ref.id) if prev is not None else self.index
+        if fresh is not None:
+            index = fresh
+        else:
+            index = self.group.video_index(ref.id) if prev is not None else self.index
         ts, bs = _missing(index, ref.id, self.timesteps, self.blocks)
         if not ts:
             self.report.others.append(ref.id)
@@ -449,10 +488,17 @@ class _Job:
             self.claims.release(claim)
 
 
+def _same_launch(run: object, run_id: str) -> bool:
+    """Whether a claim owner's ``run`` is this launch (another rank of it): never without a run id, nor for
+    torchrun's placeholder "none" that every launch without ``--rdzv-id`` shares (claims written before
+    dvx ignored it carry it)."""
+    return bool(run_id) and run_id.lower() != NO_RUN_ID and run == run_id
+
+
 def _failed_in_this_run(prev: dict | None, run_id: str) -> bool:
-    if prev is None or not run_id or prev.get("state") != FAILED:
+    if prev is None or prev.get("state") != FAILED:
         return False
-    return (prev.get("owner") or {}).get("run") == run_id
+    return _same_launch((prev.get("owner") or {}).get("run"), run_id)
 
 
 def _missing(

@@ -157,14 +157,34 @@ def write_timestep_attrs(group: RecipeGroup, t: int, attrs: dict[str, Any]) -> N
         group.backend.write_group(path, attrs)
 
 
+class StoreWriteError(StoreError, OSError):
+    """A store write that failed (disk or quota full, I/O error): a :class:`StoreError`, so ``dvx`` prints
+    it as one line, and still the OSError it was (same ``errno``) for callers that catch those."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def store_write_error(location: str, err: OSError) -> StoreWriteError:
+    """A failed store write as the one line ``dvx`` prints for it."""
+    wrapped = StoreWriteError(
+        f"writing to {location} failed: {err.strerror or err}; what was committed stays, rerun to resume"
+    )
+    wrapped.errno = err.errno
+    wrapped.__cause__ = err
+    return wrapped
+
+
 class BackgroundWriter:
     """Runs store writes on one background thread, in order, so they overlap the next forward pass.
 
     ``submit`` blocks once ``max_pending`` jobs wait (bounding memory); an error in a job is re-raised by
-    the next ``submit`` or by ``drain``/``close``.
+    the next ``submit`` or by ``drain``/``close``, an ``OSError`` (ENOSPC, EIO, ...) as a
+    :class:`StoreError` naming ``location`` (the chunks and records it failed to write were never committed).
     """
 
-    def __init__(self, max_pending: int = 8) -> None:
+    def __init__(self, max_pending: int = 8, location: str = "the store") -> None:
+        self.location = location
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(max_pending)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="dvx-store-writer", daemon=True)
@@ -179,6 +199,10 @@ class BackgroundWriter:
                 if self._error is None:  # after a failure, drop the rest (nothing more may commit)
                     fn, args = job
                     fn(*args)
+            except StoreError as err:
+                self._error = err
+            except OSError as err:  # the store's disk or server failed us: one line, not a traceback
+                self._error = store_write_error(self.location, err)
             except BaseException as err:  # re-raised in the caller's thread
                 self._error = err
             finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from dvx.config import ExtractConfig
 from dvx.errors import ConfigError
 from dvx.extract.distributed import detect_rank, merge_reports, pick_device, shard, work_order
 from dvx.extract.runner import ExtractReport, run_extract
+from dvx.store import layout
+from dvx.store.claims import HELD, ClaimRecord, _start_ticks, process_identity
 from dvx.store.root import FeatureStore
 from tests.extract.conftest import REPO, VIDEOS, Reference
 from tests.extract.test_runner_jobs import commits_per_video
@@ -33,6 +37,65 @@ def test_rank_comes_from_torchrun_then_slurm_then_defaults() -> None:
         detect_rank({"RANK": "4", "WORLD_SIZE": "2"})
     with pytest.raises(ConfigError, match="SLURM_NTASKS"):
         detect_rank({"SLURM_PROCID": "0", "SLURM_NTASKS": "many"})
+
+
+def test_torchrun_without_a_rendezvous_id_gives_no_run_id() -> None:
+    # static rendezvous (--master-addr/--master-port, no --rdzv-id): torchrun sets the run id "none" in
+    # every launch, so it cannot tell the ranks of one launch from those of another
+    static = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "TORCHELASTIC_RUN_ID": "none"}
+    assert detect_rank(static).run_id == ""
+    assert detect_rank({**static, "DVX_RUN_ID": "none"}).run_id == ""
+    assert detect_rank({**static, "DVX_RUN_ID": "0a1b2c"}).run_id == "0a1b2c"  # --devices sets its own
+    assert detect_rank({"DVX_RUN_ID": "none"}).run_id == ""
+    slurm = {"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_JOB_ID": "77", "DVX_RUN_ID": "none"}
+    assert detect_rank(slurm).run_id == "slurm-77."
+
+
+@pytest.mark.slow
+def test_separate_torchrun_jobs_without_rendezvous_id_are_not_siblings(
+    reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Job B (rank 0 of 2, static rendezvous) meets a video that job A, another static-rendezvous launch,
+    still computes: B waits for it and takes it over once A is gone, rather than dropping it as its own
+    sibling rank's video (A's claim carries the run id "none", as dvx wrote it before ignoring it)."""
+    for name, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+        "TORCHELASTIC_RUN_ID": "none",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DVX_RUN_ID", raising=False)
+    store = tmp_path / "store"
+    videos = VIDEOS[:2]
+    recipe = FeatureStore.open(str(reference.store), mode="r").groups()[0].recipe
+    group = FeatureStore.open(str(store), mode="a").create_group("synthetic", recipe)
+    job_a = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    while not _start_ticks(job_a.pid):
+        time.sleep(0.01)
+    owner = {**process_identity(0, 2, "none"), "pid": job_a.pid, "start": _start_ticks(job_a.pid)}
+    now = time.time()
+    held = ClaimRecord(videos[1], 1, HELD, owner, "token-a", now, now, now + 60)
+    group.backend.put_json(layout.claim_key(group.path, videos[1], 1), held.to_json())
+    logs: list[str] = []
+
+    def end_job_a_when_waited_for() -> None:
+        deadline = time.monotonic() + 60
+        while not any("waiting for" in m for m in logs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job_a.kill()
+
+    killer = threading.Thread(target=end_job_a_when_waited_for)
+    killer.start()
+    try:
+        report = run_extract(reference.cfg(store, videos=videos, claim_ttl=5.0), log=logs.append)
+    finally:
+        job_a.kill()
+        job_a.wait()
+        killer.join()
+    assert any("waiting for" in m and videos[1] in m for m in logs)  # not dropped as a sibling's video
+    assert sorted(report.computed) == list(videos)  # taken over once job A was gone
+    assert reference.assert_same(store, complete=False) == list(videos)
 
 
 def test_each_rank_uses_its_own_device() -> None:
