@@ -78,3 +78,25 @@ def flow_noise_level(t: int, shift: float) -> dict[str, float | None]:
         "snr": ((1 - sigma) / sigma) ** 2 if sigma > 0 else None,
         "model_timestep": 1000 * sigma,
     }
+
+
+def flow_add_noise(
+    z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, shift: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rectified-flow noising (SD3, Wan): ``x = (1 - sigma) z0 + sigma eps`` with the shifted sigma of each
+    sample's T; returns x and the network's timestep ``1000 sigma`` (float32)."""
+    sigma = torch.tensor([flow_sigma_for(int(v), shift) for v in t], device=z0.device)
+    s = sigma.view(-1, *([1] * (z0.dim() - 1)))
+    return (1 - s) * z0 + s * eps, 1000 * sigma
+
+
+def flow_noise_fields(shift: float, num_train_timesteps: int, latent_rule: str) -> dict[str, object]:
+    """The recipe's ``noise`` entry of a rectified-flow model; ``latent_rule`` says how z0 is scaled."""
+    return {
+        "kind": "flow",
+        "convention": "s = T/1000; sigma = shift s / (1 + (shift - 1) s); x = (1 - sigma) z0 + "
+        f"sigma eps; transformer timestep 1000 sigma; z0 = {latent_rule}",
+        "shift": shift,
+        "num_train_timesteps": num_train_timesteps,
+        "prediction_type": "flow",
+    }

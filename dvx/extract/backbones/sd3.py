@@ -31,7 +31,7 @@ from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
-from dvx.extract.noise import flow_noise_level, flow_sigma_for
+from dvx.extract.noise import flow_add_noise, flow_noise_fields, flow_noise_level
 from dvx.extract.tokens import tokens_to_maps
 from dvx.extract.weights import digest_folder, resolve_folder
 
@@ -202,14 +202,11 @@ class SD3Backbone(DiffusionBackbone):
         return {
             "weights": self.weights,
             "latent": self.run.latent,
-            "noise": {
-                "kind": "flow",
-                "convention": "s = T/1000; sigma = shift s / (1 + (shift - 1) s); x = (1 - sigma) z0 + "
-                "sigma eps; transformer timestep 1000 sigma; z0 = (vae mean - shift_factor) * scaling_factor",
-                "shift": self.shift,
-                "num_train_timesteps": int(self.scheduler_config.get("num_train_timesteps", 1000)),
-                "prediction_type": "flow",
-            },
+            "noise": flow_noise_fields(
+                self.shift,
+                int(self.scheduler_config.get("num_train_timesteps", 1000)),
+                "(vae mean - shift_factor) * scaling_factor",
+            ),
             "conditioning": {
                 "prompt": "",
                 "text_encoders": "clip-l + clip-g (penultimate hidden, pooled) + t5"
@@ -232,9 +229,7 @@ class SD3Backbone(DiffusionBackbone):
     def add_noise(
         self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        sigma = torch.tensor([flow_sigma_for(int(v), self.shift) for v in t], device=z0.device)
-        s = sigma.view(-1, *([1] * (z0.dim() - 1)))
-        return (1 - s) * z0 + s * eps, 1000 * sigma
+        return flow_add_noise(z0, t, eps, self.shift)
 
     def forward_blocks(
         self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]

@@ -32,7 +32,7 @@ from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
-from dvx.extract.noise import flow_noise_level, flow_sigma_for
+from dvx.extract.noise import flow_add_noise, flow_noise_fields, flow_noise_level
 from dvx.extract.tokens import tokens_to_maps
 from dvx.extract.weights import digest_folder, resolve_folder
 
@@ -182,14 +182,11 @@ class WanBackbone(DiffusionBackbone):
         return {
             "weights": self.weights,
             "latent": self.run.latent,
-            "noise": {
-                "kind": "flow",
-                "convention": "s = T/1000; sigma = shift s / (1 + (shift - 1) s); x = (1 - sigma) z0 + "
-                "sigma eps; transformer timestep 1000 sigma; z0 = (vae mean - latents_mean) / latents_std",
-                "shift": self.shift,
-                "num_train_timesteps": int(self.scheduler_config.get("num_train_timesteps", 1000)),
-                "prediction_type": "flow",
-            },
+            "noise": flow_noise_fields(
+                self.shift,
+                int(self.scheduler_config.get("num_train_timesteps", 1000)),
+                "(vae mean - latents_mean) / latents_std",
+            ),
             "conditioning": {
                 "prompt": "",
                 "text_encoder": "umt5 (last hidden state, zeros after the real tokens)",
@@ -214,9 +211,7 @@ class WanBackbone(DiffusionBackbone):
     def add_noise(
         self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        sigma = torch.tensor([flow_sigma_for(int(v), self.shift) for v in t], device=z0.device)
-        s = sigma.view(-1, *([1] * (z0.dim() - 1)))
-        return (1 - s) * z0 + s * eps, 1000 * sigma
+        return flow_add_noise(z0, t, eps, self.shift)
 
     def forward_blocks(
         self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]
