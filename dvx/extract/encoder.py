@@ -167,13 +167,23 @@ class EncoderBackbone(Backbone):
         return {0: {b: out[b].float().cpu() for b in blocks}}
 
 
-def tubelet_map(clip_len: int, tubelet: int) -> list[list[int]]:
-    """Stored temporal index -> input frames of video ViTs with tubelets: [[0, 1], [2, 3], ...]."""
-    return [list(range(s, s + tubelet)) for s in range(0, clip_len, tubelet)]
+class TubeletEncoderBackbone(EncoderBackbone):
+    """A video ViT cutting clips into tubelets of ``tubelet_size`` frames x ``patch_size`` pixels (VideoMAE,
+    V-JEPA 2): one stored temporal index per tubelet."""
 
+    is_video = True
 
-def check_tubelet_clip(name: str, clip_len: int | None, tubelet: int) -> None:
-    if clip_len is None or clip_len < tubelet or clip_len % tubelet:
-        raise ConfigError(
-            f"clip length {clip_len} for {name}: must be a positive multiple of the tubelet size {tubelet}"
-        )
+    def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
+        super().__init__(spec, folder, run)
+        self.tubelet = int(self.config["tubelet_size"])
+        self.patch = int(self.config["patch_size"])
+        clip_len = spec.clip_len
+        if clip_len is None or clip_len < self.tubelet or clip_len % self.tubelet:
+            raise ConfigError(
+                f"clip length {clip_len} for {spec.name}: must be a positive multiple of the tubelet size "
+                f"{self.tubelet}"
+            )
+
+    def temporal_map(self, clip_len: int) -> list[list[int]]:
+        """Stored temporal index -> input frames: [[0, 1], [2, 3], ...]."""
+        return [list(range(s, s + self.tubelet)) for s in range(0, clip_len, self.tubelet)]

@@ -22,7 +22,7 @@ import torch
 
 from dvx.errors import ConfigError
 from dvx.extract.base import ModelSpec, RunOptions
-from dvx.extract.encoder import EncoderBackbone, check_tubelet_clip, tubelet_map
+from dvx.extract.encoder import TubeletEncoderBackbone
 from dvx.extract.tokens import tokens_to_maps
 
 TINY_NAME = "tiny-videomae-v1"
@@ -66,19 +66,15 @@ def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-class VideoMAEBackbone(EncoderBackbone):
+class VideoMAEBackbone(TubeletEncoderBackbone):
     family = "videomae"
-    is_video = True
     tiny_name = TINY_NAME
     build_tiny = staticmethod(build_tiny)
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         super().__init__(spec, folder, run)
-        self.tubelet = int(self.config["tubelet_size"])
-        self.patch = int(self.config["patch_size"])
         self.image_size = _pair(self.config["image_size"])
         native = int(self.config["num_frames"])
-        check_tubelet_clip(spec.name, spec.clip_len, self.tubelet)
         assert spec.clip_len is not None
         if spec.clip_len > native:
             raise ConfigError(
@@ -102,9 +98,6 @@ class VideoMAEBackbone(EncoderBackbone):
                 f"resolution {resolution[0]}x{resolution[1]} for {self.spec.name}: VideoMAE's fixed position "
                 f"table only fits {h}x{w}; use --resolution {h}x{w}"
             )
-
-    def temporal_map(self, clip_len: int) -> list[list[int]]:
-        return tubelet_map(clip_len, self.tubelet)
 
     def forward_blocks(self, x: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
         self.check_resolution((x.shape[-2], x.shape[-1]))

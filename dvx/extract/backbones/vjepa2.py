@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 
 from dvx.errors import ConfigError
-from dvx.extract.base import ModelSpec, RunOptions
-from dvx.extract.encoder import EncoderBackbone, check_tubelet_clip, tubelet_map
+from dvx.extract.encoder import TubeletEncoderBackbone
 from dvx.extract.tokens import tokens_to_maps
 
 TINY_NAME = "tiny-vjepa2-v1"
@@ -64,17 +63,10 @@ def build_tiny(folder: Path) -> None:
     (folder / "video_preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
 
 
-class VJepa2Backbone(EncoderBackbone):
+class VJepa2Backbone(TubeletEncoderBackbone):
     family = "vjepa2"
-    is_video = True
     tiny_name = TINY_NAME
     build_tiny = staticmethod(build_tiny)
-
-    def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
-        super().__init__(spec, folder, run)
-        self.tubelet = int(self.config["tubelet_size"])
-        self.patch = int(self.config["patch_size"])
-        check_tubelet_clip(spec.name, spec.clip_len, self.tubelet)
 
     def load_modules(self) -> None:
         from transformers import VJEPA2Model
@@ -89,9 +81,6 @@ class VJepa2Backbone(EncoderBackbone):
                 f"resolution {h}x{w} for {self.spec.name}: V-JEPA 2's RoPE positions assume a square grid; "
                 f"use a square resolution such as {h}x{h}"
             )
-
-    def temporal_map(self, clip_len: int) -> list[list[int]]:
-        return tubelet_map(clip_len, self.tubelet)
 
     def forward_blocks(self, x: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
         self.check_resolution((x.shape[-2], x.shape[-1]))
