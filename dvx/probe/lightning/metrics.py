@@ -30,10 +30,8 @@ def nanmean(x: torch.Tensor) -> float:
     return float(x.mean()) if len(x) else float("nan")
 
 
-class ForegroundARI(Metric):
-    """Adjusted Rand index between predicted and true segment ids over a video's foreground pixels
-    (true id != 0, all frames together), averaged over videos. Videos without foreground are skipped;
-    a video whose foreground is one object and is predicted as one segment scores 1 (sklearn/SAVi)."""
+class PerVideoMean(Metric):
+    """A score per video (``add_score`` in ``update``), averaged over videos; summed across DDP ranks."""
 
     higher_is_better = True
     full_state_update = False
@@ -42,6 +40,19 @@ class ForegroundARI(Metric):
         super().__init__()
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def add_score(self, score: torch.Tensor) -> None:
+        self.total += score.to(self.total)
+        self.count += 1
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count if self.count > 0 else torch.tensor(float("nan"))
+
+
+class ForegroundARI(PerVideoMean):
+    """Adjusted Rand index between predicted and true segment ids over a video's foreground pixels
+    (true id != 0, all frames together), averaged over videos. Videos without foreground are skipped;
+    a video whose foreground is one object and is predicted as one segment scores 1 (sklearn/SAVi)."""
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """One video: ``preds`` and ``target`` integer ids of the same shape (e.g. (F, H, W))."""
@@ -53,24 +64,12 @@ class ForegroundARI(Metric):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch's sparse-invariant notice
             ari = adjusted_rand_score(preds[fg].long(), target[fg].long())
-        self.total += ari.double()
-        self.count += 1
-
-    def compute(self) -> torch.Tensor:
-        return self.total / self.count if self.count > 0 else torch.tensor(float("nan"))
+        self.add_score(ari)
 
 
-class MeanBestOverlap(Metric):
+class MeanBestOverlap(PerVideoMean):
     """For each true object (id != 0) of a video, the best IoU with any predicted segment over all the
     video's frames; averaged over the video's objects, then over videos (videos without objects skipped)."""
-
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """One video: ``preds`` and ``target`` integer ids of the same shape (e.g. (F, H, W))."""
@@ -83,8 +82,4 @@ class MeanBestOverlap(Metric):
         joint = torch.bincount(p * n_t + t, minlength=n_p * n_t).reshape(n_p, n_t).double()
         union = joint.sum(1, keepdim=True) + joint.sum(0, keepdim=True) - joint
         best = (joint / union).max(dim=0).values[objects]  # (objects,)
-        self.total += best.mean().to(self.total)
-        self.count += 1
-
-    def compute(self) -> torch.Tensor:
-        return self.total / self.count if self.count > 0 else torch.tensor(float("nan"))
+        self.add_score(best.mean())
