@@ -110,8 +110,8 @@ class Backend:
             path = Path(self.store.root) / key
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-            tmp.write_bytes(data)
-            try:
+            try:  # the temp file goes even when a signal (SIGTERM -> SystemExit) cuts the write short
+                tmp.write_bytes(data)
                 os.link(tmp, path)  # atomic create: fails if the key exists, never exposes a partial file
                 return True
             except FileExistsError:

@@ -251,7 +251,17 @@ class Claims:
             expires_at=now + self.ttl,
             previous=cur.to_json() if cur else None,
         )
-        if not self.backend.put_json_if_absent(self._key(rec), rec.to_json()):
+        try:
+            created = self.backend.put_json_if_absent(self._key(rec), rec.to_json())
+        except BaseException:
+            # cut short (SIGTERM -> SystemExit, Ctrl-C) around the create: if our record made it, hold it so
+            # that release_all on the way out releases it instead of leaving it to expire
+            with contextlib.suppress(Exception):
+                if self.still_holds(rec):
+                    with self._lock:
+                        self._held[video] = rec
+            raise
+        if not created:
             return None
         with self._lock:
             self._held[video] = rec

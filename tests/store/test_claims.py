@@ -190,3 +190,56 @@ def test_a_holder_hidden_by_hidepid_is_alive_until_expiry(group, monkeypatch: py
     assert signals and all(s == (4_000_000, 0) for s in signals)
     sent = len(signals)
     assert claims_mod.owner_alive({**owner, "pid": -1}) is None and len(signals) == sent  # never kill(-1)
+
+
+def test_a_signal_right_after_the_create_still_releases_the_claim(
+    group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM raises SystemExit anywhere: if it lands after the claim record was created but before the
+    claim was noted as held, release_all on the way out must still release it (not leave it to expire)."""
+    claims = Claims(group, ttl=60)
+    create = type(group.backend).put_json_if_absent
+
+    def create_then_signal(self, key: str, obj: object) -> bool:
+        assert create(self, key, obj)
+        raise SystemExit(143)
+
+    monkeypatch.setattr(type(group.backend), "put_json_if_absent", create_then_signal)
+    with pytest.raises(SystemExit):
+        claims.try_acquire("dog")
+    monkeypatch.undo()
+    assert claims.held() == ["dog"]
+    claims.release_all()
+    assert claims.current("dog").state == RELEASED
+
+
+def test_a_signal_before_the_create_holds_nothing(group, monkeypatch: pytest.MonkeyPatch) -> None:
+    claims = Claims(group, ttl=60)
+
+    def signal_first(self, key: str, obj: object) -> bool:
+        raise SystemExit(143)
+
+    monkeypatch.setattr(type(group.backend), "put_json_if_absent", signal_first)
+    with pytest.raises(SystemExit):
+        claims.try_acquire("dog")
+    monkeypatch.undo()
+    assert claims.held() == [] and claims.current("dog") is None
+    assert Claims(group, ttl=60).try_acquire("dog") is not None  # nothing blocks the next writer
+
+
+def test_a_write_cut_short_leaves_no_temp_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from dvx.store.backend import Backend
+
+    backend = Backend(str(tmp_path / "s"), read_only=False)
+
+    def interrupted(self: Path, data: bytes) -> int:
+        Path.write_text(self, "cut")  # part of it reached the disk, then the signal
+        raise SystemExit(143)
+
+    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    with pytest.raises(SystemExit):
+        backend.put_json_if_absent("a/b/00000001.json", {"x": 1})
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "s" / "a" / "b").iterdir()] == []
