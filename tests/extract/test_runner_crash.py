@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dvx.store import layout
+from dvx.store.claims import HELD, Claims, claimed_videos
 from dvx.store.gc import apply_gc, plan_gc
 from dvx.store.root import FeatureStore
 from dvx.store.verify import verify
@@ -94,9 +96,6 @@ def test_kill_9_at_random_instants_then_rerun_equals_an_uninterrupted_run(
 def test_sigterm_commits_what_is_complete_and_releases_every_claim(
     reference: Reference, tmp_path: Path
 ) -> None:
-    from dvx.store import layout
-    from dvx.store.claims import HELD, Claims, claimed_videos
-
     store = tmp_path / "store"
     proc = reference.popen(store, stderr=subprocess.PIPE)
     try:

@@ -6,10 +6,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from dvx.store import layout
+from dvx.store.backend import Backend
 from dvx.store.claims import (
     DAMAGED,
     HELD,
@@ -227,11 +229,7 @@ def test_a_signal_before_the_create_holds_nothing(group, monkeypatch: pytest.Mon
     assert Claims(group, ttl=60).try_acquire("dog") is not None  # nothing blocks the next writer
 
 
-def test_a_write_cut_short_leaves_no_temp_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pathlib import Path
-
-    from dvx.store.backend import Backend
-
+def test_a_write_cut_short_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = Backend(str(tmp_path / "s"), read_only=False)
 
     def interrupted(self: Path, data: bytes) -> int:
