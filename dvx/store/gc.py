@@ -31,7 +31,6 @@ from dvx.store.claims import DAMAGED, ClaimRecord, claim_seqs, is_free, read_cur
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, IndexView
 from dvx.store.root import FeatureStore
-from dvx.store.verify import read_commit_records
 
 Log = Callable[[str], None]
 
@@ -117,7 +116,7 @@ def _scan(group: RecipeGroup) -> _Scan:
     claims = read_current(group, seqs)
     # 3. ... until after its commit record, read last. An unreadable record becomes a placeholder that
     # keeps its arrays (`dvx cache verify --repair` handles it)
-    good, bad = read_commit_records(group)
+    good, bad = group.commit_records()
     commits = good + [_placeholder(video, gen) for video, gen, _, _ in bad]
     name = f"{group.dataset}/{group.recipe.name}"
     return _Scan(group, name, objects, claims, claim_files, seqs, commits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     import torch
     import xarray
 
+#: an unreadable commit record: (video, gen, key, why)
+BadCommit = tuple[str, str, str, str]
+
 
 class RecipeGroup:
     """Read access to the committed features of one recipe (and the keys the writer needs)."""
@@ -38,11 +42,7 @@ class RecipeGroup:
     # ---- index ---------------------------------------------------------------------------------------
     def index(self, refresh: bool = False) -> IndexView:
         if self._index is None or refresh:
-            keys = [
-                k for k in self.backend.list_prefix(layout.commits_prefix(self.path)) if k.endswith(".json")
-            ]
-            records = self.backend.get_many_json(keys)
-            self._index = IndexView(Commit.from_json(r) for r in records if r is not None)
+            self._index = self._readable_index(None)
         return self._index
 
     def video_index(self, video: str) -> IndexView:
@@ -50,11 +50,43 @@ class RecipeGroup:
         may have committed since this job started. It lists only the names ``<video>~*`` (never the whole
         commits folder: a writer calls this for about every video, so that would be quadratic), then reads
         those records."""
+        return self._readable_index(video)
+
+    def commit_records(self, video: str | None = None) -> tuple[list[Commit], list[BadCommit]]:
+        """The commit records of every video (or of one), listed once and read in one batch, and for each
+        unreadable record (video, gen, key, why). A record removed between listing and reading is left out."""
         prefix = layout.commits_prefix(self.path)
-        head = f"{video}{layout.GEN_SEP}"
-        names = [n for n in _names_starting(self.backend, prefix, head) if n.endswith(".json")]
-        records = self.backend.get_many_json([prefix + n for n in names])
-        return IndexView(Commit.from_json(r) for r in records if r is not None)
+        names = (
+            self.backend.list_dir(prefix)
+            if video is None
+            else _names_starting(self.backend, prefix, f"{video}{layout.GEN_SEP}")
+        )
+        named = [
+            (prefix + n, p) for n in names if (p := layout.parse_commit_name(n)) and (video in (None, p[0]))
+        ]
+        raws = self.backend.get_many_bytes([key for key, _ in named])
+        commits, bad = [], []
+        for (key, (vid, gen)), raw in zip(named, raws, strict=True):
+            if raw is None:  # removed meanwhile
+                continue
+            try:
+                commits.append(Commit.from_json(json.loads(raw)))
+            except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError covers bad JSON
+                bad.append((vid, gen, key, f"unreadable record: {err}"))
+        return commits, bad
+
+    def _readable_index(self, video: str | None) -> IndexView:
+        """An index of the commits; an unreadable commit record is an error (skipping it could serve a
+        video's older, superseded features), with the command that repairs it."""
+        commits, bad = self.commit_records(video)
+        if bad:
+            _, _, key, why = bad[0]
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise StoreError(
+                f"{self.backend.location}: commit record {key}{more} cannot be read ({why}); "
+                f"run `dvx cache verify {self.backend.location} --repair` to uncommit the damaged video(s)"
+            )
+        return IndexView(commits)
 
     def failures(self) -> dict[str, Failure]:
         keys = [k for k in self.backend.list_prefix(layout.failures_prefix(self.path)) if k.endswith(".json")]

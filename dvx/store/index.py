@@ -123,6 +123,10 @@ class IndexView:
         slots = self._by_video.get(video, {})
         return [(t, b) for t in timesteps for b in blocks if (t, b) not in slots]
 
+    def slots(self, video: str) -> list[tuple[int, str, Commit]]:
+        """(T, block, the commit that holds it) for every (T, block) stored for ``video``, sorted."""
+        return [(t, b, c) for (t, b), c in sorted(self._by_video.get(video, {}).items())]
+
     def timesteps(self) -> list[int]:
         return sorted({k[0] for slots in self._by_video.values() for k in slots})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,16 +56,10 @@ def summarize(
         by_t: dict[int, int] = {}
         by_block: dict[str, int] = {}
         for video in index.videos():
-            for t in index.timesteps():
-                for b in index.blocks():
-                    c = index.lookup(video, t, b)
-                    if c is None:
-                        continue
-                    n = 2
-                    for d in c.shapes[b]:
-                        n *= d
-                    by_t[t] = by_t.get(t, 0) + n
-                    by_block[b] = by_block.get(b, 0) + n
+            for t, b, c in index.slots(video):
+                n = 2 * math.prod(c.shapes[b])  # fp16
+                by_t[t] = by_t.get(t, 0) + n
+                by_block[b] = by_block.get(b, 0) + n
         writers = sorted(
             {f"{c.written_by.get('user', '?')}@{c.written_by.get('host', '?')}" for c in index.commits}
         )

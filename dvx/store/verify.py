@@ -11,7 +11,6 @@ unreferenced and ``dvx cache gc`` removes them.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -114,31 +113,12 @@ def verify(
     return report
 
 
-def read_commit_records(group: RecipeGroup) -> tuple[list[Commit], list[tuple[str, str, str, str]]]:
-    """Every commit record of ``group``: one listing, then every record in one batched read.
-
-    Returns the commits and, for each unreadable record, (video, gen, key, why). A record removed between
-    the listing and the read is left out."""
-    prefix = layout.commits_prefix(group.path)
-    named = [(prefix + n, p) for n in group.backend.list_dir(prefix) if (p := layout.parse_commit_name(n))]
-    raws = group.backend.get_many_bytes([key for key, _ in named])
-    commits, bad = [], []
-    for (key, (video, gen)), raw in zip(named, raws, strict=True):
-        if raw is None:  # removed meanwhile
-            continue
-        try:
-            commits.append(Commit.from_json(json.loads(raw)))
-        except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError covers bad JSON
-            bad.append((video, gen, key, f"unreadable record: {err}"))
-    return commits, bad
-
-
 def _read_commits(
     group: RecipeGroup, name: str, wanted: set[str] | None
 ) -> tuple[list[Commit], list[Problem]]:
     """The group's commits, and a problem for each unreadable record of the ``wanted`` videos (all if
     None)."""
-    commits, bad = read_commit_records(group)
+    commits, bad = group.commit_records()
     problems = [
         Problem(name, video, gen, "bad-commit", key, why)
         for video, gen, key, why in bad
@@ -157,14 +137,10 @@ def _check_video(
     present: set[str],
 ) -> list[Problem]:
     problems = []
-    for t in index.timesteps():
-        for block in index.blocks():
-            commit = index.lookup(video, t, block)
-            if commit is None:
-                continue
-            problem = _check_array(group, name, commit, t, block, quick, report, present)
-            if problem is not None:
-                problems.append(problem)
+    for t, block, commit in index.slots(video):
+        problem = _check_array(group, name, commit, t, block, quick, report, present)
+        if problem is not None:
+            problems.append(problem)
     return problems
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from dvx.errors import StoreError
 from dvx.store import layout
 from dvx.store.gc import apply_gc, plan_gc
 from dvx.store.root import FeatureStore
@@ -123,3 +124,22 @@ def test_repair_of_some_videos_leaves_the_others_committed(store_location: str) 
     assert [n.split(layout.GEN_SEP)[0] for n in names] == ["b", "b"]  # b's records, the bad one too, stay
     assert verify(store, videos=["b"], repair=True).uncommitted == {f"davis/{RECIPE.name}": ["b"]}
     assert not group.backend.exists(bad) and group.index(refresh=True).videos() == ["b"]
+
+
+@pytest.mark.parametrize("content", [b'{"video": "b"', b'{"video": "b", "gen": "0123456789ab"}'])
+def test_reading_an_index_with_a_damaged_record_names_the_repair(store_location: str, content: bytes) -> None:
+    """Valid JSON with a field missing used to be a bare KeyError; skipping the record instead could serve
+    the video's older, superseded features."""
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    write_video(group, "a")
+    write_video(group, "b")
+    bad = layout.commit_key(group.path, "b", "0123456789ab")
+    group.backend.put_bytes(bad, content)
+    for read in (lambda: group.index(refresh=True), lambda: group.video_index("b")):
+        with pytest.raises(StoreError, match=r"cache verify .* --repair") as err:
+            read()
+        assert bad in str(err.value)
+    assert group.video_index("a").videos() == ["a"]  # another video's records are still readable
+    verify(store, repair=True)
+    assert group.index(refresh=True).videos() == ["a", "b"]  # b's intact older commit is visible again
