@@ -5,13 +5,41 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (as a command run from there names it)."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _relative_arg(arg: str) -> str:
+    flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    return flag + eq + (repo_relative(value) if os.path.isabs(value) else value)
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    """The command that is running, as its section of docs/benchmarks.md names it.
+
+    ``module`` is the script's module name under ``benchmarks``; ``argv`` its arguments (``sys.argv[1:]``
+    when None). Absolute paths inside the repository are written relative to it, so the line reads the
+    same wherever the checkout is.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    shown = [_relative_arg(a) for a in args]
+    return " ".join(["python", "-m", f"benchmarks.{module}", *(shlex.quote(a) for a in shown)])
 
 
 def machine() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import machine, table, timeit, write_section
+from benchmarks._common import command_line, machine, table, timeit, write_section
 from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 
@@ -48,12 +48,12 @@ def bench(name: str, size: int, repeat: int) -> list[object]:
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=None, help="write the section into this markdown file")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rows = [bench(m, args.size, args.repeat) for m in ("tiny-svd", "tiny-sd")]
     header = [
         "model",
@@ -67,7 +67,7 @@ def main() -> None:
     ]
     body = (
         "## Every block in one forward (issue 2, benchmark 1)\n\n"
-        f"`python -m benchmarks.bench_blocks --out docs/benchmarks.md` on {machine()}. Denoiser time per "
+        f"`{command_line('bench_blocks', argv)}` on {machine()}. Denoiser time per "
         "unit (an SVD clip or 8 SD frames) at T=50, median of "
         f"{args.repeat}; latents encoded once outside the timings. 'all / full forward' is the cost of "
         "capturing every block relative to a plain full forward (the hooks' overhead); 'per-block / all' "

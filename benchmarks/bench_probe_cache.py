@@ -15,18 +15,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import SHARED_DATA, machine, table, write_section
+from benchmarks._common import SHARED_DATA, command_line, machine, table, write_section
 from dvx.config import ExtractConfig, ProbeConfig
 from dvx.extract.runner import run_extract
 from dvx.probe.runner import run_probe
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--sequences", default="blackswan,car-shadow,libby")
     ap.add_argument("--resolution", default="128x256")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     h, w = (int(v) for v in args.resolution.split("x"))
     with tempfile.TemporaryDirectory(prefix="dvx-bench-") as d:
         tmp = Path(d)
@@ -98,7 +98,7 @@ def main() -> None:
         )
     body = (
         "## A davis17 probe from the cache vs recomputing the backbone (issue 3)\n\n"
-        f"`python -m benchmarks.bench_probe_cache --out docs/benchmarks.md` on {machine()}: tiny-svd at "
+        f"`{command_line('bench_probe_cache', argv)}` on {machine()}: tiny-svd at "
         f"{h}x{w}, {n} {dataset} sequences, T=50, up.2, dino preset (propagation and J&F scoring are in both "
         f"rows). The one-off extraction took {t_extract:.1f} s. A tiny random-init model on a CPU is the "
         "cheapest backbone there is: with SVD on a GPU the recomputing row grows by the cost of its forward "

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmarks._common import machine, table, write_section
+from benchmarks._common import command_line, machine, table, write_section
 from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, SyntheticWorld, write_world
 from dvx.extract.base import RunOptions
@@ -104,7 +104,7 @@ def run_epochs(module: Any, dm: CacheDataModule, epochs: int, log_dir: Path) -> 
     return timer.summary()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--videos", type=int, default=28)
     ap.add_argument("--frames", type=int, default=14)
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads [torch's default]")
     ap.add_argument("--out", type=Path, default=None, help="write the section into this markdown file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     res = (args.size, args.size)
@@ -178,10 +178,9 @@ def main() -> None:
         for row in rows:
             base = timings[(row[0], f"re-run {MODEL} every epoch")]
             row.append(round(base / timings[(row[0], row[1])], 1))
-        threads = f" --threads {args.threads}" if args.threads else ""
         body = (
             "## Probe epochs: from the cache vs re-running the backbone\n\n"
-            f"`python -m benchmarks.bench_probe_epoch{threads} --out docs/benchmarks.md` on {machine()}. "
+            f"`{command_line('bench_probe_epoch', argv)}` on {machine()}. "
             f"{len(train)} training videos of {args.frames} frames at {args.size}x{args.size}, {MODEL} at "
             f"T={T}, batch 4, mean of epochs 2..{args.epochs} (the first, which starts workers, left out). "
             "'data wait' is the share of the epoch the training loop waited for its next batch (store "

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks._common import command_line, write_section
 from dvx.data.images import read_label_png, read_rgb
 from dvx.probe.baselines import copy_first_mask, pixel_features
 from dvx.probe.jandf import evaluate_sequence
@@ -191,13 +192,13 @@ def run(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def table(rows: list[Row], args: argparse.Namespace, wall: float) -> str:
+def table(rows: list[Row], args: argparse.Namespace, wall: float, command: str) -> str:
     cfg = PropagationConfig.preset(args.preset)
     load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
     head = [
         f"### kNN propagation: fast vs dense reference ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
-        f"`python -m benchmarks.bench_propagation {' '.join(sys.argv[1:])}`: preset {args.preset} "
+        f"`{command}`: preset {args.preset} "
         f"(k={cfg.topk}, tau={cfg.temperature}, context={cfg.context}, radius={cfg.radius}), raw-pixel Lab "
         f"features at stride {args.stride}, {'all' if args.frames <= 0 else f'first {args.frames}'} frames, "
         f"device {args.device}, {args.threads} torch thread(s), {platform.machine()} {os.cpu_count()} cores, "
@@ -293,12 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     rows = run(args)
-    text = table(rows, args, time.perf_counter() - t0)
+    text = table(rows, args, time.perf_counter() - t0, command_line("bench_propagation", argv))
     print()
     print(text)
     if args.out:
-        from benchmarks._common import write_section
-
         write_section(Path(args.out), args.section, text)
     if any(r.real_px for r in rows):
         print("FAILED: the fast and the reference propagation gave different masks", file=sys.stderr)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import machine, table, write_section
+from benchmarks._common import command_line, machine, table, write_section
 from dvx.store.claims import Claims
 from dvx.store.recipe import Recipe
 from dvx.store.root import FeatureStore
@@ -108,13 +108,13 @@ def _time(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=8, help="frames per chunk (one forward unit)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     acts = features(args.frames)
     proc, endpoint = start_moto()
     try:
@@ -141,7 +141,7 @@ def main() -> None:
     chunk_mb = sum(a[: args.chunk].nbytes for a in acts.values()) / len(acts) / MB
     body = (
         "## S3 against local disk (cluster scale)\n\n"
-        f"`python -m benchmarks.bench_s3 --out docs/benchmarks.md` on {machine()}. {args.videos} videos x "
+        f"`{command_line('bench_s3', argv)}` on {machine()}. {args.videos} videos x "
         f"{len(BLOCKS)} blocks x {args.frames} frames of fp16 features ({local['bytes'] / MB:.0f} MB per "
         f"pass, chunks of {args.chunk} frames = {chunk_mb:.1f} MB on average), written with VideoWriter "
         "(commit record last) and read back with RecipeGroup.read; moto's S3 server runs in its own process "

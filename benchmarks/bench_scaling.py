@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import REPO, machine, table, write_section
+from benchmarks._common import REPO, command_line, machine, table, write_section
 
 MB = 1e6
 # SVD's UNet (stabilityai/stable-video-diffusion-img2vid, unet/config.json): the only number not measured
@@ -160,7 +160,7 @@ def davis17_val_frames() -> int:
 
 
 def projection(
-    per_block: dict[str, int], rows: list[list[object]], rates: dict[str, float], ceiling: float
+    per_block: dict[str, int], rows: list[list[object]], rates: dict[str, float], ceiling: float, command: str
 ) -> str:
     """The cluster-scale paragraph: storage and write bandwidth of a real SVD run, from the numbers above."""
     per_frame = sum(per_block.values())
@@ -174,7 +174,7 @@ def projection(
     start = ", ".join(f"{r[2]} s" for r in rows[:2])
     return (
         "## Projection: SVD on DAVIS-2017, 4 timesteps, every block (cluster scale)\n\n"
-        "Written by `python -m benchmarks.bench_scaling --out docs/benchmarks.md` from the numbers of the "
+        f"Written by `{command}` from the numbers of the "
         "multi-process section. "
         f"One stored frame at one T takes **{per_frame / MB:.1f} MB** for all {len(per_block)} blocks of SVD "
         f"at 576x1024 (fp16, uncompressed; {sizes}). DAVIS-2017 val has {DAVIS17_VAL_VIDEOS} videos and "
@@ -202,13 +202,13 @@ def projection(
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", type=int, default=128)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     ceiling_before = cpu_ceiling()
     with tempfile.TemporaryDirectory(prefix="dvx-bench-scaling-") as d:
@@ -219,7 +219,7 @@ def main() -> None:
     blocks = ", ".join(f"{b} {v / MB:.2f}" for b, v in per_block.items())
     body = (
         "## Multi-process extraction (cluster scale)\n\n"
-        f"`python -m benchmarks.bench_scaling --out docs/benchmarks.md` on {machine()}; load average "
+        f"`{command_line('bench_scaling', argv)}` on {machine()}; load average "
         f"{load:.1f} when it started (the machine is shared: other jobs' load lowers the 2-process numbers). "
         f"tiny-sd on {args.videos} synthetic videos x {args.frames} frames at {args.size}x{args.size}, "
         "T=0,50, every block, `--threads 1` per process; each configuration is a fresh `dvx extract` "
@@ -234,7 +234,7 @@ def main() -> None:
         f"tiny-svd forward, channels {SVD_CHANNELS} from SVD's UNet config), in MB: {blocks}; "
         f"{per_frame / MB:.1f} MB per frame and T for every block.\n"
     )
-    projected = projection(per_block, rows, rates, ceiling)
+    projected = projection(per_block, rows, rates, ceiling, command_line("bench_scaling", argv))
     print(body)
     print(projected)
     if args.out:

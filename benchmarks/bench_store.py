@@ -19,7 +19,7 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks._common import SHARED_DATA, machine, table, timeit, write_section
+from benchmarks._common import SHARED_DATA, command_line, machine, table, timeit, write_section
 from dvx.config import ExtractConfig
 from dvx.extract.runner import run_extract
 from dvx.store.codecs import CODECS
@@ -224,11 +224,11 @@ def read_table(tmp: Path, repeat: int) -> list[list[object]]:
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dvx-bench-") as d:
         tmp = Path(d)
         dataset, root, videos = data_source(tmp)
@@ -239,7 +239,7 @@ def main() -> None:
         real = real_size_table(tmp, args.repeat)
     body = (
         "## Store writes, codecs and reads (issue 2, benchmarks 2 and 3)\n\n"
-        f"`python -m benchmarks.bench_store --out docs/benchmarks.md` on {machine()}. tiny-svd (random-init "
+        f"`{command_line('bench_store', argv)}` on {machine()}. tiny-svd (random-init "
         f"weights of the real classes) on {dataset} frames at 128x256, T=0,50, every block "
         f"({nbytes / MB:.1f} MB on disk).\n\n"
         "Extraction wall time (store writes against forward compute; median of 3 interleaved runs; on this "

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import REPO, SHARED_DATA
+from benchmarks._common import REPO, SHARED_DATA, repo_relative
 
 # (section, its command as docs/benchmarks.md names it, needs ../shared/data); OUT is --out
 RUNS: list[tuple[str, str, bool]] = [
@@ -43,8 +43,14 @@ ALSO_WRITES = {"scaling": ("cluster-projection",)}  # sections a run writes besi
 
 
 def command(line: str, out: Path) -> list[str]:
+    """The command for one RUNS entry; ``--out`` relative to the repository (its cwd) when inside it."""
     module, *args = line.split()
-    return [sys.executable, "-m", f"benchmarks.{module}", *(str(out) if a == "OUT" else a for a in args)]
+    return [
+        sys.executable,
+        "-m",
+        f"benchmarks.{module}",
+        *(repo_relative(out) if a == "OUT" else a for a in args),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
