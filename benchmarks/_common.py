@@ -46,9 +46,21 @@ def machine() -> str:
     import torch
 
     cpus = os.cpu_count()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    gpu = gpu_name() or "no GPU"
     threads = torch.get_num_threads()
     return f"{platform.machine()}, {cpus} CPU cores, {gpu}, torch {torch.__version__}, {threads} threads"
+
+
+def gpu_name() -> str | None:
+    """The first CUDA device's name, None where there is none."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def load_average() -> float | None:
+    """The 1-minute load average now, None where the platform has none."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def timeit(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:

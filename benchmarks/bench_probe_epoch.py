@@ -14,6 +14,7 @@ DataWaitTimer (first epoch left out).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmarks._common import command_line, machine, table, write_section
+from benchmarks._common import command_line, load_average, machine, table, write_section
 from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, SyntheticWorld, write_world
 from dvx.extract.base import RunOptions
@@ -40,15 +41,19 @@ from dvx.store.index import Commit
 from dvx.store.root import FeatureStore
 
 MODEL, T = "tiny-svd", 50
-NOTES = (
-    "The backbone is a random-init tiny twin on a CPU core: with a real model the backbone rows grow "
-    "with its cost per clip, the cache rows only with the bytes of features read. The pooled action "
-    "head is what `dvx probe` does (one streamed pass, then epochs from memory); the dense head streams "
-    "every epoch, and its remaining time is the head itself (logits upsampled to label resolution). "
-    "Extra workers pay off only when reads, not the head, are the bottleneck and there are cores to "
-    "spare (not on this 2-core machine). The machine is shared with other jobs: between two runs here "
-    "(load 2-4) absolute times and the ratios differed by up to 1.5x.\n"
-)
+
+
+def notes(load: float | None) -> str:
+    """The section's closing paragraph; the machine facts in it are read at run time."""
+    shared = "" if load is None else f" The load average was {load:.1f} when this run started."
+    return (
+        "The backbone is a random-init tiny twin on the CPU: with a real model the backbone rows grow "
+        "with its cost per clip, the cache rows only with the bytes of features read. The pooled action "
+        "head is what `dvx probe` does (one streamed pass, then epochs from memory); the dense head streams "
+        "every epoch, and its remaining time is the head itself (logits upsampled to label resolution). "
+        "Extra workers pay off only when reads, not the head, are the bottleneck and there are cores to "
+        f"spare (this machine has {os.cpu_count()}).{shared}\n"
+    )
 
 
 class BackboneDataset(Dataset):
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads [torch's default]")
     ap.add_argument("--out", type=Path, default=None, help="write the section into this markdown file")
     args = ap.parse_args(argv)
+    load = load_average()
     if args.threads:
         torch.set_num_threads(args.threads)
     res = (args.size, args.size)
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             f"extraction of the whole world (every video, both blocks) took {t_extract:.1f} s.\n\n"
             + table(["head", "fed by", "epoch (s)", "data wait", "speed-up vs re-running"], rows)
             + "\n\n"
-            + NOTES
+            + notes(load)
         )
     print(body)
     if args.out:

@@ -11,7 +11,7 @@ over the frames used. Both run with the same number of torch threads.
 (its two best upsampled, normalised channels within 1e-5): two correct summation orders may round
 those either way. Such pixels are counted and reported ("yes, N tie px"); any other difference fails.
 
-    python -m benchmarks.bench_propagation                      # default: ~2-3 min on 2 cores
+    python -m benchmarks.bench_propagation                      # default: every sequence, 20 frames
     python -m benchmarks.bench_propagation --frames 0 --stride 8 --skip-reference   # fast only, 480p maps
     python -m benchmarks.bench_propagation --out docs/benchmarks.md   # write its section of the results
 """

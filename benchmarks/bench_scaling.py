@@ -105,7 +105,7 @@ _BURN = (
 
 def cpu_ceiling(iters: int = 8000) -> float:
     """The speedup 2 single-thread processes can get on this machine right now: the same fixed CPU work
-    (torch matmuls) run alone, then twice at once; 2.0 on an idle 2-core machine, less when shared."""
+    (torch matmuls) run alone, then twice at once; 2.0 with two idle cores, less when shared."""
 
     def burn(k: int) -> float:
         procs = [
@@ -188,8 +188,9 @@ def projection(
         f"up.2 at one T, is {per_block['up.2'] * frames / 1e9:.0f} GB for val.\n\n"
         f"Throughput: one SVD forward (a {clip}-frame clip at one T) stores {clip} x {per_frame / MB:.1f} = "
         f"{per_forward / MB:.0f} MB when every block is kept. At an assumed {FORWARDS_PER_S:g} forward per "
-        f"second per GPU (no GPU was available for this benchmark), a node of {GPUS_PER_NODE} GPUs must "
-        f"sustain ~{node_rate / 1e9:.1f} GB/s of store writes, well above what one writer process reaches "
+        "second per GPU (an assumption: this benchmark runs tiny-sd, not SVD), a node of "
+        f"{GPUS_PER_NODE} GPUs must sustain ~{node_rate / 1e9:.1f} GB/s of store writes, well above what one "
+        "writer process reaches "
         "here (the store and S3 sections): every-block SVD extraction is bound by the store, not by compute, "
         "so the run is planned from the disk or object-store bandwidth. Ranks scale that bandwidth as far as "
         "the store does, because each rank writes its own videos (its own objects, never a shared chunk) "

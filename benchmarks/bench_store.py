@@ -9,6 +9,7 @@ in one run, so the ratios compare like with like on this machine.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -19,7 +20,7 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks._common import SHARED_DATA, command_line, machine, table, timeit, write_section
+from benchmarks._common import SHARED_DATA, command_line, gpu_name, machine, table, timeit, write_section
 from dvx.config import ExtractConfig
 from dvx.extract.runner import run_extract
 from dvx.store.codecs import CODECS
@@ -224,6 +225,17 @@ def read_table(tmp: Path, repeat: int) -> list[list[object]]:
     ]
 
 
+def writer_note() -> str:
+    """Where the background writer's work competes with the forward pass on this machine."""
+    gpu = gpu_name()
+    if gpu:
+        return f"the forward pass runs on the {gpu}, the background writer on the CPU"
+    return (
+        f"on this CPU-only machine the background writer shares the {os.cpu_count()} cores with the forward "
+        "pass, on a GPU it would not"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=None)
@@ -242,9 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         f"`{command_line('bench_store', argv)}` on {machine()}. tiny-svd (random-init "
         f"weights of the real classes) on {dataset} frames at 128x256, T=0,50, every block "
         f"({nbytes / MB:.1f} MB on disk).\n\n"
-        "Extraction wall time (store writes against forward compute; median of 3 interleaved runs; on this "
-        "CPU-only machine the background writer shares the 2 cores with the forward pass, on a GPU it "
-        "would not):\n\n"
+        "Extraction wall time (store writes against forward compute; median of 3 interleaved runs; "
+        f"{writer_note()}):\n\n"
         + table(["run", "seconds", "vs compute only"], over)
         + "\n\nCodecs on those activations (up.1, up.2, up.3, mid of one video; every preset ends with a "
         "crc32c checksum), against plain `np.save`/`np.load` in the same run:\n\n"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from benchmarks._common import command_line
@@ -43,3 +44,14 @@ def test_a_section_header_is_the_command_that_ran() -> None:
     for script in sorted((REPO / "benchmarks").glob("bench_*.py")):
         source = script.read_text()
         assert "command_line(" in source and "`python -m benchmarks." not in source, script.name
+
+
+def test_machine_facts_are_read_at_run_time_not_written_in() -> None:
+    """Cores, GPUs and run-to-run spreads come from machine()/os/torch or a measurement, never a literal."""
+    for script in sorted((REPO / "benchmarks").glob("bench_*.py")):
+        source = script.read_text()
+        for phrase in ("2-core", "2 cores", "no GPU was available", "up to 1.5x", "per-block / all"):
+            assert phrase not in source, (script.name, phrase)
+    from benchmarks.bench_store import writer_note
+
+    assert str(os.cpu_count()) in writer_note() or "GPU" in writer_note()
