@@ -13,6 +13,7 @@ import fnmatch
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -100,9 +101,14 @@ class Backbone(ABC):
     def block_names_for(cls, folder: Path) -> list[str]:
         """Block names in execution order, from the model's config files alone (no weights loaded)."""
 
+    @cached_property
+    def _block_names(self) -> tuple[str, ...]:
+        return tuple(self.block_names_for(self.folder))
+
     @property
     def block_names(self) -> list[str]:
-        return self.block_names_for(self.folder)
+        """Block names in execution order; the config files are read once per backbone."""
+        return list(self._block_names)
 
     @abstractmethod
     def block_modules(self) -> dict[str, nn.Module]:

@@ -155,3 +155,23 @@ def test_the_time_embedding_sees_the_float32_timestep_under_bf16() -> None:
         hook.remove()
     assert seen[0].dtype == torch.float32
     assert seen[0].tolist() == [torch.tensor(1000 * flow_sigma_for(500, b.shift)).item()] == [750.0]
+
+
+def test_block_names_read_the_config_once(backbone, monkeypatch) -> None:
+    """block_selectors runs every batch (capture_blocks): the config file is not re-read each time."""
+    b = load_backbone(model_spec("tiny-sd3"), RunOptions(batch_size=4))
+    reads: list[Path] = []
+    read_text = Path.read_text
+
+    def counting(self: Path, *args, **kwargs) -> str:
+        if self.name == "config.json":
+            reads.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    for _ in range(3):
+        assert b.block_names == BLOCKS
+        assert set(b.block_selectors()) == set(BLOCKS)
+    assert len(reads) == 1
+    b.block_names.append("mutated")
+    assert b.block_names == BLOCKS
