@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dvx.data.cityscapes import DEFAULT_BASELINE_M
 from dvx.data.images import write_indexed_png
 from dvx.data.synth_render import SyntheticVideo, Tracks
 
 JPEG_QUALITY = 95
 PNG_COMPRESS = 1  # fast zlib level: the files stay valid, lossless PNGs
 CITYSCAPES_CITY = "synth"
-#: Cityscapes-style stereo rig of the synthetic camera (baseline as Cityscapes' own, fx = fy = frame width)
-BASELINE = 0.209313
 
 
 def ucf_class_name(motion_class: str) -> str:
@@ -99,7 +98,7 @@ def write_ucf_splits(
 def cityscapes_camera(height: int, width: int) -> dict[str, Any]:
     return {
         "extrinsic": {
-            "baseline": BASELINE,
+            "baseline": DEFAULT_BASELINE_M,  # Cityscapes' own rig; fx = fy = frame width
             "pitch": 0.0,
             "roll": 0.0,
             "x": 0.0,

@@ -47,7 +47,6 @@ SHAPE_CLASSES: tuple[str, ...] = ("disc", "square", "triangle", "cross")
 #: semantic ids: 0 background, then the shapes (the same ids are the Cityscapes-layout train ids)
 SEMANTIC_CLASSES: tuple[str, ...] = ("background", *SHAPE_CLASSES)
 BACKGROUNDS: tuple[str, ...] = ("bricks", "noise", "stripes")
-KINDS: tuple[str, ...] = ("scene", "brick_wall")
 
 BACKGROUND_DEPTH = 20.0
 MIN_DEPTH, MAX_DEPTH = 3.0, 12.0

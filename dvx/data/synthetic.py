@@ -167,7 +167,7 @@ def write_world(cfg: SynthConfig, progress: Callable[[str], None] | None = None)
     out = Path(cfg.out).expanduser()
     _prepare_out(out, cfg.overwrite)
     params = cfg.params()
-    labels = [MOTION_CLASSES.index(MOTION_CLASSES[i % len(MOTION_CLASSES)]) for i in range(cfg.videos)]
+    labels = [i % len(MOTION_CLASSES) for i in range(cfg.videos)]
     splits = stratified_split(labels, cfg.test_fraction)
     davis_sets: dict[str, list[str]] = {"train": [], "test": []}
     ucf_train: list[tuple[str, int]] = []

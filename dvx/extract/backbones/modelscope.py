@@ -18,7 +18,6 @@ from dvx.errors import ConfigError
 from dvx.extract.backbones.sd import StableDiffusionBackbone
 from dvx.extract.base import ModelSpec, RunOptions, SeedFn
 
-SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 TINY_NAME = "tiny-modelscope-v1"
 
 
@@ -59,7 +58,6 @@ class ModelScopeBackbone(StableDiffusionBackbone):
 
     family = "modelscope"
     is_video = True
-    subfolders = SUBFOLDERS
     tiny_name = TINY_NAME
     build_tiny = staticmethod(build_tiny)
     unet_class = "UNet3DConditionModel"

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from dvx.extract.base import ModelSpec, RunOptions, SeedFn
+from dvx.extract.noise import snr
 from dvx.extract.unet_blocks import UNetBackbone
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -122,7 +123,7 @@ class StableDiffusionBackbone(UNetBackbone):
         return {
             "T": t,
             "alpha_cumprod": ab,
-            "snr": ab / (1 - ab),
+            "snr": snr(ab),
             "sigma": ((1 - ab) / ab) ** 0.5,
             "model_timestep": t,
         }
