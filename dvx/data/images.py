@@ -103,3 +103,11 @@ def read_id_png(path: Path, video_id: str = "") -> np.ndarray:
             return arr.astype(np.int32)
     except (OSError, UnidentifiedImageError, SyntaxError) as err:
         raise CorruptVideoError(video_id or Path(path).parent.name, f"{Path(path).name}: {err}") from err
+
+
+def read_npy(path: Path, video_id: str = "") -> np.ndarray:
+    """A per-frame ``.npy`` array (depth, flow); an unreadable or corrupt file raises CorruptVideoError."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise CorruptVideoError(video_id or Path(path).parent.name, f"{Path(path).name}: {err}") from err

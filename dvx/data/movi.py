@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dvx.data.base import Masks, Video, VideoDataset, VideoRef, safe_id
-from dvx.data.images import read_id_png
+from dvx.data.images import read_id_png, read_npy
 from dvx.data.layout import frame_count, locate, sorted_unique, subdirs
 from dvx.data.video_io import list_frame_files, read_frames
 from dvx.errors import CorruptVideoError, DataError
@@ -123,10 +123,7 @@ class MoviDataset(VideoDataset):
         files, size = self._matching(ref, "depth", (".npy",))
         out = np.empty((len(files), *size), dtype=np.float32)
         for i, path in enumerate(files):
-            try:
-                arr = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as err:
-                raise CorruptVideoError(ref.id, f"{path.name}: {err}") from err
+            arr = read_npy(path, ref.id)
             if arr.ndim == 3 and arr.shape[-1] == 1:
                 arr = arr[..., 0]
             if arr.shape != size:

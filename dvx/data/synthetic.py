@@ -22,7 +22,7 @@ import numpy as np
 from dvx import __version__
 from dvx.data import synth_layouts as layouts
 from dvx.data.base import Joints, Masks, Video, VideoDataset, VideoRef
-from dvx.data.images import read_label_png, read_rgb
+from dvx.data.images import read_id_png, read_label_png, read_npy
 from dvx.data.synth_render import (
     BACKGROUND_DEPTH,
     BACKGROUND_POINTS,
@@ -36,6 +36,7 @@ from dvx.data.synth_render import (
     WorldParams,
     generate_video,
 )
+from dvx.data.video_io import read_frames
 from dvx.errors import ConfigError, CorruptVideoError, DataError
 
 __all__ = [
@@ -335,18 +336,22 @@ class SyntheticWorld(VideoDataset):
             )
         return files
 
-    def _stack(self, ref: VideoRef, arrays: list[np.ndarray], what: str) -> np.ndarray:
+    def _check_size(self, ref: VideoRef, t: int, array: np.ndarray, what: str) -> None:
         size = (int(self.world["height"]), int(self.world["width"]))
+        if array.shape[:2] != size:
+            raise CorruptVideoError(ref.id, f"{what} frame {t} is {array.shape[:2]}, expected {size}")
+
+    def _stack(self, ref: VideoRef, arrays: list[np.ndarray], what: str) -> np.ndarray:
         for t, a in enumerate(arrays):
-            if a.shape[:2] != size:
-                raise CorruptVideoError(ref.id, f"{what} frame {t} is {a.shape[:2]}, expected {size}")
+            self._check_size(ref, t, a, what)
         return np.stack(arrays)
 
     # ---- frames -------------------------------------------------------------------------------------
     def load(self, ref: VideoRef) -> Video:
         folder = self._path(ref, self.info(ref)["files"]["davis"], "frame folder")
         files = self._frame_files(ref, folder, "*.jpg")
-        frames = self._stack(ref, [read_rgb(p, ref.id) for p in files], "RGB")
+        frames = read_frames(files, ref.id)
+        self._check_size(ref, 0, frames[0], "RGB")  # read_frames checked the others against the first
         return Video(ref.id, frames, [p.stem for p in files], fps=float(self.world["fps"]))
 
     # ---- annotations --------------------------------------------------------------------------------
@@ -359,13 +364,8 @@ class SyntheticWorld(VideoDataset):
 
     def instances(self, ref: VideoRef) -> np.ndarray:
         """(F, H, W) int32 instance ids from the MOVi-layout segmentations (0 = background)."""
-        from PIL import Image
-
         folder = self._path(ref, self.info(ref)["files"]["movi"], "MOVi export") / "segmentations"
-        arrays = []
-        for p in self._frame_files(ref, folder, "*.png"):
-            with Image.open(p) as im:
-                arrays.append(np.asarray(im, dtype=np.int32))
+        arrays = [read_id_png(p, ref.id) for p in self._frame_files(ref, folder, "*.png")]
         return self._stack(ref, arrays, "segmentation")
 
     def semantic(self, ref: VideoRef) -> np.ndarray:
@@ -379,7 +379,7 @@ class SyntheticWorld(VideoDataset):
     def depth(self, ref: VideoRef) -> np.ndarray:
         """(F, H, W) float32 depth from the MOVi-layout ``depth/%05d.npy`` files."""
         folder = self._path(ref, self.info(ref)["files"]["movi"], "MOVi export") / "depth"
-        arrays = [np.load(p).astype(np.float32) for p in self._frame_files(ref, folder, "*.npy")]
+        arrays = [read_npy(p, ref.id).astype(np.float32) for p in self._frame_files(ref, folder, "*.npy")]
         return self._stack(ref, arrays, "depth")
 
     def tracks(self, ref: VideoRef) -> Tracks:

@@ -334,3 +334,18 @@ def test_config_validation() -> None:
         SynthConfig(out=Path("x"), height=16)
     with pytest.raises(ConfigError):
         SynthConfig(out=Path("x"), test_fraction=1.0)
+
+
+def test_corrupt_annotation_files_are_corrupt_videos(tmp_path: Path) -> None:
+    """Segmentation PNGs and depth .npy files go through the shared readers: a damaged one names its video."""
+    out = tmp_path / "w"
+    write_world(SynthConfig(out=out, videos=1, frames=4, height=32, width=32))
+    ds = SyntheticWorld(out)
+    ref = ds.videos()[0]
+    movi = next(p for p in out.rglob("segmentations") if p.is_dir()).parent
+    (movi / "segmentations" / "00001.png").write_bytes(b"not a png")
+    with pytest.raises(CorruptVideoError, match=r"synth_000000.*00001\.png"):
+        ds.instances(ref)
+    (movi / "depth" / "00002.npy").write_bytes(b"not an npy")
+    with pytest.raises(CorruptVideoError, match=r"synth_000000.*00002\.npy"):
+        ds.depth(ref)
