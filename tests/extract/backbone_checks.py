@@ -68,20 +68,20 @@ def check_stops_after_deepest(backbone: Backbone, x: torch.Tensor, t: int, block
     assert calls == order[: order.index(block) + 1]
 
 
-def check_timesteps_and_ensemble(backbone: Backbone, x: torch.Tensor, block: str) -> None:
-    """T changes the features; several T in one batch equal each T alone; an ensemble is the mean of its
-    independently seeded draws."""
+def check_timesteps_and_ensemble(backbone: Backbone, x: torch.Tensor, block: str, members: int = 2) -> None:
+    """T changes the features; several T in one batch equal each T alone; an ensemble of ``members`` is
+    the mean of its independently seeded draws."""
     both = backbone.features(x, [0, 200], [block], seed_fn, ensemble=1)
     alone = backbone.features(x, [200], [block], seed_fn, ensemble=1)
     assert not torch.allclose(both[0][block], both[200][block])
     torch.testing.assert_close(both[200][block], alone[200][block], rtol=1e-4, atol=1e-5)
-    two = backbone.features(x, [200], [block], seed_fn, ensemble=2)[200][block]
+    mean = backbone.features(x, [200], [block], seed_fn, ensemble=members)[200][block]
     draws = [
         backbone.features(x, [200], [block], lambda i, t, k, m=m: seed_fn(i, t, m), 1)[200][block]
-        for m in range(2)
+        for m in range(members)
     ]
-    assert not torch.allclose(two, draws[0])
-    torch.testing.assert_close(two, torch.stack(draws).mean(0), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(mean, draws[0])
+    torch.testing.assert_close(mean, torch.stack(draws).mean(0), rtol=1e-4, atol=1e-5)
 
 
 def write_tiny_world(root: Path) -> Path:

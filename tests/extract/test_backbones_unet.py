@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from dvx.extract.base import RunOptions
-from dvx.extract.models import block_names, load_backbone, model_spec
+from dvx.extract.models import load_backbone, model_spec
+from tests.extract.backbone_checks import (
+    check_one_forward_equals_one_per_block,
+    check_saved_and_loaded,
+    check_stops_after_deepest,
+    check_timesteps_and_ensemble,
+    frames,
+    seed_fn,
+)
 
 BLOCKS = ["down.0", "down.1", "down.2", "down.3", "mid", "up.0", "up.1", "up.2", "up.3"]
-
-
-def seed_fn(i: int, t: int, m: int) -> int:
-    return 1000 * i + 10 * t + m
 
 
 @pytest.fixture(scope="module", params=["tiny-sd", "tiny-svd"])
@@ -23,19 +25,16 @@ def backbone(request: pytest.FixtureRequest):
 
 
 def test_tiny_models_are_saved_and_loaded_with_from_pretrained(backbone) -> None:
-    folder = backbone.folder
-    assert (folder / "unet" / "config.json").exists() and (folder / "vae" / "config.json").exists()
-    assert any(p.suffix == ".safetensors" for p in (folder / "unet").iterdir())
-    cls_name = json.loads((folder / "unet" / "config.json").read_text())["_class_name"]
+    assert (backbone.folder / "unet" / "config.json").exists()
+    assert (backbone.folder / "vae" / "config.json").exists()
     backbone.ensure_loaded()
-    assert type(backbone.unet).__name__ == cls_name
-    assert backbone.block_names == BLOCKS == list(backbone.block_modules())
-    assert block_names(backbone.spec.name) == BLOCKS
+    check_saved_and_loaded(backbone, backbone.unet, "unet")
+    assert backbone.block_names == BLOCKS
 
 
 def test_features_have_the_unet_geometry_and_are_deterministic(backbone) -> None:
     n = backbone.clip_len or 3
-    x = torch.rand(n, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    x = frames(n, 64, 128)
     a = backbone.features(x, [0, 50], ["up.1", "up.2"], seed_fn, ensemble=1)
     b = backbone.features(x, [0, 50], ["up.1", "up.2"], seed_fn, ensemble=1)
     # latent 8x16; up.1 at 1/16 of the input (DIFT's up_ft_index=1), up.2 at 1/8
@@ -46,48 +45,18 @@ def test_features_have_the_unet_geometry_and_are_deterministic(backbone) -> None
 
 
 def test_one_forward_for_all_blocks_equals_one_forward_per_block(backbone) -> None:
+    x = frames(backbone.clip_len or 2, 64, 128, seed=1)
+    check_one_forward_equals_one_per_block(backbone, x, [50], ["down.1", "mid", "up.2"])
+
+
+def test_several_timesteps_share_a_batch_and_an_ensemble_averages_its_draws(backbone) -> None:
     n = backbone.clip_len or 2
-    x = torch.rand(n, 3, 64, 128, generator=torch.Generator().manual_seed(1))
-    together = backbone.features(x, [50], BLOCKS, seed_fn, ensemble=1)[50]
-    for b in ("down.1", "mid", "up.2"):
-        alone = backbone.features(x, [50], [b], seed_fn, ensemble=1)[50][b]
-        torch.testing.assert_close(alone, together[b])
-
-
-def test_several_timesteps_share_a_batch_without_changing_results(backbone) -> None:
-    n = backbone.clip_len or 2
-    x = torch.rand(n, 3, 64, 128, generator=torch.Generator().manual_seed(2))
-    both = backbone.features(x, [0, 200], ["up.1"], seed_fn, ensemble=1)
-    alone = backbone.features(x, [200], ["up.1"], seed_fn, ensemble=1)
-    torch.testing.assert_close(both[200]["up.1"], alone[200]["up.1"], rtol=1e-4, atol=1e-5)
-
-
-def test_ensemble_averages_independent_noise_draws(backbone) -> None:
-    n = backbone.clip_len or 2
-    x = torch.rand(n, 3, 64, 128, generator=torch.Generator().manual_seed(3))
-    one = backbone.features(x, [200], ["mid"], seed_fn, ensemble=1)[200]["mid"]
-    four = backbone.features(x, [200], ["mid"], seed_fn, ensemble=4)[200]["mid"]
-    assert not torch.allclose(one, four)
-    draws = [
-        backbone.features(x, [200], ["mid"], lambda i, t, k, m=m: seed_fn(i, t, m), 1)[200]["mid"]
-        for m in range(4)
-    ]
-    torch.testing.assert_close(four, torch.stack(draws).mean(0), rtol=1e-4, atol=1e-5)
+    check_timesteps_and_ensemble(backbone, frames(n, 64, 128, seed=2), "up.1")
+    check_timesteps_and_ensemble(backbone, frames(n, 64, 128, seed=3), "mid", members=4)
 
 
 def test_the_forward_stops_after_the_deepest_requested_block(backbone) -> None:
-    backbone.ensure_loaded()
-    calls: list[str] = []
-    hooks = [
-        m.register_forward_hook(lambda *_a, n=n: calls.append(n)) for n, m in backbone.block_modules().items()
-    ]
-    try:
-        n = backbone.clip_len or 1
-        backbone.features(torch.rand(n, 3, 64, 128), [50], ["down.1"], seed_fn, ensemble=1)
-    finally:
-        for h in hooks:
-            h.remove()
-    assert calls == ["down.0", "down.1"]
+    check_stops_after_deepest(backbone, frames(backbone.clip_len or 1, 64, 128), 50, "down.1")
 
 
 def test_recipe_fields_record_the_noise_convention(backbone) -> None:
