@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import SHARED_DATA, command_line, machine, table, write_section
-from dvx.config import ExtractConfig, ProbeConfig
+from dvx.config import ExtractConfig, ProbeConfig, parse_resolution
 from dvx.extract.runner import run_extract
 from dvx.probe.runner import run_probe
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sequences", default="blackswan,car-shadow,libby")
     ap.add_argument("--resolution", default="128x256")
     args = ap.parse_args(argv)
-    h, w = (int(v) for v in args.resolution.split("x"))
+    h, w = parse_resolution(args.resolution)
     with tempfile.TemporaryDirectory(prefix="dvx-bench-") as d:
         tmp = Path(d)
         root = SHARED_DATA / "davis2016"

@@ -22,8 +22,6 @@ import argparse
 import contextlib
 import ctypes
 import gc
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks._common import command_line, write_section
+from benchmarks._common import REPO, SHARED_DATA, command_line, load_average, machine, write_section
 from dvx.data.images import read_label_png, read_rgb
 from dvx.probe.baselines import copy_first_mask, pixel_features
 from dvx.probe.jandf import evaluate_sequence
@@ -45,8 +43,7 @@ from dvx.probe.propagation import (
     propagate,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO / ".." / "shared" / "data" / "davis2016" / "DAVIS"
+DEFAULT_DATA = SHARED_DATA / "davis2016" / "DAVIS"
 
 
 @dataclass
@@ -194,15 +191,15 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def table(rows: list[Row], args: argparse.Namespace, wall: float, command: str) -> str:
     cfg = PropagationConfig.preset(args.preset)
-    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
+    load = load_average()
     head = [
         f"### kNN propagation: fast vs dense reference ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
         f"`{command}`: preset {args.preset} "
         f"(k={cfg.topk}, tau={cfg.temperature}, context={cfg.context}, radius={cfg.radius}), raw-pixel Lab "
         f"features at stride {args.stride}, {'all' if args.frames <= 0 else f'first {args.frames}'} frames, "
-        f"device {args.device}, {args.threads} torch thread(s), {platform.machine()} {os.cpu_count()} cores, "
-        f"load average {load}, torch {torch.__version__}; wall time {wall:.0f} s. "
+        f"device {args.device}, on {machine()}; load average {'?' if load is None else f'{load:.2f}'}; "
+        f"wall time {wall:.0f} s. "
         "fps = target frames / s of the propagation call; peak = resident (CPU) or allocated (CUDA) memory "
         "growth during the call. J&F over the frames used (official protocol), not comparable to "
         "full-sequence numbers.",

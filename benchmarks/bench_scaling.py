@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import REPO, command_line, machine, table, write_section
+from benchmarks._common import REPO, SHARED_DATA, command_line, load_average, machine, table, write_section
 
 MB = 1e6
 # SVD's UNet (stabilityai/stable-video-diffusion-img2vid, unet/config.json): the only number not measured
@@ -154,7 +154,7 @@ GPUS_PER_NODE, FORWARDS_PER_S = 8, 1.0  # assumptions of the projection, stated 
 
 def davis17_val_frames() -> int:
     """DAVIS-2017 val frames: counted from the OSVOS predictions in ../shared/data when present."""
-    osvos = REPO.parent / "shared" / "data" / "davis2017_osvos"
+    osvos = SHARED_DATA / "davis2017_osvos"
     found = sum(1 for _ in osvos.rglob("*.png")) if osvos.is_dir() else 0
     return found or DAVIS17_VAL_FRAMES
 
@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", type=int, default=128)
     args = ap.parse_args(argv)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
+    load_text = "?" if load is None else f"{load:.1f}"
     ceiling_before = cpu_ceiling()
     with tempfile.TemporaryDirectory(prefix="dvx-bench-scaling-") as d:
         rows, rates = scaling(Path(d), args.videos, args.frames, args.size)
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     body = (
         "## Multi-process extraction (cluster scale)\n\n"
         f"`{command_line('bench_scaling', argv)}` on {machine()}; load average "
-        f"{load:.1f} when it started (the machine is shared: other jobs' load lowers the 2-process numbers). "
+        f"{load_text} when it started (the machine is shared: other jobs' load lowers the 2-process "
+        "numbers). "
         f"tiny-sd on {args.videos} synthetic videos x {args.frames} frames at {args.size}x{args.size}, "
         "T=0,50, every block, `--threads 1` per process; each configuration is a fresh `dvx extract` "
         "command on an empty store (wall), run again with everything cached (its start cost: interpreter, "

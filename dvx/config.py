@@ -18,24 +18,30 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-def parse_timesteps(text: str) -> tuple[int, ...]:
-    ts = parse_int_list(text, "--timesteps")
+def check_timesteps(ts: tuple[int, ...]) -> None:
+    """Every T on the DDPM training scale, 0..999 (the one range check, for the CLI and the config)."""
     bad = [t for t in ts if not 0 <= t <= 999]
     if bad:
         raise ConfigError(
             f"timestep(s) {bad} outside 0..999 (T is on the DDPM training scale for every model)"
         )
+
+
+def parse_timesteps(text: str) -> tuple[int, ...]:
+    ts = parse_int_list(text, "--timesteps")
+    check_timesteps(ts)
     return tuple(sorted(set(ts)))
 
 
-def parse_resolution(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("*", "x").split("x")
+def parse_resolution(text: str, what: str = "--resolution") -> tuple[int, int]:
+    """``"HxW"`` (``256x448``, ``256X448``, ``256*448``) or a single ``N`` for N x N -> (height, width)."""
+    parts = text.lower().replace("*", "x").replace(" ", "").split("x")
     try:
-        h, w = (int(p) for p in parts)
+        h, w = (int(p) for p in (parts * 2 if len(parts) == 1 else parts))
     except ValueError:
-        raise ConfigError(f"--resolution must look like HxW (e.g. 256x448), got {text!r}") from None
+        raise ConfigError(f"{what} {text!r} is not HxW (e.g. 256x448)") from None
     if h <= 0 or w <= 0:
-        raise ConfigError(f"--resolution must be positive, got {text!r}")
+        raise ConfigError(f"{what} must be positive, got {text!r}")
     return h, w
 
 
@@ -121,9 +127,7 @@ class ExtractConfig:
 
     def __post_init__(self) -> None:
         if self.timesteps is not None:
-            bad = [t for t in self.timesteps if not 0 <= t <= 999]
-            if bad:
-                raise ConfigError(f"timestep(s) {bad} outside 0..999")
+            check_timesteps(self.timesteps)
         for name in ("ensemble", "batch_size", "frame_stride", "devices"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")

@@ -52,9 +52,10 @@ def synth(
 ) -> None:
     """Generate the seeded synthetic dynamic world and write it as DAVIS, UCF101, Cityscapes, MOVi and
     JHMDB layouts plus world.json (see docs/synthetic.md)."""
-    from dvx.data.synthetic import SynthConfig, parse_size, write_world
+    from dvx.config import parse_resolution
+    from dvx.data.synthetic import SynthConfig, write_world
 
-    height, width = parse_size(size)
+    height, width = parse_resolution(size, "--size")
     cfg = SynthConfig(
         out=out,
         videos=videos,

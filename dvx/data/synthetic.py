@@ -10,7 +10,6 @@ See docs/synthetic.md for what the world contains and every file it writes.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,6 @@ __all__ = [
     "SyntheticWorld",
     "Tracks",
     "WorldSummary",
-    "parse_size",
     "stratified_split",
     "video_id",
     "write_world",
@@ -68,15 +66,6 @@ MANAGED = ("DAVIS", "UCF-101", "ucfTrainTestlist", "cityscapes", "movi", "JHMDB"
 
 def video_id(index: int) -> str:
     return f"synth_{index:06d}"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"HxW"`` (e.g. ``128x96``) or a single ``N`` for N x N -> (height, width)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
-    if not m:
-        raise ConfigError(f"size {text!r} is not HxW (e.g. 128x128)")
-    h = int(m.group(1))
-    return h, int(m.group(2) or h)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
+from dvx.config import parse_resolution
 from dvx.data import open_dataset
 from dvx.data.synth_layouts import ucf_class_name
 from dvx.data.synth_render import MOTION_CLASSES, SyntheticVideo, WorldParams, generate_video
-from dvx.data.synthetic import SynthConfig, SyntheticWorld, parse_size, stratified_split, write_world
+from dvx.data.synthetic import SynthConfig, SyntheticWorld, stratified_split, write_world
 from dvx.errors import ConfigError, CorruptVideoError, DataError
 
 F, H, W, N = 8, 64, 64, 14
@@ -325,9 +326,9 @@ def test_missing_frame_is_a_corrupt_video(tmp_path: Path) -> None:
 
 
 def test_config_validation() -> None:
-    assert parse_size("96x128") == (96, 128) and parse_size("64") == (64, 64)
+    assert parse_resolution("96x128", "--size") == (96, 128) and parse_resolution("64", "--size") == (64, 64)
     with pytest.raises(ConfigError, match="HxW"):
-        parse_size("big")
+        parse_resolution("big", "--size")
     with pytest.raises(ConfigError):
         SynthConfig(out=Path("x"), videos=0)
     with pytest.raises(ConfigError):
