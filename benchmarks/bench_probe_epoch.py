@@ -29,8 +29,7 @@ from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, SyntheticWorld, write_world
 from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
-from dvx.extract.noise import seed_for
-from dvx.extract.runner import run_extract, sample_frames, to_model_input
+from dvx.extract.runner import _run_unit, run_extract, sample_frames
 from dvx.extract.windows import plan_units
 from dvx.probe.lightning.classification import ClassificationProbe, PooledBuilder
 from dvx.probe.lightning.datamodule import CacheDataModule, FeatureDataset, SampleBuilder, SampleError
@@ -57,7 +56,8 @@ def notes(load: float | None) -> str:
 
 
 class BackboneDataset(Dataset):
-    """Samples like :class:`FeatureDataset`, but the features come from running the backbone now."""
+    """Samples like :class:`FeatureDataset`, but the features come from running the backbone now, unit by
+    unit as the extractor runs it (``runner._run_unit``: same model input, seeds and ensemble as ``cfg``)."""
 
     def __init__(
         self,
@@ -65,11 +65,14 @@ class BackboneDataset(Dataset):
         refs: list,
         pair: tuple[int, str],
         builder: SampleBuilder,
-        resolution: tuple[int, int],
+        cfg: ExtractConfig,
     ) -> None:
-        self.dataset, self.refs, self.pair, self.builder = dataset, refs, pair, builder
-        self.resolution = resolution
-        self.backbone = load_backbone(model_spec(MODEL), RunOptions(batch_size=16, device="cpu"))
+        if cfg.resolution is None:
+            raise ValueError("BackboneDataset needs the ExtractConfig's resolution")
+        self.dataset, self.refs, self.pair, self.builder, self.cfg = dataset, refs, pair, builder, cfg
+        self.resolution = cfg.resolution
+        run = RunOptions(batch_size=cfg.batch_size, device="cpu")
+        self.backbone = load_backbone(model_spec(cfg.model), run)
         self.backbone.ensure_loaded()
 
     def __len__(self) -> int:
@@ -77,16 +80,12 @@ class BackboneDataset(Dataset):
 
     def features(self, ref: Any) -> tuple[np.ndarray, Commit]:
         bb, (t, block) = self.backbone, self.pair
-        frames, names = sample_frames(self.dataset.load(ref), 1, None)
+        frames, names = sample_frames(self.dataset.load(ref), self.cfg.frame_stride, self.cfg.max_frames)
         tmap = bb.temporal_map(bb.clip_len) if bb.clip_len else None
         parts, time_map = [], []
-        for unit in plan_units(len(frames), bb.clip_len, 16, tmap):
-            x = to_model_input(frames[list(unit.frames)], self.resolution)
-
-            def seed_fn(item: int, tt: int, m: int, unit: Any = unit) -> int:  # the extractor's seeds
-                return seed_for(0, ref.id, "clip", unit.index, tt, m)
-
-            parts.append(bb.features(x, [t], [block], seed_fn, 1)[t][block][: unit.keep])
+        for unit in plan_units(len(frames), bb.clip_len, self.cfg.batch_size, tmap):
+            feats = _run_unit(bb, frames, unit, ref.id, self.cfg, self.resolution, (t,), [block])
+            parts.append(feats[t][block][: unit.keep])
             time_map += [list(m) for m in unit.time_map]
         x = torch.cat(parts).numpy().astype(np.float16)
         commit = Commit(ref.id, "-", (t,), (block,), tuple(names), tuple(map(tuple, time_map)), (0, 0), {}, 0)
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             }
             if name.startswith("action"):
                 modes["cache, pooled once (the probe's default)"] = (cached, 0, True)
-            modes[f"re-run {MODEL} every epoch"] = (BackboneDataset(ds, train, pair, builder, res), 0, False)
+            modes[f"re-run {MODEL} every epoch"] = (BackboneDataset(ds, train, pair, builder, cfg), 0, False)
             for mode, (data, workers, mat) in modes.items():
                 dm = CacheDataModule(data, data, batch_size=4, num_workers=workers, seed=0, materialize=mat)  # type: ignore[arg-type]
                 t = run_epochs(make(dims), dm, args.epochs, root / "logs" / f"{len(rows)}")
