@@ -13,7 +13,16 @@ from abc import abstractmethod
 from pathlib import Path
 
 from dvx.data.base import Video, VideoDataset, VideoRef, safe_id
-from dvx.data.layout import locate, missing_error, parse_split, read_lines, sorted_unique, subdirs
+from dvx.data.layout import (
+    locate,
+    missing_error,
+    parse_split,
+    read_lines,
+    sorted_unique,
+    split_file_classes,
+    split_file_videos,
+    subdirs,
+)
 from dvx.data.video_io import VIDEO_EXTS, read_video
 from dvx.errors import DataError
 
@@ -179,7 +188,6 @@ class Hmdb51Dataset(_ClassFolderVideos):
     video_folders = ("hmdb51_org", "hmdb51", "HMDB51", "videos")
     splits_folder = "testTrainMulti_7030_splits"
     layout_hint = "<class>/<video>.avi class folders"
-    _suffix = "_test_split"
 
     def _video_id(self, cls: str, path: Path) -> str:
         return safe_id(f"{cls}__{path.stem}")
@@ -187,23 +195,15 @@ class Hmdb51Dataset(_ClassFolderVideos):
     def _official_classes(self) -> list[str] | None:
         if self.splits_dir is None:
             return None
-        names = {p.name.rsplit(self._suffix, 1)[0] for p in self.splits_dir.glob(f"*{self._suffix}*.txt")}
+        names = split_file_classes(self.splits_dir)
         if not names:
             raise DataError(f"hmdb51: {self.splits_dir} holds no <class>_test_split<N>.txt files")
         return sorted(names)
 
     def _split_entries(self, kind: str, index: int) -> list[tuple[str, str]]:
         splits = self._need_splits()
-        wanted = "1" if kind == "train" else "2"
         entries = []
         for cls in self.classes():
-            path = splits / f"{cls}{self._suffix}{index}.txt"
-            if not path.is_file():
-                raise DataError(f"hmdb51: split file {path.name} is missing from {splits}")
-            for line in read_lines(path):
-                parts = line.split()
-                if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-                    raise DataError(f"hmdb51: bad line {line!r} in {path} (expected '<video>.avi 0|1|2')")
-                if parts[1] == wanted:
-                    entries.append((cls, f"{cls}/{parts[0]}"))
+            for video in split_file_videos("hmdb51", splits, cls, index, kind, "0|1|2"):
+                entries.append((cls, f"{cls}/{video}"))
         return entries

@@ -18,12 +18,14 @@ from PIL import Image
 
 from dvx.data.base import Joints, Masks, Video, VideoDataset, VideoRef, safe_id
 from dvx.data.layout import (
+    SPLIT_SUFFIX,
     frame_count,
     locate,
     missing_error,
     parse_split,
-    read_lines,
     sorted_unique,
+    split_file_classes,
+    split_file_videos,
     subdirs,
 )
 from dvx.data.video_io import list_frame_files, read_frames
@@ -49,7 +51,6 @@ JOINT_NAMES: tuple[str, ...] = (
 )
 SPLIT_FOLDERS = ("splits", "JHMDB_splits", "jhmdb_splits")
 FRAME_EXTS = (".png", ".jpg", ".jpeg")
-_SPLIT_SUFFIX = "_test_split"
 
 
 def _load_mat(path: Path, key: str, video_id: str) -> np.ndarray:
@@ -98,7 +99,7 @@ class JhmdbDataset(VideoDataset):
                 if not folder.is_dir():
                     continue
                 for cand in (folder, *subdirs(folder)):
-                    if any(cand.glob(f"*{_SPLIT_SUFFIX}*.txt")):
+                    if any(cand.glob(f"*{SPLIT_SUFFIX}*.txt")):
                         return cand
         return None
 
@@ -107,8 +108,7 @@ class JhmdbDataset(VideoDataset):
         """Sorted class names: from the split files when present, else the class folders."""
         if self._classes is None:
             if self.splits_dir is not None:
-                files = self.splits_dir.glob(f"*{_SPLIT_SUFFIX}*.txt")
-                names = {p.name.rsplit(_SPLIT_SUFFIX, 1)[0] for p in files}
+                names = split_file_classes(self.splits_dir)
             else:
                 names = {p.name for p in subdirs(self.frames_dir)}
             self._classes = sorted(names)
@@ -141,19 +141,10 @@ class JhmdbDataset(VideoDataset):
                 f"jhmdb: no split files (<class>_test_split{index}.txt in {' or '.join(SPLIT_FOLDERS)}) "
                 f"under {self.dataset_dir}"
             )
-        wanted = "1" if kind == "train" else "2"
         refs, missing = [], []
         for cls in self.classes():
-            path = self.splits_dir / f"{cls}{_SPLIT_SUFFIX}{index}.txt"
-            if not path.is_file():
-                raise DataError(f"jhmdb: split file {path.name} is missing from {self.splits_dir}")
-            for line in read_lines(path):
-                parts = line.split()
-                if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-                    raise DataError(f"jhmdb: bad line {line!r} in {path} (expected '<video>.avi 1|2')")
-                if parts[1] != wanted:
-                    continue
-                video = Path(parts[0]).stem
+            for name in split_file_videos("jhmdb", self.splits_dir, cls, index, kind, "1|2"):
+                video = Path(name).stem
                 if not (self.frames_dir / cls / video).is_dir():
                     missing.append(f"{cls}/{video}")
                 refs.append(self._ref(cls, video))

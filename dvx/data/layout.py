@@ -82,3 +82,29 @@ def subdirs(folder: Path) -> list[Path]:
     if not Path(folder).is_dir():
         return []
     return sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+# ---- HMDB51-style split files (HMDB51, JHMDB): <class>_test_split<N>.txt, lines "<video>.avi 0|1|2" ----
+SPLIT_SUFFIX = "_test_split"
+
+
+def split_file_classes(folder: Path) -> set[str]:
+    """Class names of the ``<class>_test_split<N>.txt`` files in ``folder``."""
+    return {p.name.rsplit(SPLIT_SUFFIX, 1)[0] for p in folder.glob(f"*{SPLIT_SUFFIX}*.txt")}
+
+
+def split_file_videos(name: str, folder: Path, cls: str, index: int, kind: str, expected: str) -> list[str]:
+    """The video file names of ``cls`` in split ``index`` (1 = train, 2 = test; 0 = unused), from
+    ``<cls>_test_split<index>.txt``. ``expected`` is the line format the error shows (``'0|1|2'``)."""
+    path = folder / f"{cls}{SPLIT_SUFFIX}{index}.txt"
+    if not path.is_file():
+        raise DataError(f"{name}: split file {path.name} is missing from {folder}")
+    wanted = "1" if kind == "train" else "2"
+    videos = []
+    for line in read_lines(path):
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+            raise DataError(f"{name}: bad line {line!r} in {path} (expected '<video>.avi {expected}')")
+        if parts[1] == wanted:
+            videos.append(parts[0])
+    return videos

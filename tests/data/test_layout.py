@@ -46,3 +46,18 @@ def test_read_lines(tmp_path: Path) -> None:
     assert read_lines(tmp_path / "l.txt") == ["a 1", "b 2"]
     with pytest.raises(DataError, match=r"cannot read"):
         read_lines(tmp_path / "absent.txt")
+
+
+def test_hmdb_style_split_files_are_read_by_one_function(tmp_path: Path) -> None:
+    """HMDB51 and JHMDB share the <class>_test_split<N>.txt reader: classes, train/test, the same errors."""
+    from dvx.data.layout import split_file_classes, split_file_videos
+
+    (tmp_path / "run_test_split1.txt").write_text("a.avi 1\nb.avi 2\nc.avi 0\n")
+    (tmp_path / "jump_test_split1.txt").write_text("d.avi 7\n")
+    assert split_file_classes(tmp_path) == {"run", "jump"}
+    assert split_file_videos("hmdb51", tmp_path, "run", 1, "train", "0|1|2") == ["a.avi"]
+    assert split_file_videos("jhmdb", tmp_path, "run", 1, "test", "1|2") == ["b.avi"]
+    with pytest.raises(DataError, match=r"jhmdb: bad line 'd.avi 7' .*expected '<video>.avi 1\|2'"):
+        split_file_videos("jhmdb", tmp_path, "jump", 1, "train", "1|2")
+    with pytest.raises(DataError, match=r"hmdb51: split file run_test_split2.txt is missing"):
+        split_file_videos("hmdb51", tmp_path, "run", 2, "train", "0|1|2")
