@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dvx.data.base import Joints, VideoRef
+from dvx.probe import keypoints
 from dvx.probe.keypoints import propagate_keypoints
 from dvx.probe.pck import evaluate_pck
 from dvx.probe.prediction_io import write_jhmdb_prediction
@@ -33,8 +34,8 @@ class JhmdbPropagationTask(Task):
     def settings(self) -> dict[str, Any]:
         return common.settings(self.cfg) | {
             "visibility": VISIBILITY,
-            "heatmap_sigma_cells": 0.5,
-            "decode_topk": 3,
+            "heatmap_sigma_cells": keypoints.SIGMA,
+            "decode_topk": keypoints.DECODE_TOPK,
         }
 
     def videos(self, ctx: ProbeContext) -> list[VideoRef]:
