@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -153,3 +155,38 @@ def test_synthetic_propagation_runs_on_the_world_and_reuses_records(tmp_path: Pa
     assert copied.store.endswith("copy") and copied.key() != rec.key()
     assert copied.metrics == rec.metrics  # the same features, scored again
     assert probe("synthetic-propagation", tmp_path / "s", world, tmp_path, dataset="synthetic") == [rec]
+
+
+def _count_label_reads(monkeypatch: pytest.MonkeyPatch, module: object) -> list[Path]:
+    """Wrap ``module.read_label_png`` to record every annotation file it decodes."""
+    seen: list[Path] = []
+    real = module.read_label_png  # type: ignore[attr-defined]
+
+    def counting(path: Path, *args: object, **kwargs: object) -> object:
+        seen.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, "read_label_png", counting)
+    return seen
+
+
+def test_davis_task_picks_videos_from_first_annotations_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dvx.data.synthetic as synthetic
+    from dvx.probe.tasks.davis import DavisPropagationTask
+
+    world = tmp_path / "w"
+    write_world(SynthConfig(out=world, videos=3, frames=4, height=32, width=32, seed=1, brick_wall_every=1))
+    ds = open_dataset("synthetic", str(world))
+    refs = ds.videos()
+    for ref in refs:
+        np.testing.assert_array_equal(ds.first_mask(ref), ds.masks(ref).labels[0])
+    with_objects = [r.id for r in refs if ds.masks(r).labels[0].any()]
+    seen = _count_label_reads(monkeypatch, synthetic)
+    cfg = ProbeConfig(task="synthetic-propagation", store="s", model="pixels", data_root=str(world))
+    ctx = cast(Any, SimpleNamespace(dataset=ds, dataset_name="synthetic"))
+    picked = DavisPropagationTask("synthetic-propagation", cfg).videos(ctx)
+    # the brick walls (no object in frame 0) are left out
+    assert [r.id for r in picked] == with_objects and 0 < len(picked) < len(refs)
+    assert len(seen) == len(refs) and all(p.stem == "00000" for p in seen)  # one PNG per video

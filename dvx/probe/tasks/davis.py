@@ -54,9 +54,9 @@ class DavisPropagationTask(Task):
 
     def videos(self, ctx: ProbeContext) -> list[VideoRef]:
         """Videos whose first annotated frame holds at least one object (synthetic brick walls have none);
-        found once per task, holding one video's masks at a time."""
+        found once per task from each video's first annotation alone."""
         if self._refs is None:
-            refs = [ref for ref in ctx.dataset.videos() if has_object(ctx.dataset.masks(ref).labels[0])]
+            refs = [ref for ref in ctx.dataset.videos() if has_object(ctx.dataset.first_mask(ref))]
             if not refs:
                 raise DataError(
                     f"{ctx.dataset_name} at {ctx.dataset.root}: no video has an object in its first mask"
