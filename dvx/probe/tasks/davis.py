@@ -87,22 +87,21 @@ class DavisPropagationTask(Task):
                 if len(names) >= 3:
                     scores[(t, block)][ref.id] = evaluate_sequence(gt, pred, ref.id, names)
                 strides[(t, block)] = block_stride(resolution, commit.shapes[block])
-            if len(names) >= 3:
-                for stride in {s for s in strides.values() if s is not None}:
-                    self._baselines(
-                        ctx, ref, masks, stride, prop, base.setdefault(stride, {b: {} for b in BASELINES})
-                    )
+            needed = sorted({s for s in strides.values() if s is not None})
+            if len(names) >= 3 and needed:
+                self._baselines(ctx, ref, masks, needed, prop, base)
             ctx.log(f"{self.name}: {ref.id} propagated at {len(pairs)} (T, block) pair(s)")
+        summary = {
+            stride: {name: _jf(DavisResult(seqs)) | {"stride": stride} for name, seqs in by_baseline.items()}
+            for stride, by_baseline in base.items()
+        }
         records = []
         for t, block in pairs:
             rec = DavisResult(scores[(t, block)]).record()
             details = {k: v for k, v in rec.items() if k not in JF}
             stride = strides.get((t, block))
-            if stride in base:
-                details["baselines"] = {}
-                for name, seqs in base[stride].items():
-                    scored = DavisResult(seqs).record()
-                    details["baselines"][name] = {k: scored[k] for k in JF} | {"stride": stride}
+            if stride in summary:
+                details["baselines"] = {name: dict(vals) for name, vals in summary[stride].items()}
             records.append(
                 self.record(ctx, t, block, {k: rec[k] for k in JF}, details, videos=len(scores[(t, block)]))
             )
@@ -113,24 +112,33 @@ class DavisPropagationTask(Task):
         ctx: ProbeContext,
         ref: VideoRef,
         masks: Masks,
-        stride: int,
+        strides: list[int],
         prop: PropagationConfig,
-        into: dict[str, dict[str, SequenceScore]],
+        base: dict[int, dict[str, dict[str, SequenceScore]]],
     ) -> None:
+        """Score one video's baselines at each stride: the video is decoded and resized once, and
+        copy_first_mask (which no stride changes) is scored once."""
         gt, names = masks.labels, masks.frame_names
-        into["copy_first_mask"][ref.id] = evaluate_sequence(
-            gt, baselines.copy_first_mask(gt[0], len(names)), ref.id, names
-        )
+        copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id, names)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
         frames = common.resize_frames(
             video.frames[[by_name[n] for n in names]], tuple(ctx.group.recipe.resolution)
         )
-        pix = baselines.pixel_propagation(frames, gt[0], prop, stride=stride, device=ctx.device)
-        into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id, names)
+        for stride in strides:
+            into = base.setdefault(stride, {b: {} for b in BASELINES})
+            into["copy_first_mask"][ref.id] = copied
+            pix = baselines.pixel_propagation(frames, gt[0], prop, stride=stride, device=ctx.device)
+            into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id, names)
 
     def extra_lines(self, records: list[ResultRecord]) -> list[str]:
         return baseline_lines(records)
+
+
+def _jf(result: DavisResult) -> dict[str, float]:
+    """The three J&F means of a result, as its record holds them."""
+    rec = result.record()
+    return {k: rec[k] for k in JF}
 
 
 def baseline_lines(records: list[ResultRecord]) -> list[str]:
