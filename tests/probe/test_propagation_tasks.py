@@ -226,3 +226,22 @@ def test_davis_baselines_decode_each_video_once_across_strides(
     assert by_block["pix.8"]["copy_first_mask"]["JF_mean"] == by_block["pix.4"]["copy_first_mask"]["JF_mean"]
     # each video is decoded once and its copy-the-first-mask baseline scored once, whatever the strides
     assert calls == {"load": 3, "copy": 3}
+
+
+@pytest.mark.parametrize("kind", ["davis", "jhmdb"])
+def test_a_commit_gone_after_the_runner_checked_is_a_cache_miss(tmp_path: Path, kind: str) -> None:
+    from dvx.errors import CacheMissError
+    from dvx.probe.task import ProbeContext, Task
+    from dvx.probe.tasks.davis import DavisPropagationTask
+    from dvx.probe.tasks.jhmdb import JhmdbPropagationTask
+
+    world = tmp_path / "w"
+    write_world(SynthConfig(out=world, videos=2, frames=4, height=64, width=64, seed=1, brick_wall_every=0))
+    write_pixel_store("synthetic", world, tmp_path / "s", videos=["synth_000000"], resolution=(64, 64))
+    cfg = ProbeConfig(task=kind, store=str(tmp_path / "s"), model="pixels", data_root=str(world))
+    group = FeatureStore.open(cfg.store, mode="r").find("synthetic", "pixels", None)
+    ds = open_dataset("synthetic", str(world))
+    ctx = ProbeContext(cfg, group, ds, "synthetic", None, "cpu", lambda _: None)
+    task: Task = {"davis": DavisPropagationTask, "jhmdb": JhmdbPropagationTask}[kind](kind, cfg)
+    with pytest.raises(CacheMissError, match="synth_000001"):
+        task.run(ctx, [(50, "pix.8")])

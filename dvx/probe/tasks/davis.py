@@ -66,7 +66,6 @@ class DavisPropagationTask(Task):
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         _, prop = common.propagation_config(self.cfg)
-        index = ctx.group.index()
         resolution = tuple(ctx.group.recipe.resolution)
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
@@ -75,7 +74,7 @@ class DavisPropagationTask(Task):
             masks = ctx.dataset.masks(ref)
             gt, names = masks.labels, masks.frame_names
             for t, block in pairs:
-                commit = index.lookup(ref.id, t, block)
+                commit = ctx.group.commit_for(ref.id, t, block)
                 feats, where = common.annotated_features(ctx.group, commit, ref.id, t, block, names)
                 soft = propagate(
                     feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device

@@ -51,7 +51,6 @@ class JhmdbPropagationTask(Task):
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         _, prop = common.propagation_config(self.cfg)
-        index = ctx.group.index()
         preds: dict[tuple[int, str], dict[str, np.ndarray]] = {p: {} for p in pairs}
         gts: dict[str, np.ndarray] = {}
         sizes: dict[str, tuple[int, int]] = {}
@@ -59,7 +58,7 @@ class JhmdbPropagationTask(Task):
             joints: Joints = ctx.dataset.joints(ref)
             gts[ref.id] = joints.xy
             for t, block in pairs:
-                commit = index.lookup(ref.id, t, block)
+                commit = ctx.group.commit_for(ref.id, t, block)
                 feats, where = common.annotated_features(
                     ctx.group, commit, ref.id, t, block, joints.frame_names
                 )
