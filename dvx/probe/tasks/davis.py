@@ -84,7 +84,7 @@ class DavisPropagationTask(Task):
                 if ctx.out is not None:
                     write_davis_sequence(ctx.out / str(t) / block, ref.id, pred, names, masks.palette)
                 if len(names) >= 3:
-                    scores[(t, block)][ref.id] = evaluate_sequence(gt, pred, ref.id, names)
+                    scores[(t, block)][ref.id] = evaluate_sequence(gt, pred, ref.id)
                 strides[(t, block)] = block_stride(resolution, commit.shapes[block])
             needed = sorted({s for s in strides.values() if s is not None})
             if len(names) >= 3 and needed:
@@ -118,7 +118,7 @@ class DavisPropagationTask(Task):
         """Score one video's baselines at each stride: the video is decoded and resized once, and
         copy_first_mask (which no stride changes) is scored once."""
         gt, names = masks.labels, masks.frame_names
-        copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id, names)
+        copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
         frames = common.resize_frames(
@@ -128,7 +128,7 @@ class DavisPropagationTask(Task):
             into = base.setdefault(stride, {b: {} for b in BASELINES})
             into["copy_first_mask"][ref.id] = copied
             pix = baselines.pixel_propagation(frames, gt[0], prop, stride=stride, device=ctx.device)
-            into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id, names)
+            into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id)
 
     def extra_lines(self, records: list[ResultRecord]) -> list[str]:
         return baseline_lines(records)
