@@ -83,7 +83,7 @@ class TrainedTask(Task):
         from dvx.probe import TASKS
 
         self.dataset_name = cfg.dataset or TASKS.entry(name).options["dataset"]
-        for opt in ("epochs", "batch_size", "num_workers", "slots"):
+        for opt in ("epochs", "batch_size", "num_workers"):
             value = cfg.option(opt)
             if value is not None and (value < 1 if opt != "num_workers" else value < 0):
                 raise ConfigError(f"--{opt.replace('_', '-')} must be >= {0 if opt == 'num_workers' else 1}")
