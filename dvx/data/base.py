@@ -127,6 +127,11 @@ class VideoDataset(ABC):
     def masks(self, ref: VideoRef) -> Masks:
         raise self._no("mask")
 
+    def first_mask(self, ref: VideoRef) -> np.ndarray:
+        """(H, W) uint8 labels of the first annotated frame: ``masks(ref).labels[0]``, which a reader
+        overrides to decode only that one file."""
+        return self.masks(ref).labels[0]
+
     def joints(self, ref: VideoRef) -> Joints:
         raise self._no("joint")
 

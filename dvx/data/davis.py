@@ -124,14 +124,24 @@ class DavisDataset(VideoDataset):
             raise CorruptVideoError(ref.id, f"no .jpg frames in {ref.path}")
         return Video(id=ref.id, frames=read_frames(files, ref.id), frame_names=[p.stem for p in files])
 
-    def masks(self, ref: VideoRef) -> Masks:
-        """Every annotated frame of the sequence (``frame_names`` tells which: DAVIS-2017 val/test-dev
-        releases annotate only the first frame)."""
+    def _annotation_files(self, ref: VideoRef) -> tuple[str, list[Path]]:
+        """The sequence name and its annotation PNGs, in frame order (at least one)."""
         seq = ref.meta.get("sequence", ref.path.name)
         folder = self.annotations_dir / seq
         files = list_frame_files(folder, (".png",))
         if not files:
             raise DataError(f"davis: no annotation PNGs for sequence {seq!r} in {folder}")
+        return seq, files
+
+    def first_mask(self, ref: VideoRef) -> np.ndarray:
+        """The first annotation PNG alone (``masks`` checks the full set against the frames)."""
+        _, files = self._annotation_files(ref)
+        return read_label_png(files[0])[0]
+
+    def masks(self, ref: VideoRef) -> Masks:
+        """Every annotated frame of the sequence (``frame_names`` tells which: DAVIS-2017 val/test-dev
+        releases annotate only the first frame)."""
+        seq, files = self._annotation_files(ref)
         frame_files = {p.stem: p for p in list_frame_files(ref.path, FRAME_EXTS)}
         orphans = [p.name for p in files if p.stem not in frame_files]
         if orphans:

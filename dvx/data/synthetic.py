@@ -344,12 +344,18 @@ class SyntheticWorld(VideoDataset):
         return Video(ref.id, frames, [p.stem for p in files], fps=float(self.world["fps"]))
 
     # ---- annotations --------------------------------------------------------------------------------
+    def _mask_files(self, ref: VideoRef) -> list[Path]:
+        frames = self._path(ref, self.info(ref)["files"]["davis"], "frame folder")
+        return self._frame_files(ref, frames.parents[2] / "Annotations" / "480p" / frames.name, "*.png")
+
     def masks(self, ref: VideoRef) -> Masks:
         """DAVIS-2017 palette masks: 0 background, k = sprite k (all frames annotated)."""
-        frames = self._path(ref, self.info(ref)["files"]["davis"], "frame folder")
-        folder = frames.parents[2] / "Annotations" / "480p" / frames.name
-        read = [read_label_png(p) for p in self._frame_files(ref, folder, "*.png")]
+        read = [read_label_png(p) for p in self._mask_files(ref)]
         return Masks(self._stack(ref, [a for a, _ in read], "mask"), list(self.frame_names), read[0][1])
+
+    def first_mask(self, ref: VideoRef) -> np.ndarray:
+        """Frame 0's mask alone."""
+        return self._stack(ref, [read_label_png(self._mask_files(ref)[0])[0]], "mask")[0]
 
     def instances(self, ref: VideoRef) -> np.ndarray:
         """(F, H, W) int32 instance ids from the MOVi-layout segmentations (0 = background)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -177,13 +178,12 @@ class SequenceScore:
     name: str
     J: np.ndarray
     F: np.ndarray
-    frame_ids: tuple[str, ...] = ()
 
     @property
     def n_objects(self) -> int:
         return int(self.J.shape[0])
 
-    @property
+    @cached_property
     def objects(self) -> list[ObjectStats]:
         return [ObjectStats.from_frames(self.J[i], self.F[i]) for i in range(self.n_objects)]
 
@@ -200,11 +200,10 @@ class SequenceScore:
         return (self.J_mean + self.F_mean) / 2
 
     def record(self) -> dict:
-        objects = self.objects
         return {
-            "J_mean": _nanmean([o.J_mean for o in objects]),
-            "F_mean": _nanmean([o.F_mean for o in objects]),
-            "JF_mean": (_nanmean([o.J_mean for o in objects]) + _nanmean([o.F_mean for o in objects])) / 2,
+            "J_mean": self.J_mean,
+            "F_mean": self.F_mean,
+            "JF_mean": self.JF_mean,
             "n_objects": self.n_objects,
             "n_frames_scored": int(self.J.shape[1]),
         }
@@ -216,7 +215,9 @@ class DavisResult:
 
     sequences: dict[str, SequenceScore]
 
-    def _objects(self) -> list[tuple[str, ObjectStats]]:
+    @cached_property
+    def objects(self) -> list[tuple[str, ObjectStats]]:
+        """(``<seq>_<k>``, stats) of every object of every sequence."""
         return [
             (f"{name}_{i + 1}", stats)
             for name, seq in self.sequences.items()
@@ -225,11 +226,11 @@ class DavisResult:
 
     @property
     def J_mean(self) -> float:
-        return _nanmean([o.J_mean for _, o in self._objects()])
+        return _nanmean([o.J_mean for _, o in self.objects])
 
     @property
     def F_mean(self) -> float:
-        return _nanmean([o.F_mean for _, o in self._objects()])
+        return _nanmean([o.F_mean for _, o in self.objects])
 
     @property
     def JF_mean(self) -> float:
@@ -237,16 +238,15 @@ class DavisResult:
 
     def record(self) -> dict:
         """The results record: dataset means, recall/decay, per sequence and per object (``<seq>_<k>``)."""
-        objects = self._objects()
+        objects = self.objects
 
         def mean_of(key: str) -> float:
             return _nanmean([getattr(o, key) for _, o in objects])
 
-        j, f = mean_of("J_mean"), mean_of("F_mean")
         return {
-            "J_mean": j,
-            "F_mean": f,
-            "JF_mean": (j + f) / 2,
+            "J_mean": self.J_mean,
+            "F_mean": self.F_mean,
+            "JF_mean": self.JF_mean,
             "J_recall": mean_of("J_recall"),
             "J_decay": mean_of("J_decay"),
             "F_recall": mean_of("F_recall"),
@@ -267,7 +267,7 @@ def evaluate_sequence(
     gt: np.ndarray,
     pred: np.ndarray,
     name: str = "",
-    frame_ids: Sequence[str] | None = None,
+    *,
     bound_th: float = BOUND_TH,
 ) -> SequenceScore:
     """Score one sequence: ``gt`` and ``pred`` are (F, H, W) integer label maps of every frame.
@@ -301,8 +301,7 @@ def evaluate_sequence(
         pred_k = preds == k + 1
         j[k] = region_similarity(gt_k, pred_k)
         f[k] = [boundary_f(gt_k[i], pred_k[i], bound_th) for i in range(n_frames)]
-    ids = tuple(frame_ids[1:-1]) if frame_ids is not None else ()
-    return SequenceScore(name=name, J=j, F=f, frame_ids=ids)
+    return SequenceScore(name=name, J=j, F=f)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -397,5 +396,5 @@ def evaluate_folders(
         if len(ids) < 3:
             raise DataError(f"sequence {name!r}: {len(ids)} annotated frame(s); at least 3 are needed")
         pred = read_prediction_sequence(seq_pred, ids, gt.shape[1:])
-        result[name] = evaluate_sequence(gt, pred, name=name, frame_ids=ids)
+        result[name] = evaluate_sequence(gt, pred, name=name)
     return DavisResult(result)

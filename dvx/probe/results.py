@@ -119,10 +119,12 @@ class ResultsDir:
         os.replace(tmp, f)
         return f
 
-    def records(self, store: str | None = None, task: str | None = None) -> Iterator[ResultRecord]:
+    def records(self, store: str | None = None) -> Iterator[ResultRecord]:
+        """Every record in the directory, or those whose features were read from ``store``."""
         if not self.path.exists():
             return
+        where = None if store is None else normalize_store(store)
         for f in sorted(self.path.glob("*/*.json")):
             rec = self._load(f)
-            if (store is None or rec.store == normalize_store(store)) and (task is None or rec.task == task):
+            if where is None or rec.store == where:
                 yield rec

@@ -55,6 +55,8 @@ def test_probe_json_report_and_rerun(
         (("--task", "synthetic-seg", "--blocks", "layer.64"), "needs spatial feature maps"),
         (("--task", "synthetic-seg", "--timesteps", "200"), "lacks T=200"),
         (("--task", "synthetic-action", "--slots", "4"), "does not take option(s) --slots"),
+        (("--task", "synthetic-action", "--slots", "0"), "does not take option(s) --slots"),
+        (("--task", "synthetic-discovery", "--slots", "0"), "--slots must be >= 1"),
         (("--task", "synthetic-action", "--devices", "two"), "--devices must be"),
         (("--task", "synthetic-action", "--device", "foo"), "--device 'foo'"),
         (("--task", "synthetic-action", "--device", "cuda:x"), "--device 'cuda:x'"),

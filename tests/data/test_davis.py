@@ -103,6 +103,21 @@ def test_palette_annotations_read_the_same_objects(tmp_path: Path) -> None:
             assert masks.palette is not None and tuple(masks.palette[1]) == (128, 0, 0)
 
 
+def test_first_mask_reads_only_the_first_annotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dvx.data.davis as davis
+
+    src = _davis2016() / "DAVIS"
+    for ds in (DavisDataset(src), DavisDataset(src, annotation_folder="Annotations_palette_DERIVED")):
+        for seq in ("blackswan", "dog"):
+            ref = ds.video(seq)
+            np.testing.assert_array_equal(ds.first_mask(ref), ds.masks(ref).labels[0])
+    seen: list[Path] = []
+    real = davis.read_label_png
+    monkeypatch.setattr(davis, "read_label_png", lambda path, *a: seen.append(path) or real(path, *a))
+    ds = DavisDataset(src)
+    assert ds.first_mask(ds.video("dog")).any() and [p.name for p in seen] == ["00000.png"]
+
+
 def test_official_val_split_fails_clearly_on_the_partial_copy() -> None:
     with pytest.raises(DataError, match=r"split 'val' lists 11 video\(s\) absent.*camel"):
         DavisDataset(_davis2016(), split="val").videos()

@@ -70,6 +70,7 @@ def test_a_sample_holds_every_pair_and_workers_read_the_same(store: Any, tmp_pat
     group = FeatureStore.open(location, "r").groups()[0]
     source = FeatureSource.of(group)
     assert pickle.loads(pickle.dumps(source)) == source  # travels to workers
+    assert hash(source) == hash(FeatureSource.of(group))  # a frozen dataclass of strings: hashable
     dataset, refs = _dataset(tmp_path)
     ds = FeatureDataset(source, dataset, refs, PAIRS, PooledBuilder())
     sample = ds[1]

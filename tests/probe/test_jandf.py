@@ -9,6 +9,8 @@ from scipy import ndimage
 from dvx.data.images import read_label_png, write_indexed_png
 from dvx.errors import DataError
 from dvx.probe.jandf import (
+    DavisResult,
+    ObjectStats,
     boundary_f,
     boundary_map,
     boundary_tolerance,
@@ -166,6 +168,25 @@ def test_missing_object_in_prediction_scores_zero_where_present() -> None:
     np.testing.assert_allclose(score.J[1], [0.0, 1.0, 0.0])
     np.testing.assert_allclose(score.F[1], [0.0, 1.0, 0.0])
     assert score.J_mean == pytest.approx((1 + 1 / 3) / 2)
+
+
+def test_a_result_computes_each_objects_statistics_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = ObjectStats.from_frames.__func__
+
+    def counting(cls: type[ObjectStats], j: np.ndarray, f: np.ndarray) -> ObjectStats:
+        calls.append(1)
+        return real(cls, j, f)
+
+    monkeypatch.setattr(ObjectStats, "from_frames", classmethod(counting))
+    gt = _seq()
+    missing = np.where(gt == 2, 0, gt)
+    result = DavisResult({"a": evaluate_sequence(gt, gt), "b": evaluate_sequence(gt, missing)})
+    rec = result.record()
+    assert (result.J_mean, result.F_mean, result.JF_mean) == (rec["J_mean"], rec["F_mean"], rec["JF_mean"])
+    seq = rec["per_sequence"]["b"]
+    assert seq["JF_mean"] == (seq["J_mean"] + seq["F_mean"]) / 2
+    assert len(calls) == 4  # two objects in each of two sequences, each scored once
 
 
 def test_sequence_shape_errors() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -32,9 +34,14 @@ STRIDE = 8
 
 
 def write_pixel_store(
-    dataset: str, root: Path, store: Path, videos: list[str] | None = None, resolution: tuple[int, int] = RES
+    dataset: str,
+    root: Path,
+    store: Path,
+    videos: list[str] | None = None,
+    resolution: tuple[int, int] = RES,
+    strides: tuple[int, ...] = (STRIDE,),
 ) -> None:
-    """Lab pixel features pooled by STRIDE at ``resolution``, as block ``pix.8`` at T=50."""
+    """Lab pixel features pooled by each stride s at ``resolution``, as block ``pix.<s>`` at T=50."""
     recipe = Recipe(
         model="pixels",
         family="pixels",
@@ -50,10 +57,11 @@ def write_pixel_store(
         if videos is not None and ref.id not in videos:
             continue
         video = ds.load(ref)
-        feats = pixel_features(resize_frames(video.frames, resolution), stride=STRIDE).numpy()
-        n = len(feats)
-        vw = VideoWriter(group, ref.id, (50,), ("pix.8",), chunk_frames=n)
-        vw.write(50, "pix.8", 0, feats, n)
+        frames = resize_frames(video.frames, resolution)
+        n = len(frames)
+        vw = VideoWriter(group, ref.id, (50,), tuple(f"pix.{s}" for s in strides), chunk_frames=n)
+        for stride in strides:
+            vw.write(50, f"pix.{stride}", 0, pixel_features(frames, stride=stride).numpy(), n)
         vw.commit(video.frame_names, [[i] for i in range(n)], video.frames.shape[1:3])
 
 
@@ -64,6 +72,7 @@ def probe(
     tmp: Path,
     dataset: str | None = None,
     split: str | None = None,
+    blocks: tuple[str, ...] | None = None,
     **options: object,
 ):
     cfg = ProbeConfig(
@@ -73,6 +82,7 @@ def probe(
         data_root=str(root),
         dataset=dataset,
         split=split,
+        blocks=blocks,
         out=str(tmp / "out"),
         results=str(tmp / "results"),
         device="cpu",
@@ -153,3 +163,85 @@ def test_synthetic_propagation_runs_on_the_world_and_reuses_records(tmp_path: Pa
     assert copied.store.endswith("copy") and copied.key() != rec.key()
     assert copied.metrics == rec.metrics  # the same features, scored again
     assert probe("synthetic-propagation", tmp_path / "s", world, tmp_path, dataset="synthetic") == [rec]
+
+
+def _count_label_reads(monkeypatch: pytest.MonkeyPatch, module: object) -> list[Path]:
+    """Wrap ``module.read_label_png`` to record every annotation file it decodes."""
+    seen: list[Path] = []
+    real = module.read_label_png  # type: ignore[attr-defined]
+
+    def counting(path: Path, *args: object, **kwargs: object) -> object:
+        seen.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, "read_label_png", counting)
+    return seen
+
+
+def test_davis_task_picks_videos_from_first_annotations_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dvx.data.synthetic as synthetic
+    from dvx.probe.tasks.davis import DavisPropagationTask
+
+    world = tmp_path / "w"
+    write_world(SynthConfig(out=world, videos=3, frames=4, height=32, width=32, seed=1, brick_wall_every=1))
+    ds = open_dataset("synthetic", str(world))
+    refs = ds.videos()
+    for ref in refs:
+        np.testing.assert_array_equal(ds.first_mask(ref), ds.masks(ref).labels[0])
+    with_objects = [r.id for r in refs if ds.masks(r).labels[0].any()]
+    seen = _count_label_reads(monkeypatch, synthetic)
+    cfg = ProbeConfig(task="synthetic-propagation", store="s", model="pixels", data_root=str(world))
+    ctx = cast(Any, SimpleNamespace(dataset=ds, dataset_name="synthetic"))
+    picked = DavisPropagationTask("synthetic-propagation", cfg).videos(ctx)
+    # the brick walls (no object in frame 0) are left out
+    assert [r.id for r in picked] == with_objects and 0 < len(picked) < len(refs)
+    assert len(seen) == len(refs) and all(p.stem == "00000" for p in seen)  # one PNG per video
+
+
+def test_davis_baselines_decode_each_video_once_across_strides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvx.data.synthetic import SyntheticWorld
+    from dvx.probe import baselines
+
+    world = tmp_path / "w"
+    write_world(SynthConfig(out=world, videos=3, frames=6, height=64, width=64, seed=2, brick_wall_every=0))
+    write_pixel_store("synthetic", world, tmp_path / "s", resolution=(64, 64), strides=(8, 4))
+    calls = {"load": 0, "copy": 0}
+
+    def counted(real: Any, key: str) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[key] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(SyntheticWorld, "load", counted(SyntheticWorld.load, "load"))
+    monkeypatch.setattr(baselines, "copy_first_mask", counted(baselines.copy_first_mask, "copy"))
+    recs = probe("synthetic-propagation", tmp_path / "s", world, tmp_path, dataset="synthetic", blocks=())
+    by_block = {r.block: r.details["baselines"] for r in recs}
+    assert {b: v["pixel_colour"]["stride"] for b, v in by_block.items()} == {"pix.8": 8, "pix.4": 4}
+    assert by_block["pix.8"]["copy_first_mask"]["JF_mean"] == by_block["pix.4"]["copy_first_mask"]["JF_mean"]
+    # each video is decoded once and its copy-the-first-mask baseline scored once, whatever the strides
+    assert calls == {"load": 3, "copy": 3}
+
+
+@pytest.mark.parametrize("kind", ["davis", "jhmdb"])
+def test_a_commit_gone_after_the_runner_checked_is_a_cache_miss(tmp_path: Path, kind: str) -> None:
+    from dvx.errors import CacheMissError
+    from dvx.probe.task import ProbeContext, Task
+    from dvx.probe.tasks.davis import DavisPropagationTask
+    from dvx.probe.tasks.jhmdb import JhmdbPropagationTask
+
+    world = tmp_path / "w"
+    write_world(SynthConfig(out=world, videos=2, frames=4, height=64, width=64, seed=1, brick_wall_every=0))
+    write_pixel_store("synthetic", world, tmp_path / "s", videos=["synth_000000"], resolution=(64, 64))
+    cfg = ProbeConfig(task=kind, store=str(tmp_path / "s"), model="pixels", data_root=str(world))
+    group = FeatureStore.open(cfg.store, mode="r").find("synthetic", "pixels", None)
+    ds = open_dataset("synthetic", str(world))
+    ctx = ProbeContext(cfg, group, ds, "synthetic", None, "cpu", lambda _: None)
+    task: Task = {"davis": DavisPropagationTask, "jhmdb": JhmdbPropagationTask}[kind](kind, cfg)
+    with pytest.raises(CacheMissError, match="synth_000001"):
+        task.run(ctx, [(50, "pix.8")])

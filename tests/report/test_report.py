@@ -115,3 +115,18 @@ def test_no_records_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no probe results for store"):
         run_report(ReportConfig(store=STORE, out=str(tmp_path / "rep"), results=str(tmp_path / "none")))
     assert not (tmp_path / "rep").exists()
+
+
+def test_records_of_a_store_normalise_its_location_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dvx.probe.results as results_mod
+
+    results = ResultsDir(tmp_path / "results")
+    for r in RECORDS:
+        results.save(r)
+    calls: list[str] = []
+    real = results_mod.normalize_store
+    monkeypatch.setattr(results_mod, "normalize_store", lambda loc: calls.append(loc) or real(loc))
+    assert len(list(results.records(store=STORE))) == len(RECORDS)
+    assert calls == [STORE]  # once per call, not once per record file

@@ -6,9 +6,7 @@ zarr/fsspec objects, which are not fork-safe for remote stores) and only reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from dvx.store.group import RecipeGroup
 
@@ -29,7 +27,6 @@ class FeatureSource:
     dataset: str
     model: str
     fingerprint: str
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, group: RecipeGroup) -> FeatureSource:
@@ -39,8 +36,5 @@ class FeatureSource:
         """The recipe group, opened read-only (a fresh index: callers keep it for as long as they read)."""
         from dvx.store.root import FeatureStore
 
-        store = FeatureStore.open(self.location, mode="r", storage_options=dict(self.storage_options))
+        store = FeatureStore.open(self.location, mode="r")
         return store.find(self.dataset, self.model, recipe=self.fingerprint)
-
-    def __hash__(self) -> int:
-        return hash((self.location, self.dataset, self.model, self.fingerprint))

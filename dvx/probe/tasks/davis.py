@@ -54,9 +54,9 @@ class DavisPropagationTask(Task):
 
     def videos(self, ctx: ProbeContext) -> list[VideoRef]:
         """Videos whose first annotated frame holds at least one object (synthetic brick walls have none);
-        found once per task, holding one video's masks at a time."""
+        found once per task from each video's first annotation alone."""
         if self._refs is None:
-            refs = [ref for ref in ctx.dataset.videos() if has_object(ctx.dataset.masks(ref).labels[0])]
+            refs = [ref for ref in ctx.dataset.videos() if has_object(ctx.dataset.first_mask(ref))]
             if not refs:
                 raise DataError(
                     f"{ctx.dataset_name} at {ctx.dataset.root}: no video has an object in its first mask"
@@ -66,7 +66,6 @@ class DavisPropagationTask(Task):
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         _, prop = common.propagation_config(self.cfg)
-        index = ctx.group.index()
         resolution = tuple(ctx.group.recipe.resolution)
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
@@ -75,7 +74,7 @@ class DavisPropagationTask(Task):
             masks = ctx.dataset.masks(ref)
             gt, names = masks.labels, masks.frame_names
             for t, block in pairs:
-                commit = index.lookup(ref.id, t, block)
+                commit = ctx.group.commit_for(ref.id, t, block)
                 feats, where = common.annotated_features(ctx.group, commit, ref.id, t, block, names)
                 soft = propagate(
                     feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device
@@ -85,24 +84,23 @@ class DavisPropagationTask(Task):
                 if ctx.out is not None:
                     write_davis_sequence(ctx.out / str(t) / block, ref.id, pred, names, masks.palette)
                 if len(names) >= 3:
-                    scores[(t, block)][ref.id] = evaluate_sequence(gt, pred, ref.id, names)
+                    scores[(t, block)][ref.id] = evaluate_sequence(gt, pred, ref.id)
                 strides[(t, block)] = block_stride(resolution, commit.shapes[block])
-            if len(names) >= 3:
-                for stride in {s for s in strides.values() if s is not None}:
-                    self._baselines(
-                        ctx, ref, masks, stride, prop, base.setdefault(stride, {b: {} for b in BASELINES})
-                    )
+            needed = sorted({s for s in strides.values() if s is not None})
+            if len(names) >= 3 and needed:
+                self._baselines(ctx, ref, masks, needed, prop, base)
             ctx.log(f"{self.name}: {ref.id} propagated at {len(pairs)} (T, block) pair(s)")
+        summary = {
+            stride: {name: _jf(DavisResult(seqs)) | {"stride": stride} for name, seqs in by_baseline.items()}
+            for stride, by_baseline in base.items()
+        }
         records = []
         for t, block in pairs:
             rec = DavisResult(scores[(t, block)]).record()
             details = {k: v for k, v in rec.items() if k not in JF}
             stride = strides.get((t, block))
-            if stride in base:
-                details["baselines"] = {}
-                for name, seqs in base[stride].items():
-                    scored = DavisResult(seqs).record()
-                    details["baselines"][name] = {k: scored[k] for k in JF} | {"stride": stride}
+            if stride in summary:
+                details["baselines"] = {name: dict(vals) for name, vals in summary[stride].items()}
             records.append(
                 self.record(ctx, t, block, {k: rec[k] for k in JF}, details, videos=len(scores[(t, block)]))
             )
@@ -113,24 +111,33 @@ class DavisPropagationTask(Task):
         ctx: ProbeContext,
         ref: VideoRef,
         masks: Masks,
-        stride: int,
+        strides: list[int],
         prop: PropagationConfig,
-        into: dict[str, dict[str, SequenceScore]],
+        base: dict[int, dict[str, dict[str, SequenceScore]]],
     ) -> None:
+        """Score one video's baselines at each stride: the video is decoded and resized once, and
+        copy_first_mask (which no stride changes) is scored once."""
         gt, names = masks.labels, masks.frame_names
-        into["copy_first_mask"][ref.id] = evaluate_sequence(
-            gt, baselines.copy_first_mask(gt[0], len(names)), ref.id, names
-        )
+        copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
         frames = common.resize_frames(
             video.frames[[by_name[n] for n in names]], tuple(ctx.group.recipe.resolution)
         )
-        pix = baselines.pixel_propagation(frames, gt[0], prop, stride=stride, device=ctx.device)
-        into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id, names)
+        for stride in strides:
+            into = base.setdefault(stride, {b: {} for b in BASELINES})
+            into["copy_first_mask"][ref.id] = copied
+            pix = baselines.pixel_propagation(frames, gt[0], prop, stride=stride, device=ctx.device)
+            into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id)
 
     def extra_lines(self, records: list[ResultRecord]) -> list[str]:
         return baseline_lines(records)
+
+
+def _jf(result: DavisResult) -> dict[str, float]:
+    """The three J&F means of a result, as its record holds them."""
+    rec = result.record()
+    return {k: rec[k] for k in JF}
 
 
 def baseline_lines(records: list[ResultRecord]) -> list[str]:

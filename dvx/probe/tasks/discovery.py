@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dvx.config import ProbeConfig
 from dvx.data.base import VideoRef
+from dvx.errors import ConfigError
 from dvx.probe.task import ProbeContext
 from dvx.probe.tasks.trained import Pair, TrainedTask
 
@@ -27,6 +29,12 @@ class ObjectDiscoveryTask(TrainedTask):
     metric_names: ClassVar[tuple[str, ...]] = ("FG_ARI", "mBO")
     option_names: ClassVar[frozenset[str]] = TrainedTask.option_names | {"slots"}
     defaults: ClassVar[dict[str, Any]] = {"epochs": 50, "lr": 4e-4, "batch_size": 8}
+
+    def __init__(self, name: str, cfg: ProbeConfig) -> None:
+        super().__init__(name, cfg)
+        slots = cfg.option("slots")
+        if slots is not None and slots < 1:
+            raise ConfigError("--slots must be >= 1")
 
     def slots(self) -> int:
         return int(self.cfg.option("slots", DEFAULT_SLOTS.get(self.name, 11)))

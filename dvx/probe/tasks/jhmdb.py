@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dvx.data.base import Joints, VideoRef
+from dvx.probe import keypoints
 from dvx.probe.keypoints import propagate_keypoints
 from dvx.probe.pck import evaluate_pck
 from dvx.probe.prediction_io import write_jhmdb_prediction
@@ -33,8 +34,8 @@ class JhmdbPropagationTask(Task):
     def settings(self) -> dict[str, Any]:
         return common.settings(self.cfg) | {
             "visibility": VISIBILITY,
-            "heatmap_sigma_cells": 0.5,
-            "decode_topk": 3,
+            "heatmap_sigma_cells": keypoints.SIGMA,
+            "decode_topk": keypoints.DECODE_TOPK,
         }
 
     def videos(self, ctx: ProbeContext) -> list[VideoRef]:
@@ -50,7 +51,6 @@ class JhmdbPropagationTask(Task):
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         _, prop = common.propagation_config(self.cfg)
-        index = ctx.group.index()
         preds: dict[tuple[int, str], dict[str, np.ndarray]] = {p: {} for p in pairs}
         gts: dict[str, np.ndarray] = {}
         sizes: dict[str, tuple[int, int]] = {}
@@ -58,7 +58,7 @@ class JhmdbPropagationTask(Task):
             joints: Joints = ctx.dataset.joints(ref)
             gts[ref.id] = joints.xy
             for t, block in pairs:
-                commit = index.lookup(ref.id, t, block)
+                commit = ctx.group.commit_for(ref.id, t, block)
                 feats, where = common.annotated_features(
                     ctx.group, commit, ref.id, t, block, joints.frame_names
                 )

@@ -83,7 +83,7 @@ class TrainedTask(Task):
         from dvx.probe import TASKS
 
         self.dataset_name = cfg.dataset or TASKS.entry(name).options["dataset"]
-        for opt in ("epochs", "batch_size", "num_workers", "slots"):
+        for opt in ("epochs", "batch_size", "num_workers"):
             value = cfg.option(opt)
             if value is not None and (value < 1 if opt != "num_workers" else value < 0):
                 raise ConfigError(f"--{opt.replace('_', '-')} must be >= {0 if opt == 'num_workers' else 1}")
@@ -176,16 +176,14 @@ class TrainedTask(Task):
     ) -> tuple[dict[Pair, tuple[int, int, int]], dict[Pair, int]]:
         """Per pair: the (C, h, w) shared by every video, and the largest stored frame count; a clear
         error when the videos disagree or a dense head gets no spatial map."""
-        index = ctx.group.index()
         geom: dict[Pair, tuple[int, int, int]] = {}
         frames: dict[Pair, int] = {}
         for t, block in pairs:
             shapes: dict[tuple[int, ...], str] = {}
             longest = 0
             for ref in refs:
-                commit = index.lookup(ref.id, t, block)
-                if commit is None:  # the runner checked the cache; a concurrent gc could still race it
-                    raise StoreError(ctx.group.miss_message([ref.id], [t], [block]))
+                # the runner checked the cache; a concurrent gc could still race it (a CacheMissError)
+                commit = ctx.group.commit_for(ref.id, t, block)
                 shape = tuple(commit.shapes[block])
                 shapes.setdefault(shape[1:], ref.id)
                 longest = max(longest, shape[0])
