@@ -376,13 +376,20 @@ def read_current(group: RecipeGroup, seqs: dict[str, list[int]]) -> dict[str, Cl
     return out
 
 
-def current_claims(group: RecipeGroup) -> dict[str, ClaimRecord]:
-    """video -> its current claim, for every claimed video: one listing, then one batched read."""
-    keys = group.backend.list_prefix(layout.claims_prefix(group.path))
+def current_claims(group: RecipeGroup, keys: Iterable[str] | None = None) -> dict[str, ClaimRecord]:
+    """video -> its current claim, for every claimed video: one listing, then one batched read.
+
+    ``keys``: a listing the caller has already made that covers the claims prefix (e.g. of the whole
+    group); keys outside the prefix are ignored. Without it the claims prefix is listed here."""
+    if keys is None:
+        keys = group.backend.list_prefix(layout.claims_prefix(group.path))
     return read_current(group, claim_seqs(group, keys))
 
 
-def live_claims(group: RecipeGroup, now: float | None = None) -> dict[str, ClaimRecord]:
-    """video -> its current claim, for claims that are held and not free (someone is working on it)."""
+def live_claims(
+    group: RecipeGroup, now: float | None = None, keys: Iterable[str] | None = None
+) -> dict[str, ClaimRecord]:
+    """video -> its current claim, for claims that are held and not free (someone is working on it).
+    ``keys``: as for :func:`current_claims`."""
     now = time.time() if now is None else now
-    return {v: rec for v, rec in current_claims(group).items() if not is_free(rec, now)}
+    return {v: rec for v, rec in current_claims(group, keys).items() if not is_free(rec, now)}
