@@ -163,13 +163,10 @@ def test_gc_and_verify_read_index_records_in_batches(
         claims.release(claims.try_acquire(video))
     single, batches, dirs = [], [], []
     get_bytes, list_dir = Backend.get_bytes, Backend.list_dir
-    get_many = getattr(Backend, "get_many_bytes", None)  # (absent before batched reads)
+    get_many = Backend.get_many_bytes
     monkeypatch.setattr(Backend, "get_bytes", lambda self, k: single.append(k) or get_bytes(self, k))
     monkeypatch.setattr(
-        Backend,
-        "get_many_bytes",
-        raising=False,
-        value=lambda self, ks, *a: batches.append(ks) or get_many(self, ks, *a),
+        Backend, "get_many_bytes", lambda self, ks, *a: batches.append(ks) or get_many(self, ks, *a)
     )
     monkeypatch.setattr(Backend, "list_dir", lambda self, p: dirs.append(p) or list_dir(self, p))
     plan_gc(store, now=time.time() + 2 * HOUR)
