@@ -30,6 +30,11 @@ from zarr.storage import FsspecStore, LocalStore
 from dvx.errors import StoreError
 
 
+def group_meta(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The zarr.json of a zarr v3 group with ``attrs``."""
+    return {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+
+
 def is_url(location: str) -> bool:
     return "://" in location and not location.startswith("file://")
 
@@ -209,8 +214,7 @@ class Backend:
     # ---- zarr nodes ----------------------------------------------------------------------------------
     def write_group(self, path: str, attrs: dict[str, Any]) -> None:
         """Write a group's zarr.json whole (idempotent for identical attrs; never deletes children)."""
-        meta = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
-        self.put_json(f"{path}/zarr.json" if path else "zarr.json", meta)
+        self.put_json(f"{path}/zarr.json" if path else "zarr.json", group_meta(attrs))
 
     def group_attrs(self, path: str) -> dict[str, Any] | None:
         meta = self.get_json(f"{path}/zarr.json" if path else "zarr.json")
