@@ -174,6 +174,31 @@ class Backend:
 
         return sorted(sync(collect()))
 
+    def list_dir_starting(self, folder: str, head: str) -> list[str]:
+        """The names of the objects directly in ``folder`` that start with ``head``, sorted: on local disk
+        one read of the directory that keeps only those names (no listing of the rest, no stat per entry);
+        on fsspec stores the filesystem's prefix listing (S3: ListObjectsV2 with the prefix, one request per
+        1,000 matches). Elsewhere, or on a filesystem without prefix listings, a listing filtered here."""
+        store = self.store
+        if isinstance(store, LocalStore):
+            try:
+                with os.scandir(Path(store.root) / folder) as entries:
+                    return sorted(e.name for e in entries if e.name.startswith(head))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        if isinstance(store, FsspecStore):
+            base = f"{store.path.rstrip('/')}/{folder.strip('/')}"
+            try:
+                found = sync(store.fs._find(base, maxdepth=1, withdirs=False, detail=False, prefix=head))
+            except FileNotFoundError:
+                return []
+            except TypeError:  # a filesystem whose listing takes no prefix
+                found = None
+            if found is not None:
+                names = (str(p).rstrip("/").rsplit("/", 1)[-1] for p in found)
+                return sorted(n for n in names if n.startswith(head))
+        return [n for n in self.list_dir(folder) if n.startswith(head)]
+
     def getsize(self, key: str) -> int:
         return int(sync(self.store.getsize(key)))
 
