@@ -269,14 +269,8 @@ class Claims:
 
     def still_holds(self, rec: ClaimRecord) -> bool:
         """True if no other writer has taken ``rec`` over (no higher claim exists, ours is unchanged)."""
-        seqs = self._seqs(rec.video)
-        if not seqs or seqs[-1] != rec.seq:
-            return False
-        raw = self.backend.get_bytes(self._key(rec))
-        if raw is None:
-            return False
-        cur = ClaimRecord.parse(raw, rec.video, rec.seq)
-        return cur.state != DAMAGED and cur.token == rec.token
+        cur = self.current(rec.video)
+        return cur is not None and cur.seq == rec.seq and cur.state != DAMAGED and cur.token == rec.token
 
     # ---- renewing and releasing ------------------------------------------------------------------------
     def heartbeat(self) -> list[str]:
