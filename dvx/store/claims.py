@@ -338,11 +338,6 @@ class Claims:
         return layout.claim_key(self.group.path, rec.video, rec.seq)
 
 
-def claimed_videos(group: RecipeGroup) -> list[str]:
-    """Every video that has claim records in ``group``."""
-    return group.backend.list_dir(layout.claims_prefix(group.path))
-
-
 def claim_seqs(group: RecipeGroup, keys: Iterable[str]) -> dict[str, list[int]]:
     """video -> its claim seqs, ascending, from ``keys`` (a listing under the group's claims prefix; temp
     files and anything else are ignored)."""
