@@ -44,7 +44,7 @@ from dvx.extract.distributed import (
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.windows import Unit, chunk_frames, plan_units
-from dvx.store.claims import FAILED, HELD, RELEASED, ClaimRecord, Claims
+from dvx.store.claims import FAILED, HELD, RELEASED, ClaimRecord, Claims, is_free
 from dvx.store.group import RecipeGroup
 from dvx.store.index import IndexView
 from dvx.store.recipe import Recipe
@@ -407,7 +407,10 @@ class _Job:
                 return _DONE
         claim = self.claims.try_acquire(ref.id, current)
         if claim is None:
-            holder = self.claims.current(ref.id)
+            holder = current
+            if holder is None or is_free(holder, self.claims.clock()):
+                # it was free and another job won the race to take it: read who holds it now
+                holder = self.claims.current(ref.id)
             run = holder.owner.get("run") if holder is not None else None
             return _SIBLING if _same_launch(run, self.rank.run_id) else _BUSY
         queued = False
