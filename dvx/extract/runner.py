@@ -44,6 +44,7 @@ from dvx.extract.distributed import (
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.windows import Unit, chunk_frames, plan_units
+from dvx.store.backend import is_url, local_path
 from dvx.store.claims import FAILED, HELD, RELEASED, ClaimRecord, Claims, is_free
 from dvx.store.group import RecipeGroup
 from dvx.store.index import IndexView
@@ -575,11 +576,10 @@ def _plan_bytes(
 
 
 def _log_disk(location: str, need: int, log: Log) -> None:
-    if "://" in location:
+    """Log the bytes a run needs against the free space where a local store (path or file://) lives."""
+    if is_url(location):
         return
-    from pathlib import Path
-
-    probe = Path(location).expanduser()
+    probe = local_path(location)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free

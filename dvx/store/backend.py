@@ -39,6 +39,11 @@ def is_url(location: str) -> bool:
     return "://" in location and not location.startswith("file://")
 
 
+def local_path(location: str) -> Path:
+    """The directory of a local store location (a path or a ``file://`` URL)."""
+    return Path(location.removeprefix("file://")).expanduser()
+
+
 class Backend:
     """A zarr store and its location; JSON objects, listing and deletes on top of it."""
 
@@ -294,7 +299,7 @@ def _open_store(location: str, read_only: bool, storage_options: dict[str, Any] 
             return FsspecStore.from_url(location, read_only=read_only, storage_options=opts)
         except (ImportError, ValueError) as err:
             raise StoreError(f"cannot open store {location!r}: {err}") from err
-    path = Path(location.removeprefix("file://")).expanduser()
+    path = local_path(location)
     if read_only:
         if not path.is_dir():
             raise StoreError(f"no dvx feature store at {str(path)!r}")

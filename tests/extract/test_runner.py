@@ -119,6 +119,15 @@ def test_dry_run_writes_nothing_and_predicts_the_bytes(world: Path, tmp_path: Pa
     assert done.bytes_written == planned.planned_bytes
 
 
+def test_dry_run_reports_free_space_for_a_file_url_store(world: Path, tmp_path: Path) -> None:
+    logs: list[str] = []
+    run_extract(replace(cfg(world, tmp_path, dry_run=True), store=f"file://{tmp_path}/s"), log=logs.append)
+    assert any(f"free at {tmp_path}" in m for m in logs), logs
+    logs.clear()
+    run_extract(replace(cfg(world, tmp_path, dry_run=True), store="memory://dvx-dry-run"), log=logs.append)
+    assert not any("free at" in m for m in logs), logs  # no local disk to report on
+
+
 def test_results_do_not_depend_on_the_batch_size(world: Path, tmp_path: Path) -> None:
     run_extract(cfg(world, tmp_path / "a", batch_size=1, blocks=("up.2",)))
     run_extract(cfg(world, tmp_path / "b", batch_size=4, blocks=("up.2",)))
