@@ -187,7 +187,7 @@ def launch_local(
 
     n = cfg.devices
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // n)
-    child = replace(cfg, devices=1, threads=threads, progress=cfg.progress)
+    child = replace(cfg, devices=1, threads=threads)
     env = {
         "WORLD_SIZE": str(n),
         "LOCAL_WORLD_SIZE": str(n),

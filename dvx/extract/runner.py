@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -44,7 +44,8 @@ from dvx.extract.distributed import (
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.windows import Unit, chunk_frames, plan_units
-from dvx.store.claims import FAILED, HELD, RELEASED, ClaimRecord, Claims
+from dvx.store.backend import is_url, local_path
+from dvx.store.claims import FAILED, HELD, RELEASED, ClaimRecord, Claims, is_free
 from dvx.store.group import RecipeGroup
 from dvx.store.index import IndexView
 from dvx.store.recipe import Recipe
@@ -147,11 +148,42 @@ def select_videos(dataset: VideoDataset, wanted: Sequence[str] | None) -> list[V
     return refs
 
 
+def stored_count(n_frames: int, stride: int, max_frames: int | None) -> int:
+    """How many of a video's ``n_frames`` frames :func:`sample_frames` keeps."""
+    n = len(range(0, n_frames, stride))
+    return n if max_frames is None else min(n, max_frames)
+
+
 def sample_frames(video: Video, stride: int, max_frames: int | None) -> tuple[np.ndarray, list[str]]:
-    frames, names = video.frames[::stride], video.frame_names[::stride]
-    if max_frames is not None:
-        frames, names = frames[:max_frames], names[:max_frames]
-    return frames, list(names)
+    """Every ``stride``-th frame, at most ``max_frames`` of them, and their names."""
+    k = stored_count(len(video.frames), stride, max_frames)
+    return video.frames[::stride][:k], list(video.frame_names[::stride][:k])
+
+
+def temporal_map(backbone: Backbone) -> list[list[int]] | None:
+    """The backbone's map from clip outputs to input frames (None for an image model)."""
+    clip = backbone.clip_len
+    return backbone.temporal_map(clip) if clip is not None else None
+
+
+def with_frame_counts(refs: list[VideoRef]) -> list[VideoRef]:
+    """``refs``, each with ``meta["n_frames"]`` where it can be told without decoding: the dataset's listing
+    (frame folders) or, for a video file, its container's headers (:func:`~dvx.data.video_io.probe_video`:
+    the announced count, or an estimate from duration x frame rate). A ref whose count cannot be told so
+    (no header count, an unreadable file, a reader of another kind) is returned as it is."""
+    from dvx.data.video_io import VIDEO_EXTS, probe_video
+
+    out = []
+    for ref in refs:
+        if ref.meta.get("n_frames") is None and ref.path.suffix.lower() in VIDEO_EXTS and ref.path.is_file():
+            try:
+                n = probe_video(ref.path, ref.id).num_frames
+            except CorruptVideoError:
+                n = None
+            if n:
+                ref = replace(ref, meta={**ref.meta, "n_frames": n})
+        out.append(ref)
+    return out
 
 
 def to_model_input(frames: np.ndarray, resolution: tuple[int, int]) -> torch.Tensor:
@@ -265,6 +297,8 @@ def _run(
             f"{report.group}: {report.cached} cached, {len(todo)} to compute "
             f"(T={','.join(map(str, timesteps))}; {len(blocks)} block(s))"
         )
+        if cfg.dry_run or rank.world > 1:  # what the byte plan and the ranks' balanced shares need
+            todo = with_frame_counts(todo)
         if cfg.dry_run:
             report.planned_bytes = _plan_bytes(backbone, dataset, todo, cfg, resolution, timesteps, blocks)
             _log_disk(cfg.store, report.planned_bytes, log)
@@ -342,9 +376,8 @@ class _Job:
         self.backbone, self.dataset, self.group, self.index = backbone, dataset, group, index
         self.cfg, self.resolution, self.timesteps, self.blocks = cfg, resolution, timesteps, blocks
         self.report, self.log, self.rank = report, log, rank
-        clip = backbone.clip_len
-        self.tmap = backbone.temporal_map(clip) if clip is not None else None
-        self.per_chunk = chunk_frames(clip, cfg.batch_size, self.tmap)
+        self.tmap = temporal_map(backbone)
+        self.per_chunk = chunk_frames(backbone.clip_len, cfg.batch_size, self.tmap)
         self.previously_failed = set(group.failures())
         self.claims = Claims(group, cfg.claim_ttl, rank.rank, rank.world, rank.run_id)
 
@@ -407,7 +440,10 @@ class _Job:
                 return _DONE
         claim = self.claims.try_acquire(ref.id, current)
         if claim is None:
-            holder = self.claims.current(ref.id)
+            holder = current
+            if holder is None or is_free(holder, self.claims.clock()):
+                # it was free and another job won the race to take it: read who holds it now
+                holder = self.claims.current(ref.id)
             run = holder.owner.get("run") if holder is not None else None
             return _SIBLING if _same_launch(run, self.rank.run_id) else _BUSY
         queued = False
@@ -544,11 +580,11 @@ def _plan_bytes(
     blocks: list[str],
 ) -> int:
     """Bytes the missing videos need: per-block geometry from one forward on a blank unit, frame counts
-    from the dataset listing (decoding only where a reader cannot count cheaply)."""
+    from ``meta["n_frames"]`` (:func:`with_frame_counts`; decoding only where that could not count)."""
     if not todo:
         return 0
     clip = backbone.clip_len
-    tmap = backbone.temporal_map(clip) if clip is not None else None
+    tmap = temporal_map(backbone)
     n_in = clip or 1
     blank = torch.zeros(n_in, 3, *resolution)
     feats = backbone.features(blank, timesteps[:1], blocks, lambda *_: 0, 1)[timesteps[0]]
@@ -563,20 +599,17 @@ def _plan_bytes(
                 n = len(dataset.load(ref).frames)
             except CorruptVideoError:
                 continue
-        n = len(range(0, int(n), cfg.frame_stride))
-        if cfg.max_frames is not None:
-            n = min(n, cfg.max_frames)
+        n = stored_count(int(n), cfg.frame_stride, cfg.max_frames)
         units = plan_units(n, clip, cfg.batch_size, tmap)
         total += (units[-1].store_start + units[-1].keep) * per_stored * len(timesteps)
     return total
 
 
 def _log_disk(location: str, need: int, log: Log) -> None:
-    if "://" in location:
+    """Log the bytes a run needs against the free space where a local store (path or file://) lives."""
+    if is_url(location):
         return
-    from pathlib import Path
-
-    probe = Path(location).expanduser()
+    probe = local_path(location)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free

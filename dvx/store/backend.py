@@ -30,8 +30,18 @@ from zarr.storage import FsspecStore, LocalStore
 from dvx.errors import StoreError
 
 
+def group_meta(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The zarr.json of a zarr v3 group with ``attrs``."""
+    return {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+
+
 def is_url(location: str) -> bool:
     return "://" in location and not location.startswith("file://")
+
+
+def local_path(location: str) -> Path:
+    """The directory of a local store location (a path or a ``file://`` URL)."""
+    return Path(location.removeprefix("file://")).expanduser()
 
 
 class Backend:
@@ -169,6 +179,31 @@ class Backend:
 
         return sorted(sync(collect()))
 
+    def list_dir_starting(self, folder: str, head: str) -> list[str]:
+        """The names of the objects directly in ``folder`` that start with ``head``, sorted: on local disk
+        one read of the directory that keeps only those names (no listing of the rest, no stat per entry);
+        on fsspec stores the filesystem's prefix listing (S3: ListObjectsV2 with the prefix, one request per
+        1,000 matches). Elsewhere, or on a filesystem without prefix listings, a listing filtered here."""
+        store = self.store
+        if isinstance(store, LocalStore):
+            try:
+                with os.scandir(Path(store.root) / folder) as entries:
+                    return sorted(e.name for e in entries if e.name.startswith(head))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        if isinstance(store, FsspecStore):
+            base = f"{store.path.rstrip('/')}/{folder.strip('/')}"
+            try:
+                found = sync(store.fs._find(base, maxdepth=1, withdirs=False, detail=False, prefix=head))
+            except FileNotFoundError:
+                return []
+            except TypeError:  # a filesystem whose listing takes no prefix
+                found = None
+            if found is not None:
+                names = (str(p).rstrip("/").rsplit("/", 1)[-1] for p in found)
+                return sorted(n for n in names if n.startswith(head))
+        return [n for n in self.list_dir(folder) if n.startswith(head)]
+
     def getsize(self, key: str) -> int:
         return int(sync(self.store.getsize(key)))
 
@@ -209,8 +244,7 @@ class Backend:
     # ---- zarr nodes ----------------------------------------------------------------------------------
     def write_group(self, path: str, attrs: dict[str, Any]) -> None:
         """Write a group's zarr.json whole (idempotent for identical attrs; never deletes children)."""
-        meta = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
-        self.put_json(f"{path}/zarr.json" if path else "zarr.json", meta)
+        self.put_json(f"{path}/zarr.json" if path else "zarr.json", group_meta(attrs))
 
     def group_attrs(self, path: str) -> dict[str, Any] | None:
         meta = self.get_json(f"{path}/zarr.json" if path else "zarr.json")
@@ -265,7 +299,7 @@ def _open_store(location: str, read_only: bool, storage_options: dict[str, Any] 
             return FsspecStore.from_url(location, read_only=read_only, storage_options=opts)
         except (ImportError, ValueError) as err:
             raise StoreError(f"cannot open store {location!r}: {err}") from err
-    path = Path(location.removeprefix("file://")).expanduser()
+    path = local_path(location)
     if read_only:
         if not path.is_dir():
             raise StoreError(f"no dvx feature store at {str(path)!r}")

@@ -269,14 +269,8 @@ class Claims:
 
     def still_holds(self, rec: ClaimRecord) -> bool:
         """True if no other writer has taken ``rec`` over (no higher claim exists, ours is unchanged)."""
-        seqs = self._seqs(rec.video)
-        if not seqs or seqs[-1] != rec.seq:
-            return False
-        raw = self.backend.get_bytes(self._key(rec))
-        if raw is None:
-            return False
-        cur = ClaimRecord.parse(raw, rec.video, rec.seq)
-        return cur.state != DAMAGED and cur.token == rec.token
+        cur = self.current(rec.video)
+        return cur is not None and cur.seq == rec.seq and cur.state != DAMAGED and cur.token == rec.token
 
     # ---- renewing and releasing ------------------------------------------------------------------------
     def heartbeat(self) -> list[str]:
@@ -344,11 +338,6 @@ class Claims:
         return layout.claim_key(self.group.path, rec.video, rec.seq)
 
 
-def claimed_videos(group: RecipeGroup) -> list[str]:
-    """Every video that has claim records in ``group``."""
-    return group.backend.list_dir(layout.claims_prefix(group.path))
-
-
 def claim_seqs(group: RecipeGroup, keys: Iterable[str]) -> dict[str, list[int]]:
     """video -> its claim seqs, ascending, from ``keys`` (a listing under the group's claims prefix; temp
     files and anything else are ignored)."""
@@ -376,13 +365,20 @@ def read_current(group: RecipeGroup, seqs: dict[str, list[int]]) -> dict[str, Cl
     return out
 
 
-def current_claims(group: RecipeGroup) -> dict[str, ClaimRecord]:
-    """video -> its current claim, for every claimed video: one listing, then one batched read."""
-    keys = group.backend.list_prefix(layout.claims_prefix(group.path))
+def current_claims(group: RecipeGroup, keys: Iterable[str] | None = None) -> dict[str, ClaimRecord]:
+    """video -> its current claim, for every claimed video: one listing, then one batched read.
+
+    ``keys``: a listing the caller has already made that covers the claims prefix (e.g. of the whole
+    group); keys outside the prefix are ignored. Without it the claims prefix is listed here."""
+    if keys is None:
+        keys = group.backend.list_prefix(layout.claims_prefix(group.path))
     return read_current(group, claim_seqs(group, keys))
 
 
-def live_claims(group: RecipeGroup, now: float | None = None) -> dict[str, ClaimRecord]:
-    """video -> its current claim, for claims that are held and not free (someone is working on it)."""
+def live_claims(
+    group: RecipeGroup, now: float | None = None, keys: Iterable[str] | None = None
+) -> dict[str, ClaimRecord]:
+    """video -> its current claim, for claims that are held and not free (someone is working on it).
+    ``keys``: as for :func:`current_claims`."""
     now = time.time() if now is None else now
-    return {v: rec for v, rec in current_claims(group).items() if not is_free(rec, now)}
+    return {v: rec for v, rec in current_claims(group, keys).items() if not is_free(rec, now)}

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from zarr.core.sync import sync
-from zarr.storage import FsspecStore, LocalStore
 
 from dvx.errors import CacheMissError, StoreError
 from dvx.store import layout
@@ -59,7 +55,7 @@ class RecipeGroup:
         names = (
             self.backend.list_dir(prefix)
             if video is None
-            else _names_starting(self.backend, prefix, f"{video}{layout.GEN_SEP}")
+            else self.backend.list_dir_starting(prefix, f"{video}{layout.GEN_SEP}")
         )
         named = [
             (prefix + n, p) for n in names if (p := layout.parse_commit_name(n)) and (video in (None, p[0]))
@@ -173,29 +169,3 @@ class RecipeGroup:
         missing = [v for v in videos if not index.has(v, timesteps, blocks)]
         if missing:
             raise CacheMissError(self.miss_message(missing, timesteps, blocks, data_root))
-
-
-def _names_starting(backend: Backend, folder: str, head: str) -> list[str]:
-    """The names of the objects directly in ``folder`` that start with ``head``, sorted: on local disk one
-    read of the directory that keeps only those names (no listing of the rest, no stat per entry); on
-    fsspec stores the filesystem's prefix listing (S3: ListObjectsV2 with the prefix, one request per 1,000
-    matches). Elsewhere, or on a filesystem without prefix listings, a listing filtered here."""
-    store = backend.store
-    if isinstance(store, LocalStore):
-        try:
-            with os.scandir(Path(store.root) / folder) as entries:
-                return sorted(e.name for e in entries if e.name.startswith(head))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-    if isinstance(store, FsspecStore):
-        base = f"{store.path.rstrip('/')}/{folder.strip('/')}"
-        try:
-            found = sync(store.fs._find(base, maxdepth=1, withdirs=False, detail=False, prefix=head))
-        except FileNotFoundError:
-            return []
-        except TypeError:  # a filesystem whose listing takes no prefix
-            found = None
-        if found is not None:
-            names = (str(p).rstrip("/").rsplit("/", 1)[-1] for p in found)
-            return sorted(n for n in names if n.startswith(head))
-    return [n for n in backend.list_dir(folder) if n.startswith(head)]

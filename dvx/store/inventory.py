@@ -60,9 +60,6 @@ def summarize(
                 n = 2 * math.prod(c.shapes[b])  # fp16
                 by_t[t] = by_t.get(t, 0) + n
                 by_block[b] = by_block.get(b, 0) + n
-        writers = sorted(
-            {f"{c.written_by.get('user', '?')}@{c.written_by.get('host', '?')}" for c in index.commits}
-        )
         stored = _stored(g, index)
         out.append(
             GroupSummary(
@@ -78,7 +75,7 @@ def summarize(
                 nbytes=sum(by_t.values()),
                 nbytes_by_t=by_t,
                 nbytes_by_block=by_block,
-                writers=writers,
+                writers=sorted(st["writer"] for st in stored["writer_stats"]),
                 last_written=max((c.written_at for c in index.commits), default=""),
                 recipe_fields=g.recipe.to_json(),
                 **stored,
@@ -88,7 +85,8 @@ def summarize(
 
 
 def _stored(group: RecipeGroup, index: IndexView) -> dict[str, Any]:
-    """Stored bytes by T and block (one listing of the recipe), who wrote when, and what is in flight."""
+    """Stored bytes by T and block, who wrote when, and what is in flight (claims), all from one listing
+    of the recipe."""
     objects = group.backend.stat_prefix(group.path)
     live = index.live_gens()
     by_t: dict[int, int] = {}
@@ -118,7 +116,7 @@ def _stored(group: RecipeGroup, index: IndexView) -> dict[str, Any]:
             "since": datetime.fromtimestamp(rec.acquired_at, timezone.utc).isoformat(timespec="seconds"),
             "expires_in": round(rec.expires_at - time.time(), 1),
         }
-        for v, rec in sorted(live_claims(group).items())
+        for v, rec in sorted(live_claims(group, keys=objects).items())
     ]
     return {
         "stored_bytes": sum(size for size, _ in objects.values()),

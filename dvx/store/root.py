@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from dvx.errors import CacheMissError, RecipeMismatchError, StoreError
 from dvx.store import layout
-from dvx.store.backend import Backend
+from dvx.store.backend import Backend, group_meta
 from dvx.store.group import RecipeGroup
 from dvx.store.recipe import PROVENANCE_FIELDS, Recipe, matches, recipe_diff
 
@@ -199,10 +199,6 @@ def _diff(have: Any, recipe: Recipe) -> list[str]:
         raw = have if isinstance(have, Mapping) else {}
         theirs = {k: v for k, v in raw.items() if k not in PROVENANCE_FIELDS}
     return recipe_diff(theirs, recipe.identity())
-
-
-def group_meta(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {"zarr_format": 3, "node_type": "group", "attributes": attrs}
 
 
 def _create_root(backend: Backend, location: str) -> dict[str, Any] | None:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from dvx.config import ExtractConfig
+from dvx.data import open_dataset
 from dvx.data.synthetic import SynthConfig, write_world
 from dvx.errors import ConfigError, CorruptVideoError, DataError, UnknownNameError
-from dvx.extract.runner import run_extract
+from dvx.extract.runner import run_extract, with_frame_counts
 from dvx.store.root import FeatureStore
 from dvx.store.writer import VideoWriter
 
@@ -117,6 +118,72 @@ def test_dry_run_writes_nothing_and_predicts_the_bytes(world: Path, tmp_path: Pa
     assert not store.exists() and planned.planned_bytes and planned.planned_bytes > 0
     done = run_extract(cfg(world, store))
     assert done.bytes_written == planned.planned_bytes
+
+
+def test_dry_run_reports_free_space_for_a_file_url_store(world: Path, tmp_path: Path) -> None:
+    logs: list[str] = []
+    run_extract(replace(cfg(world, tmp_path, dry_run=True), store=f"file://{tmp_path}/s"), log=logs.append)
+    assert any(f"free at {tmp_path}" in m for m in logs), logs
+    logs.clear()
+    run_extract(replace(cfg(world, tmp_path, dry_run=True), store="memory://dvx-dry-run"), log=logs.append)
+    assert not any("free at" in m for m in logs), logs  # no local disk to report on
+
+
+def _ucf(root: Path) -> Path:
+    from tests.data._media import noise_frames, write_video
+
+    write_video(root / "UCF-101" / "JumpRope" / "v_JumpRope_g01_c01.avi", noise_frames(7), codec="mpeg4")
+    write_video(root / "UCF-101" / "Fencing" / "v_Fencing_g01_c01.mp4", noise_frames(5, seed=1))
+    return root
+
+
+def test_video_files_are_counted_from_their_headers_not_decoded(tmp_path: Path) -> None:
+    from dvx.data.video_io import probe_video
+
+    root = _ucf(tmp_path / "ucf")
+    (root / "UCF-101" / "Fencing" / "v_Fencing_g02_c01.mp4").write_bytes(b"not a video")
+    refs = {r.id: r for r in with_frame_counts(open_dataset("ucf101", str(root)).videos())}
+    assert (
+        refs["v_JumpRope_g01_c01"].meta["n_frames"] == 7 and refs["v_Fencing_g01_c01"].meta["n_frames"] == 5
+    )
+    assert "n_frames" not in refs["v_Fencing_g02_c01"].meta  # unreadable: left to the reader to report
+    assert probe_video(refs["v_JumpRope_g01_c01"].path).num_frames == 7
+
+
+def test_dry_run_of_video_files_decodes_nothing_and_predicts_the_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvx.data.actions import Ucf101Dataset
+
+    root = _ucf(tmp_path / "ucf")
+    base = cfg(root, tmp_path / "s", dataset="ucf101", timesteps=(0,), blocks=("mid",), frame_stride=2)
+    load = Ucf101Dataset.load
+
+    def no_decoding(self: Ucf101Dataset, ref: object) -> object:
+        raise AssertionError(f"decoded {ref}")
+
+    monkeypatch.setattr(Ucf101Dataset, "load", no_decoding)
+    planned = run_extract(replace(base, dry_run=True))
+    monkeypatch.setattr(Ucf101Dataset, "load", load)
+    done = run_extract(base)
+    assert sorted(done.computed) == ["v_Fencing_g01_c01", "v_JumpRope_g01_c01"]
+    assert planned.planned_bytes == done.bytes_written > 0
+
+
+def test_ranks_share_video_files_by_their_header_frame_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dvx.extract.runner as runner
+
+    root = _ucf(tmp_path / "ucf")
+    seen: list[list[tuple[str, float]]] = []
+    order = runner.work_order
+    monkeypatch.setattr(runner, "work_order", lambda items, *a: seen.append(list(items)) or order(items, *a))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # rank 1 never starts: rank 0 does its share, then the rest
+    report = run_extract(cfg(root, tmp_path / "s", dataset="ucf101", timesteps=(0,), blocks=("mid",)))
+    assert sorted(report.computed) == ["v_Fencing_g01_c01", "v_JumpRope_g01_c01"]
+    assert sorted(seen[0]) == [("v_Fencing_g01_c01", 5.0), ("v_JumpRope_g01_c01", 7.0)]
 
 
 def test_results_do_not_depend_on_the_batch_size(world: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dvx.store import layout
-from dvx.store.claims import HELD, Claims, claimed_videos
+from dvx.store.claims import HELD, current_claims
 from dvx.store.gc import apply_gc, plan_gc
 from dvx.store.root import FeatureStore
 from dvx.store.verify import verify
@@ -110,11 +110,10 @@ def test_sigterm_commits_what_is_complete_and_releases_every_claim(
             proc.stderr.close()
     assert proc.returncode in (0, 128 + 15)
     [group] = FeatureStore.open(str(store), mode="r").groups()
-    claims = Claims(group)
-    # nothing left to expire; a video whose claim creation the signal cut short has a claims folder but no
-    # record (current() is None): it was never claimed
-    currents = [claims.current(v) for v in claimed_videos(group)]
-    assert all(c is None or c.state != HELD for c in currents), currents
+    # nothing left to expire (a video whose claim creation the signal cut short has a claims folder but no
+    # record: it was never claimed, and has no current claim)
+    currents = list(current_claims(group).values())
+    assert all(c.state != HELD for c in currents), currents
     claim_files = group.backend.list_prefix(layout.claims_prefix(group.path))
     assert not [k for k in claim_files if k.endswith(".partial")]  # no temp file of a cut-short claim
     reference.assert_same(store, complete=False)

@@ -58,6 +58,21 @@ def test_video_index_lists_only_that_videos_commits(
         )
 
 
+def test_list_dir_starting_keeps_only_the_names_with_that_beginning(store_location: str) -> None:
+    backend = FeatureStore.open(store_location, mode="a").backend
+    assert backend.list_dir_starting("notes", "dog") == []  # no such folder
+    for name in ("dog~1.json", "dog~2.json", "dog1~1.json", "do~1.json", "cat~1.json"):
+        backend.put_bytes(f"notes/{name}", b"{}")
+    assert backend.list_dir_starting("notes", "dog~") == ["dog~1.json", "dog~2.json"]
+    assert backend.list_dir_starting("notes/", "do") == [
+        "dog1~1.json",
+        "dog~1.json",
+        "dog~2.json",
+        "do~1.json",
+    ]
+    assert backend.list_dir_starting("notes", "bird") == []
+
+
 def _s3_list_requests(group: RecipeGroup) -> list[str] | None:
     """On S3, the ``Prefix`` of every ListObjects request from now on (None on other backends)."""
     fs = getattr(group.backend.store, "fs", None)

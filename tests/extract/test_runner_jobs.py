@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from dvx.extract.runner import run_extract
+from dvx.data.base import VideoRef
+from dvx.extract.distributed import RankInfo
+from dvx.extract.runner import _BUSY, _SIBLING, _Job, run_extract
 from dvx.store import layout
 from dvx.store.claims import HELD, ClaimRecord, Claims, _start_ticks, process_identity
 from dvx.store.root import FeatureStore
 from dvx.store.verify import verify
 from tests.extract.conftest import VIDEOS, Reference
+from tests.store.test_store import RECIPE
 
 
 def commits_per_video(store: Path) -> dict[str, int]:
@@ -91,3 +94,43 @@ def test_videos_held_by_other_jobs_are_waited_for_then_taken_over(
     assert took_3.acquired_at >= old_3.expires_at  # the remote one only once its claim expired
     assert commits_per_video(store) == {v: 1 for v in VIDEOS}
     reference.assert_same(store)
+
+
+def _job_on(group, run_id: str) -> _Job:
+    """A _Job with just what _one needs to decide about a video someone else holds."""
+    job = _Job.__new__(_Job)
+    job.group, job.timesteps, job.blocks = group, (0,), ["up.1"]
+    job.rank = RankInfo(run_id=run_id)
+    job.claims = Claims(group, ttl=60.0, run=run_id)
+    return job
+
+
+def test_a_video_held_by_a_live_writer_costs_one_claim_read_per_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = FeatureStore.open(str(tmp_path / "store"), mode="a").create_group("davis", RECIPE)
+    other = {**process_identity(run="launch-a"), "host": "node-17", "pid": 1}
+    _claim(group, "dog", other, 60.0)  # a live job on another node holds it
+    _claim(group, "cat", {**other, "run": "launch-b"}, 60.0)  # a sibling rank of launch-b holds it
+    reads: list[str] = []
+    current = Claims.current
+    monkeypatch.setattr(Claims, "current", lambda self, v: reads.append(v) or current(self, v))
+    job = _job_on(group, "launch-b")
+    assert job._one(VideoRef("dog", Path("dog")), writer=None) == _BUSY
+    assert job._one(VideoRef("cat", Path("cat")), writer=None) == _SIBLING
+    assert reads == ["dog", "cat"]  # the claim _one read is the holder's: no second read
+
+
+def test_a_free_claim_taken_by_another_job_first_is_read_again(tmp_path: Path) -> None:
+    group = FeatureStore.open(str(tmp_path / "store"), mode="a").create_group("davis", RECIPE)
+    node = {**process_identity(), "host": "node-17", "pid": 1}
+    _claim(group, "dog", {**node, "run": "launch-b"}, -1.0)  # a sibling's claim, expired
+    job = _job_on(group, "launch-b")
+    real = job.claims.try_acquire
+
+    def beaten(video: str, current: object) -> ClaimRecord | None:  # another job takes it over first
+        assert Claims(group, ttl=60.0, run="launch-c").try_acquire(video, current) is not None
+        return real(video, current)
+
+    job.claims.try_acquire = beaten  # type: ignore[method-assign]
+    assert job._one(VideoRef("dog", Path("dog")), writer=None) == _BUSY  # not the expired sibling's

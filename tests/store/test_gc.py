@@ -163,13 +163,10 @@ def test_gc_and_verify_read_index_records_in_batches(
         claims.release(claims.try_acquire(video))
     single, batches, dirs = [], [], []
     get_bytes, list_dir = Backend.get_bytes, Backend.list_dir
-    get_many = getattr(Backend, "get_many_bytes", None)  # (absent before batched reads)
+    get_many = Backend.get_many_bytes
     monkeypatch.setattr(Backend, "get_bytes", lambda self, k: single.append(k) or get_bytes(self, k))
     monkeypatch.setattr(
-        Backend,
-        "get_many_bytes",
-        raising=False,
-        value=lambda self, ks, *a: batches.append(ks) or get_many(self, ks, *a),
+        Backend, "get_many_bytes", lambda self, ks, *a: batches.append(ks) or get_many(self, ks, *a)
     )
     monkeypatch.setattr(Backend, "list_dir", lambda self, p: dirs.append(p) or list_dir(self, p))
     plan_gc(store, now=time.time() + 2 * HOUR)
@@ -179,3 +176,20 @@ def test_gc_and_verify_read_index_records_in_batches(
     assert [p for p in dirs if "/claims/" in p.rstrip("/")] == []  # no listing per claimed video
     sizes = {kind: [len(b) for b in batches if b and kind in b[0]] for kind in ("/claims/", "/commits/")}
     assert sizes == {"/claims/": [3, 3], "/commits/": [3, 3, 3]}  # claims: gc, ls; commits: gc, verify, ls
+
+
+def test_ls_lists_a_recipe_once_claims_included(store_location: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dvx.store.backend import Backend
+    from dvx.store.inventory import summarize
+
+    store = FeatureStore.open(store_location, mode="a")
+    group = store.create_group("davis", RECIPE)
+    write_video(group, "a")
+    Claims(group, ttl=HOUR).try_acquire("b")
+    prefixes: list[str] = []
+    list_prefix = Backend.list_prefix
+    monkeypatch.setattr(Backend, "list_prefix", lambda self, p: prefixes.append(p) or list_prefix(self, p))
+    [summary] = summarize(store)
+    assert [s["video"] for s in summary.in_progress] == ["b"]  # claims come from the recipe's one listing
+    assert [p for p in prefixes if "/claims/" in p] == []
+    assert summary.writers == [w["writer"] for w in summary.writer_stats] and len(summary.writers) == 1
