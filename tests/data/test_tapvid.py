@@ -92,7 +92,7 @@ def test_pickles_that_would_run_code_are_refused(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, rng: np.random.Generator) -> None:
-    with pytest.raises(DataError, match="no tapvid_davis.pkl"):
+    with pytest.raises(DataError, match=r"no tapvid_davis\.pkl"):
         TapVidDavis(tmp_path)._files()
     (tmp_path / "tapvid_davis.pkl").write_bytes(b"not a pickle")
     with pytest.raises(DataError, match="not a readable TAP-Vid pickle"):
