@@ -170,9 +170,7 @@ class TapVidScores:
         return out
 
     def record(self) -> dict[str, Any]:
-        undefined = {
-            k: n for k in METRICS if (n := sum(math.isnan(v[k]) for v in self.per_video.values()))
-        }
+        undefined = {k: n for k in METRICS if (n := sum(math.isnan(v[k]) for v in self.per_video.values()))}
         return {
             **self.means(),
             "query_mode": self.mode,
@@ -181,7 +179,5 @@ class TapVidScores:
             "n_videos": len(self.per_video),
             "n_queries": sum(self.queries.values()),
             "undefined": undefined,
-            "per_video": {
-                v: {**m, "n_queries": self.queries[v]} for v, m in sorted(self.per_video.items())
-            },
+            "per_video": {v: {**m, "n_queries": self.queries[v]} for v, m in sorted(self.per_video.items())},
         }

@@ -101,24 +101,22 @@ def from_cells(uv: np.ndarray, source_size: tuple[int, int], feat_size: tuple[in
     return ((np.asarray(uv, np.float64) + 0.5) * np.array([W / w, H / h]) - 0.5) / np.array([W, H])
 
 
-def _load(maps: FrameMaps, start: int, stop: int, channels: slice | None, device: str) -> torch.Tensor:
+def _load(maps: FrameMaps, start: int, stop: int, device: str) -> torch.Tensor:
     import torch
 
     part = maps[start:stop]
     x = part if isinstance(part, torch.Tensor) else torch.from_numpy(np.asarray(part))
-    if channels is not None:
-        x = x[:, channels]
     return x.to(device=device, dtype=torch.float32)
 
 
-def _load_frames(maps: FrameMaps, frames: np.ndarray, channels: slice | None, device: str) -> torch.Tensor:
+def _load_frames(maps: FrameMaps, frames: np.ndarray, device: str) -> torch.Tensor:
     """Stored frames ``frames`` (sorted): one slice when they are contiguous, else one read each."""
     import torch
 
     lo, hi = int(frames[0]), int(frames[-1]) + 1
     if hi - lo == len(frames):
-        return _load(maps, lo, hi, channels, device)
-    return torch.cat([_load(maps, int(s), int(s) + 1, channels, device) for s in frames])
+        return _load(maps, lo, hi, device)
+    return torch.cat([_load(maps, int(s), int(s) + 1, device) for s in frames])
 
 
 def _grid(uv: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -128,9 +126,7 @@ def _grid(uv: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.where(size > 1, np.asarray(uv) * 2 / np.maximum(size - 1, 1) - 1, 0.0)
 
 
-def descriptors(
-    maps: FrameMaps, stored: np.ndarray, uv: np.ndarray, channels: slice | None, device: str
-) -> torch.Tensor:
+def descriptors(maps: FrameMaps, stored: np.ndarray, uv: np.ndarray, device: str) -> torch.Tensor:
     """(Q, C) L2-normalised descriptors: map ``stored[i]`` bilinearly at cell coordinate ``uv[i]``."""
     import torch
     import torch.nn.functional as F
@@ -139,7 +135,7 @@ def descriptors(
     out: torch.Tensor | None = None
     for s in np.unique(stored):
         rows = np.flatnonzero(stored == s)
-        fmap = _load(maps, int(s), int(s) + 1, channels, device)  # (1, C, h, w)
+        fmap = _load(maps, int(s), int(s) + 1, device)  # (1, C, h, w)
         g = torch.as_tensor(_grid(uv[rows], h, w), dtype=torch.float32, device=device)
         d = F.grid_sample(
             fmap, g.view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=True
@@ -189,14 +185,12 @@ def track_points(
     source_size: tuple[int, int],
     cfg: TrackerConfig | None = None,
     key_maps: FrameMaps | None = None,
-    channels: slice | None = None,
     device: str = "cpu",
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> TrackResult:
     """Track Q queries (``query_frames`` (Q,) source frame indices, ``query_xy`` (Q, 2) normalised) through
     every source frame. ``query_maps`` (and ``key_maps``, default the same) are (S, C, h, w) stored maps;
-    ``frame_to_stored`` (F,) gives the stored index covering each source frame; ``channels`` keeps a channel
-    range (one attention head of a q/k block)."""
+    ``frame_to_stored`` (F,) gives the stored index covering each source frame."""
     import torch
 
     cfg = cfg or TrackerConfig()
@@ -205,7 +199,7 @@ def track_points(
     query_frames = np.asarray(query_frames, dtype=np.int64)
     query_xy = np.asarray(query_xy, dtype=np.float64).reshape(-1, 2)
     n_q, n_f = len(query_frames), len(f2s)
-    if tuple(keys.shape[-2:]) != tuple(query_maps.shape[-2:]) or keys.shape[0] != query_maps.shape[0]:
+    if tuple(keys.shape) != tuple(query_maps.shape):
         raise ConfigError(
             f"query maps {tuple(query_maps.shape)} and key maps {tuple(keys.shape)} differ in size"
         )
@@ -219,14 +213,14 @@ def track_points(
     needed = np.unique(f2s)  # stored frames some source frame reads
     uv_q = to_cells(query_xy, source_size, (h, w))
     with torch.no_grad():
-        desc = descriptors(query_maps, f2s[query_frames], uv_q, channels, device)
+        desc = descriptors(query_maps, f2s[query_frames], uv_q, device)
         n_c = desc.shape[1]
         per_frame, per_batch = chunk_sizes(n_q, len(needed), n_c, h * w, max_bytes)
         u_all = torch.empty(n_q, len(needed))
         v_all, s_all = torch.empty_like(u_all), torch.empty_like(u_all)
         for a in range(0, len(needed), per_frame):
             group = needed[a : a + per_frame]
-            kmaps = _load_frames(keys, group, channels, device)
+            kmaps = _load_frames(keys, group, device)
             kmaps = torch.nn.functional.normalize(kmaps.flatten(2), dim=1)  # (f, C, h*w)
             for b in range(0, n_q, per_batch):
                 sim = torch.einsum("qc,fcn->qfn", desc[b : b + per_batch], kmaps)

@@ -137,13 +137,6 @@ def test_chunking_does_not_change_results() -> None:
     np.testing.assert_allclose(as_tensor.xy, big.xy, atol=1e-6)
 
 
-def test_channel_slice_is_one_head() -> None:
-    c = random_case(1)
-    head = track_points(c["qmaps"], c["qf"], c["qxy"], c["f2s"], c["size"], channels=slice(2, 4))
-    alone = track_points(c["qmaps"][:, 2:4], c["qf"], c["qxy"], c["f2s"], c["size"])
-    np.testing.assert_allclose(head.xy, alone.xy, atol=1e-6)
-
-
 def test_cell_coordinates() -> None:
     # a 64-px-wide frame over 8 cells: pixel 3.5 is the centre of cell 0, pixel 11.5 of cell 1
     np.testing.assert_allclose(to_cells(np.array([[3.5 / 64, 0.0]]), (32, 64), (4, 8))[0, 0], 0.0)
