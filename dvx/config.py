@@ -103,6 +103,7 @@ class ExtractConfig:
     store: str
     timesteps: tuple[int, ...] | None = None  # None: the model's default (50 for diffusion, 0 for baselines)
     blocks: tuple[str, ...] | None = None  # None: every block
+    heads: tuple[int, ...] | None = None  # attention q/k blocks as these heads' blocks <name>.h<i>
     resolution: tuple[int, int] | None = None  # None: the model's default
     clip_len: int | None = None  # None: the model's native clip length (video models)
     frame_stride: int = 1
@@ -137,6 +138,8 @@ class ExtractConfig:
             raise ConfigError("--max-frames must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("--threads must be >= 1")
+        if self.heads is not None and (not self.heads or min(self.heads) < 0):
+            raise ConfigError("--heads must be head indices >= 0, e.g. 0,3")
         if not self.claim_ttl > 0:
             raise ConfigError("--claim-ttl must be > 0 seconds")
         if self.latent not in ("mean", "sample"):

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from dvx.config import ExtractConfig, parse_names, parse_resolution, parse_timesteps
+from dvx.config import ExtractConfig, parse_int_list, parse_names, parse_resolution, parse_timesteps
 
 
 @click.command(context_settings={"show_default": True})
@@ -26,7 +26,16 @@ from dvx.config import ExtractConfig, parse_names, parse_resolution, parse_times
     help="Comma-separated T on the DDPM scale 0..999 [default: 50; 0 for baselines].",
 )
 @click.option(
-    "--blocks", default=None, help="Comma-separated block names or globs (up.1,up.*) [default: every block]."
+    "--blocks",
+    default=None,
+    help="Comma-separated block names or globs (up.1,up.*) [default: every hidden-state block]. Attention "
+    "q/k blocks only when named, component-wise globs allowed: layer.*.attn1.q,up.1.s0.0.attn1.k.",
+)
+@click.option(
+    "--heads",
+    default=None,
+    help="Attention q/k blocks asked for in --blocks are stored per head, these heads only (0,3 stores "
+    "<name>.h0 and <name>.h3).",
 )
 @click.option("--resolution", default=None, help="HxW the frames are resized to [default: the model's].")
 @click.option(
@@ -91,6 +100,7 @@ def extract(
     store: str,
     timesteps: str | None,
     blocks: str | None,
+    heads: str | None,
     resolution: str | None,
     clip_len: int | None,
     frame_stride: int,
@@ -128,6 +138,7 @@ def extract(
         store=store,
         timesteps=parse_timesteps(timesteps) if timesteps else None,
         blocks=parse_names(blocks),
+        heads=parse_int_list(heads, "--heads") if heads else None,
         resolution=parse_resolution(resolution) if resolution else None,
         clip_len=clip_len,
         frame_stride=frame_stride,

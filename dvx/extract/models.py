@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dvx.extract import MODELS
+from dvx.extract.attention import AttentionLayer
 from dvx.extract.base import Backbone, ModelSpec, RunOptions
 
 
@@ -41,20 +42,35 @@ def load_backbone(spec: ModelSpec, run: RunOptions) -> Backbone:
     return backbone_class(spec.name).load(spec, run)
 
 
+def local_folder(name: str) -> tuple[type[Backbone], Path]:
+    """A registered model's class and local folder (tiny twins are built; real weights are never downloaded:
+    a hub model must already be in the local cache, else the hub raises)."""
+    spec = model_spec(name)
+    cls = backbone_class(name)
+    if spec.source.startswith("tiny:"):
+        return cls, cls.folder_for(spec)
+    if Path(spec.source).expanduser().is_dir():
+        return cls, Path(spec.source).expanduser()
+    from huggingface_hub import snapshot_download
+
+    return cls, Path(snapshot_download(spec.source, local_files_only=True))
+
+
 def block_names(name: str) -> list[str] | None:
     """Block names of a registered model from its config alone; None when its files are not available
     locally (real weights are never downloaded just to list them)."""
-    spec = model_spec(name)
     try:
-        cls = backbone_class(name)
-        if spec.source.startswith("tiny:"):
-            folder = cls.folder_for(spec)
-        elif Path(spec.source).expanduser().is_dir():
-            folder = Path(spec.source).expanduser()
-        else:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(spec.source, local_files_only=True))
+        cls, folder = local_folder(name)
         return cls.block_names_for(folder)
+    except Exception:
+        return None
+
+
+def attention_layers(name: str) -> list[AttentionLayer] | None:
+    """The attention layers whose q/k blocks a registered model can store (``<layer>.q``, ``<layer>.k``,
+    per head ``.h<i>``), from its config alone; None when its files are not available locally."""
+    try:
+        cls, folder = local_folder(name)
+        return cls.attention_layers_for(folder)
     except Exception:
         return None

@@ -274,7 +274,7 @@ def _run(
     # 2. the backbone
     run = run_options(cfg, rank.local_rank)
     backbone = load_backbone(spec, run)  # type: ignore[arg-type]
-    blocks = backbone.resolve_blocks(cfg.blocks)
+    blocks = backbone.resolve_blocks(cfg.blocks, cfg.heads)
     resolution = cfg.resolution or spec.resolution
     backbone.check_resolution(resolution)
     timesteps = cfg.timesteps or ((50,) if backbone.is_diffusion else (0,))

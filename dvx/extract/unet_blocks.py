@@ -2,8 +2,9 @@
 
 Blocks: ``down.N`` is the hidden-state output of ``down_blocks[N]`` (after its downsampler), ``mid`` the
 mid block's output and ``up.N`` the output of ``up_blocks[N]``, which is what DIFT's ``up_ft_index=N``
-means. A UNet family reads its unet and vae configs at construction (no weights) and loads the networks
-on first use.
+means. Attention q/k blocks (``up.1.s0.0.attn1.q``, ``down.2.t0.0.attn1.k``; dvx/extract/attention.py)
+come from the UNet's spatial and temporal self-attention layers. A UNet family reads its unet and vae
+configs at construction (no weights) and loads the networks on first use.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from dvx.extract.attention import AttentionLayer, layers_from_config
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions
 from dvx.extract.weights import digest_folder, resolve_folder
 
@@ -64,6 +66,14 @@ class UNetBackbone(DiffusionBackbone):
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
         return unet_block_modules(self.unet)
+
+    @classmethod
+    def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
+        return layers_from_config(folder / "unet")
+
+    def attention_root(self) -> nn.Module:
+        self.ensure_loaded()
+        return self.unet
 
     @property
     def resolution_multiple(self) -> int:

@@ -16,7 +16,8 @@ once the null conditioning is computed.
 
 ``layer.N`` is the image-token output of ``transformer_blocks[N]`` (a JointTransformerBlock returns
 ``(context, image)`` tokens; the last block is ``context_pre_only`` and returns ``(None, image)``),
-reshaped to (C, H/16, W/16) (VAE factor 8 x patch 2).
+reshaped to (C, H/16, W/16) (VAE factor 8 x patch 2). ``layer.N.attn.q`` / ``.k``: the image-token part
+of block N's joint-attention query/key (dvx/extract/attention.py), in the same layout.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from dvx.errors import ConfigError
+from dvx.extract.attention import AttentionLayer, layers_from_config
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
 from dvx.extract.noise import flow_add_noise, flow_noise_fields, flow_noise_level
 from dvx.extract.tokens import tokens_to_maps
@@ -174,6 +176,14 @@ class SD3Backbone(DiffusionBackbone):
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
         return {f"layer.{i}": m for i, m in enumerate(self.transformer.transformer_blocks)}
+
+    @classmethod
+    def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
+        return layers_from_config(folder / "transformer")
+
+    def attention_root(self) -> nn.Module:
+        self.ensure_loaded()
+        return self.transformer
 
     def block_selectors(self) -> dict[str, Callable[[Any], torch.Tensor]]:
         # JointTransformerBlock -> (context tokens or None, image tokens)

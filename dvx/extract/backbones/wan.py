@@ -17,7 +17,9 @@ timestep ``1000 sigma``.
 Conditioning: the empty prompt through UMT5 as ``WanPipeline.encode_prompt`` computes it (the pipeline
 class is instantiated with the text components only), 512 tokens: the hidden states of the real tokens,
 zeros after them. The text encoder is dropped once computed. ``layer.N`` is the token output of
-``blocks[N]`` reshaped to (F', C, H/16, W/16) (VAE factor 8 x patch 2; F' = latent frames / patch_t).
+``blocks[N]`` reshaped to (F', C, H/16, W/16) (VAE factor 8 x patch 2; F' = latent frames / patch_t);
+``layer.N.attn1.q`` / ``.k`` the self-attention query/key after its RMSNorm and 3-D rotary embedding
+(dvx/extract/attention.py), in the same layout.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from torch import nn
 
 from dvx.errors import ConfigError
+from dvx.extract.attention import AttentionLayer, layers_from_config
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
 from dvx.extract.noise import flow_add_noise, flow_noise_fields, flow_noise_level
 from dvx.extract.tokens import tokens_to_maps
@@ -167,6 +170,14 @@ class WanBackbone(DiffusionBackbone):
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
         return {f"layer.{i}": m for i, m in enumerate(self.transformer.blocks)}
+
+    @classmethod
+    def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
+        return layers_from_config(folder / "transformer")
+
+    def attention_root(self) -> nn.Module:
+        self.ensure_loaded()
+        return self.transformer
 
     @property
     def resolution_multiple(self) -> int:
