@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BYTES = 512 * 2**20
 # float32 workspace per similarity value: the scores, the max/argmax and the window gathers
 _SIM_BYTES = 4 * 3
-# float32 bytes per key feature value held on the device: the chunk and its normalised copy
+# float32 bytes per key feature value held on the device (the chunk; its cast from float16 on the way)
 _KEY_BYTES = 4 * 2
 
 
@@ -220,10 +220,11 @@ def track_points(
         v_all, s_all = torch.empty_like(u_all), torch.empty_like(u_all)
         for a in range(0, len(needed), per_frame):
             group = needed[a : a + per_frame]
-            kmaps = _load_frames(keys, group, device)
-            kmaps = torch.nn.functional.normalize(kmaps.flatten(2), dim=1)  # (f, C, h*w)
+            kmaps = _load_frames(keys, group, device).flatten(2)  # (f, C, h*w)
+            # cosine = dot / |key|: dividing the dots is cheaper than a normalised copy of the keys
+            inv_norm = 1.0 / torch.linalg.vector_norm(kmaps, dim=1).clamp_min(1e-12)  # (f, h*w)
             for b in range(0, n_q, per_batch):
-                sim = torch.einsum("qc,fcn->qfn", desc[b : b + per_batch], kmaps)
+                sim = torch.einsum("qc,fcn->qfn", desc[b : b + per_batch], kmaps) * inv_norm
                 u, v, best = _locate(sim, w, h, cfg)
                 sl = slice(a, a + len(group))
                 u_all[b : b + per_batch, sl] = u.cpu()
