@@ -228,3 +228,11 @@ def test_extract_stores_qk_and_head_blocks(tmp_path: Path) -> None:
     assert group.read("synth_000000", 50, "layer.1.attn1.q.h1").shape == (3, 12, 4, 4)
     with pytest.raises(ConfigError, match="--heads must be"):
         ExtractConfig(model="m", dataset="d", data_root=".", store=".", heads=(-1,))
+
+
+def test_a_layer_map_has_its_block_input_size() -> None:
+    """docs/models.md: attention runs before a block's up/downsampler, at the block's input size."""
+    bb = load_backbone(model_spec("tiny-sd"), RunOptions())
+    names = ["up.2", "up.2.s0.0.attn1.q", "down.1", "down.1.s0.0.attn1.k"]
+    got = bb.features(frames(1, 128, 128), [50], names, seed_fn, ensemble=1)[50]
+    assert [tuple(got[n].shape[-2:]) for n in names] == [(16, 16), (8, 8), (4, 4), (8, 8)]
