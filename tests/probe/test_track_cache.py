@@ -84,3 +84,36 @@ def test_a_block_not_in_the_cache_is_a_cache_miss(cached: tuple[Path, RecipeGrou
     world, group = cached
     with pytest.raises(CacheMissError, match=r"block\(s\) up\.1"):
         track_from_cache(group, SyntheticWorld(world), 50, "up.1")
+
+
+def test_query_key_tracking_from_cached_wan_attention(tmp_path: Path) -> None:
+    """DiffTrack's setting end to end: a Wan self-attention q/k pair extracted to the store (time
+    compressed: one stored map per 4 frames) and tracked query-to-key; the files score the same."""
+    world = tmp_path / "world"
+    write_world(SynthConfig(out=world, videos=1, frames=9, height=32, width=32, seed=5))
+    cfg = ExtractConfig(
+        model="tiny-wan",
+        dataset="synthetic",
+        data_root=str(world),
+        store=str(tmp_path / "store"),
+        timesteps=(50,),
+        blocks=("layer.2.attn1.*",),
+        resolution=(64, 64),
+        progress=False,
+    )
+    run_extract(cfg, log=lambda _: None)
+    [group] = FeatureStore.open(str(tmp_path / "store"), mode="r").groups()
+    assert group.read("synth_000000", 50, "layer.2.attn1.q").shape[0] == 3  # 9 frames -> 3 latent frames
+    run = track_from_cache(
+        group,
+        SyntheticWorld(world),
+        50,
+        "layer.2.attn1.q",
+        key_block="layer.2.attn1.k",
+        out=tmp_path / "pred",
+    )
+    rec = run.record()
+    assert rec["matching"] == "query-key" and rec["n_queries"] > 0
+    scored = run_tapvid_eval(TapvidEvalConfig(pred=tmp_path / "pred", gt=world))
+    for k in METRICS:
+        assert same(scored[k], rec[k]), k
