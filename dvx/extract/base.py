@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from dvx.errors import ConfigError, UnknownNameError
-from dvx.extract.attention import AttentionIndex, AttentionLayer, capture_qk
+from dvx.extract.attention import AttentionIndex, AttentionLayer, capture_qk, layers_from_config
 from dvx.extract.hooks import capture, run_until_stop
 from dvx.extract.noise import seeded_noise
 from dvx.registry import did_you_mean
@@ -70,6 +70,9 @@ class Backbone(ABC):
     family: ClassVar[str]
     is_video: ClassVar[bool] = False
     is_diffusion: ClassVar[bool] = True
+    #: the diffusers denoiser's subfolder, also the attribute it is loaded as ("unet", "transformer"), whose
+    #: self-attention q/k can be stored; None: the family has no attention q/k blocks
+    denoiser: ClassVar[str | None] = None
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         """Read configs only (cheap): a cache hit never loads weights. Modules load on first use."""
@@ -117,9 +120,10 @@ class Backbone(ABC):
 
     @classmethod
     def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
-        """Self-attention layers whose q/k can be stored (dvx/extract/attention.py), from the model's config
-        alone; none unless a family overrides it. Their blocks are ``<layer>.q`` / ``<layer>.k``."""
-        return []
+        """Self-attention layers whose q/k can be stored (dvx/extract/attention.py), from the config of the
+        denoiser in ``folder/<denoiser>`` alone; none for families without a ``denoiser``. Their blocks are
+        ``<layer>.q`` / ``<layer>.k``."""
+        return layers_from_config(folder / cls.denoiser) if cls.denoiser else []
 
     @cached_property
     def attention_index(self) -> AttentionIndex:
@@ -128,7 +132,10 @@ class Backbone(ABC):
 
     def attention_root(self) -> nn.Module:
         """The loaded denoiser whose submodules the attention layers' paths name."""
-        raise NotImplementedError(f"{self.spec.name} has no attention q/k blocks")
+        if not self.denoiser:
+            raise ConfigError(f"{self.spec.name} has no attention q/k blocks")
+        self.ensure_loaded()
+        return getattr(self, self.denoiser)
 
     @abstractmethod
     def block_modules(self) -> dict[str, nn.Module]:

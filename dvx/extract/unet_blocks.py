@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from dvx.extract.attention import AttentionLayer, layers_from_config
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions
 from dvx.extract.weights import digest_folder, resolve_folder
 
@@ -46,6 +45,7 @@ class UNetBackbone(DiffusionBackbone):
     tiny_name: ClassVar[str]
     build_tiny: ClassVar[Callable[[Path], None]]
 
+    denoiser = "unet"
     unet: nn.Module
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
@@ -66,14 +66,6 @@ class UNetBackbone(DiffusionBackbone):
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
         return unet_block_modules(self.unet)
-
-    @classmethod
-    def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
-        return layers_from_config(folder / "unet")
-
-    def attention_root(self) -> nn.Module:
-        self.ensure_loaded()
-        return self.unet
 
     @property
     def resolution_multiple(self) -> int:

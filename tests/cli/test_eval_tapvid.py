@@ -7,19 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dvx.cli import main
+from tests.cli.test_eval import _run
 from tests.data.tapvid_fixtures import example, write_davis
 from tests.probe.test_evaluate_tapvid import write_exact
-
-
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_json_and_table(tmp_path: Path, capsys) -> None:

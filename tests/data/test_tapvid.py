@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dvx.config import ExtractConfig
 from dvx.data import open_dataset
 from dvx.data.synthetic import SynthConfig, SyntheticWorld, write_world
 from dvx.data.tapvid import TapVidDavis, TapVidKinetics, TapVidRgbStacking, detect, export_tapvid_davis
 from dvx.errors import CorruptVideoError, DataError
-from tests.data.tapvid_fixtures import example, write_davis, write_kinetics, write_rgb_stacking
+from tests.conftest import extract_tiny
+from tests.data.tapvid_fixtures import (
+    example,
+    kinetics_example,
+    write_davis,
+    write_kinetics,
+    write_rgb_stacking,
+)
 
 
 @pytest.fixture
@@ -72,8 +78,6 @@ def test_kinetics_shards_of_jpeg_frames(tmp_path: Path, rng: np.random.Generator
 
 
 def test_kinetics_shard_holding_a_dict(tmp_path: Path, rng: np.random.Generator) -> None:
-    from tests.data.tapvid_fixtures import kinetics_example
-
     with open(tmp_path / "0000_of_0001.pkl", "wb") as f:
         pickle.dump({"clip_a": kinetics_example(example(rng, 2, (8, 8), 1))}, f)
     assert [r.id for r in TapVidKinetics(tmp_path).videos()] == ["clip_a"]
@@ -139,23 +143,9 @@ def test_synthetic_export_reads_back_as_tapvid_davis(world: SyntheticWorld, tmp_
 
 
 def test_extract_from_tapvid_goes_through_the_store(tmp_path: Path, rng: np.random.Generator) -> None:
-    from dvx.extract.runner import run_extract
-    from dvx.store.root import FeatureStore
-
     root = write_davis(tmp_path / "data", {"bear": example(rng, 3, (20, 30), 2)})
-    cfg = ExtractConfig(
-        model="tiny-sd",
-        dataset="tapvid-davis",
-        data_root=str(root),
-        store=str(tmp_path / "store"),
-        timesteps=(50,),
-        blocks=("up.2",),
-        resolution=(64, 64),
-        progress=False,
-    )
-    report = run_extract(cfg, log=lambda _: None)
+    report, group = extract_tiny("tiny-sd", "tapvid-davis", root, tmp_path / "store", ("up.2",))
     assert report.computed == ["bear"]
-    [group] = FeatureStore.open(str(tmp_path / "store"), mode="r").groups()
     commit = group.index().latest("bear")
     assert list(commit.frame_names) == ["00000", "00001", "00002"]
     assert [list(m) for m in commit.time_map] == [[0], [1], [2]]

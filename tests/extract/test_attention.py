@@ -17,8 +17,7 @@ from dvx.errors import ConfigError, UnknownNameError
 from dvx.extract.attention import AttentionLayer, is_self_attention, name_layers
 from dvx.extract.base import Backbone, RunOptions
 from dvx.extract.models import attention_layers, load_backbone, model_spec
-from dvx.extract.runner import run_extract
-from dvx.store.root import FeatureStore
+from tests.conftest import extract_tiny
 from tests.extract.backbone_checks import frames, seed_fn
 
 CLIPS = {"tiny-svd": 14, "tiny-modelscope": 16, "tiny-wan": 9, "tiny-sd": 2, "tiny-sd3": 2}
@@ -211,20 +210,10 @@ def test_capture_without_torch_sdpa_is_a_one_line_error() -> None:
 def test_extract_stores_qk_and_head_blocks(tmp_path: Path) -> None:
     world = tmp_path / "world"
     write_world(SynthConfig(out=world, videos=1, frames=9, height=32, width=32, seed=0))
-    cfg = ExtractConfig(
-        model="tiny-wan",
-        dataset="synthetic",
-        data_root=str(world),
-        store=str(tmp_path / "store"),
-        timesteps=(50,),
-        blocks=("layer.1", "layer.1.attn1.*"),
-        heads=(1,),
-        resolution=(64, 64),
-        progress=False,
+    report, group = extract_tiny(
+        "tiny-wan", "synthetic", world, tmp_path / "store", ("layer.1", "layer.1.attn1.*"), heads=(1,)
     )
-    report = run_extract(cfg, log=lambda _: None)
     assert report.blocks == ("layer.1", "layer.1.attn1.q.h1", "layer.1.attn1.k.h1")
-    [group] = FeatureStore.open(str(tmp_path / "store"), mode="r").groups()
     assert group.read("synth_000000", 50, "layer.1.attn1.q.h1").shape == (3, 12, 4, 4)
     with pytest.raises(ConfigError, match="--heads must be"):
         ExtractConfig(model="m", dataset="d", data_root=".", store=".", heads=(-1,))

@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, SyntheticWorld, write_world
 from dvx.data.tapvid import TapVidDavis, export_tapvid_davis
 from dvx.errors import CacheMissError
-from dvx.extract.runner import run_extract
 from dvx.probe.evaluate_tapvid import TapvidEvalConfig, run_tapvid_eval
 from dvx.probe.tapvid_io import read_prediction
 from dvx.probe.tapvid_metrics import METRICS
 from dvx.probe.track_cache import TrackingSettings, track_from_cache
 from dvx.probe.tracking import TrackerConfig
 from dvx.store.group import RecipeGroup
-from dvx.store.root import FeatureStore
+from tests.conftest import extract_tiny
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +26,7 @@ def cached(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RecipeGroup]
     root = tmp_path_factory.mktemp("track-cache")
     world = root / "world"
     write_world(SynthConfig(out=world, videos=3, frames=5, height=48, width=64, seed=4))
-    cfg = ExtractConfig(
-        model="tiny-sd",
-        dataset="synthetic",
-        data_root=str(world),
-        store=str(root / "store"),
-        timesteps=(50,),
-        blocks=("up.2", "up.3"),
-        resolution=(64, 64),
-        progress=False,
-    )
-    run_extract(cfg, log=lambda _: None)
-    [group] = FeatureStore.open(str(root / "store"), mode="r").groups()
+    _, group = extract_tiny("tiny-sd", "synthetic", world, root / "store", ("up.2", "up.3"))
     return world, group
 
 
@@ -91,18 +78,7 @@ def test_query_key_tracking_from_cached_wan_attention(tmp_path: Path) -> None:
     compressed: one stored map per 4 frames) and tracked query-to-key; the files score the same."""
     world = tmp_path / "world"
     write_world(SynthConfig(out=world, videos=1, frames=9, height=32, width=32, seed=5))
-    cfg = ExtractConfig(
-        model="tiny-wan",
-        dataset="synthetic",
-        data_root=str(world),
-        store=str(tmp_path / "store"),
-        timesteps=(50,),
-        blocks=("layer.2.attn1.*",),
-        resolution=(64, 64),
-        progress=False,
-    )
-    run_extract(cfg, log=lambda _: None)
-    [group] = FeatureStore.open(str(tmp_path / "store"), mode="r").groups()
+    _, group = extract_tiny("tiny-wan", "synthetic", world, tmp_path / "store", ("layer.2.attn1.*",))
     assert group.read("synth_000000", 50, "layer.2.attn1.q").shape[0] == 3  # 9 frames -> 3 latent frames
     run = track_from_cache(
         group,

@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from dvx.errors import ConfigError
-from dvx.extract.attention import AttentionLayer, layers_from_config
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
 from dvx.extract.noise import flow_add_noise, flow_noise_fields, flow_noise_level
 from dvx.extract.tokens import tokens_to_maps
@@ -132,6 +131,7 @@ def build_tiny(folder: Path) -> None:
 
 class SD3Backbone(DiffusionBackbone):
     family = "sd3"
+    denoiser = "transformer"
     is_video = False
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
@@ -176,14 +176,6 @@ class SD3Backbone(DiffusionBackbone):
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
         return {f"layer.{i}": m for i, m in enumerate(self.transformer.transformer_blocks)}
-
-    @classmethod
-    def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
-        return layers_from_config(folder / "transformer")
-
-    def attention_root(self) -> nn.Module:
-        self.ensure_loaded()
-        return self.transformer
 
     def block_selectors(self) -> dict[str, Callable[[Any], torch.Tensor]]:
         # JointTransformerBlock -> (context tokens or None, image tokens)

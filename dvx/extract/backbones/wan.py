@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from dvx.errors import ConfigError
-from dvx.extract.attention import AttentionLayer, layers_from_config
 from dvx.extract.base import DiffusionBackbone, ModelSpec, RunOptions, SeedFn
 from dvx.extract.noise import flow_add_noise, flow_noise_fields, flow_noise_level
 from dvx.extract.tokens import tokens_to_maps
@@ -112,6 +111,7 @@ def flow_shift(scheduler_config: dict[str, Any], name: str) -> float:
 
 class WanBackbone(DiffusionBackbone):
     family = "wan"
+    denoiser = "transformer"
     is_video = True
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
@@ -170,14 +170,6 @@ class WanBackbone(DiffusionBackbone):
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
         return {f"layer.{i}": m for i, m in enumerate(self.transformer.blocks)}
-
-    @classmethod
-    def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
-        return layers_from_config(folder / "transformer")
-
-    def attention_root(self) -> nn.Module:
-        self.ensure_loaded()
-        return self.transformer
 
     @property
     def resolution_multiple(self) -> int:
