@@ -30,6 +30,7 @@ from dvx.registry import did_you_mean
 _HEADS_NEED_ATTENTION = (
     "--heads keeps heads of attention q/k blocks; ask for some with --blocks, e.g. 'layer.*.attn1.q'"
 )
+
 #: seed_fn(item, t, member) -> seed; item = frame index (image models) or clip index (video models)
 SeedFn = Callable[[int, int, int], int]
 #: per T, per block: (stored frames of the unit, C, h, w) float32 on CPU
@@ -231,12 +232,11 @@ class Backbone(ABC):
         modules = self.block_modules()
         order = list(modules)
         hidden = [b for b in blocks if b in modules]
-        attention = [self.attention_index.parse(b) for b in blocks if b not in modules]
-        if None in attention:
-            raise UnknownNameError(
-                f"model {self.spec.name!r} has no block(s) {[b for b in blocks if b not in modules]}"
-            )
-        attention_blocks = [a for a in attention if a is not None]
+        parsed = {b: self.attention_index.parse(b) for b in blocks if b not in modules}
+        unknown = [b for b, a in parsed.items() if a is None]
+        if unknown:
+            raise UnknownNameError(f"model {self.spec.name!r} has no block(s) {', '.join(unknown)}")
+        attention_blocks = [a for a in parsed.values() if a is not None]
         deepest = max([*hidden, *(a.layer.owner for a in attention_blocks)], key=order.index)
         hooked = {b: modules[b] for b in [*hidden, deepest]}
         with ExitStack() as stack:

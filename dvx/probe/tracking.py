@@ -203,6 +203,8 @@ def track_points(
         raise ConfigError(
             f"query maps {tuple(query_maps.shape)} and key maps {tuple(keys.shape)} differ in size"
         )
+    if n_f and (f2s.min() < 0 or f2s.max() >= query_maps.shape[0]):
+        raise ConfigError(f"frame_to_stored must index the {query_maps.shape[0]} stored maps")
     if n_q and (query_frames.min() < 0 or query_frames.max() >= n_f):
         raise ConfigError(f"query frames must lie in 0..{n_f - 1}")
     h, w = (int(v) for v in query_maps.shape[-2:])

@@ -153,6 +153,10 @@ def test_bad_settings_are_one_line_errors() -> None:
     with pytest.raises(ConfigError, match="cosine"):
         TrackerConfig(occlusion_threshold=2)
     c = random_case(0)
+    with pytest.raises(ConfigError, match="must index the 4 stored maps"):
+        track_points(c["qmaps"], c["qf"], c["qxy"], np.arange(6), c["size"])
+    with pytest.raises(ConfigError, match="differ in size"):
+        track_points(c["qmaps"], c["qf"], c["qxy"], c["f2s"], c["size"], key_maps=c["kmaps"][:, :3])
     with pytest.raises(ConfigError, match="query frames"):
         track_points(c["qmaps"], np.array([9]), c["qxy"][:1], c["f2s"], c["size"])
 
