@@ -9,9 +9,10 @@ normalised by the frame size and ``occluded`` (N, F) bool (tapnet ``tapvid/READM
 - ``tapvid-rgb-stacking``: ``tapvid_rgb_stacking.pkl``, a *list* of examples of the same form (no names:
   video ids are ``rgb_stacking_000``, ``rgb_stacking_001``, ... by list position);
 - ``tapvid-kinetics``: pickle shards ``NNNN_of_MMMM.pkl`` (tapnet's reader globs ``*_of_0010.pkl``), each a
-  list of examples (a dict's values in order, as tapnet reads them) whose ``video`` is an array of
+  list of examples (or a dict, whose values tapnet reads in order) whose ``video`` is an array of
   **JPEG-encoded frames** (bytes, as ``generate_tapvid.py`` writes them at 25 fps, at most 250) and
-  ``points`` float64. Video ids are ``<shard stem>_<position>`` (``0000_of_0010_0003``).
+  ``points`` float64. Video ids are ``<shard stem>_<position>`` (``0000_of_0010_0003``), a dict's keys
+  where a shard is a dict.
 
 Frames come from the pickle at their stored size (DAVIS and RGB-Stacking ship 256x256, Kinetics its
 original size); extraction resizes them to the model's resolution like any dataset. Point coordinates
@@ -46,6 +47,7 @@ _ALLOWED = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("collections", "OrderedDict"),
+    ("_codecs", "encode"),  # how pickle protocol 2 writes bytes (an array's buffer)
     *((f"numpy.{c}.multiarray", name) for c in ("core", "_core") for name in ("_reconstruct", "scalar")),
     *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
 }

@@ -83,6 +83,20 @@ def test_kinetics_shard_holding_a_dict(tmp_path: Path, rng: np.random.Generator)
     assert [r.id for r in TapVidKinetics(tmp_path).videos()] == ["clip_a"]
 
 
+@pytest.mark.parametrize(
+    ("protocol", "core"),
+    # numpy 1.x wrote numpy.core.*: renamed in the text of protocols 2/3 (GLOBAL opcodes are plain lines;
+    # protocols 4/5 prefix names with their length, so their bytes are left as numpy 2 wrote them)
+    [(2, "numpy.core"), (3, "numpy.core"), (2, "numpy._core"), (4, "numpy._core"), (5, "numpy._core")],
+)
+def test_pickle_protocols_and_numpy_versions(tmp_path: Path, protocol: int, core: str) -> None:
+    ex = example(np.random.default_rng(1), 2, (4, 4), 3)
+    data = pickle.dumps({"v": ex}, protocol=protocol).replace(b"numpy._core.", core.encode() + b".")
+    (tmp_path / "tapvid_davis.pkl").write_bytes(data)
+    ds = TapVidDavis(tmp_path)
+    np.testing.assert_array_equal(ds.point_tracks(ds.videos()[0]).points, ex["points"])
+
+
 class _Evil:
     def __reduce__(self) -> tuple:
         return (os.system, ("echo pwned",))
