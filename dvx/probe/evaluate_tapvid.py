@@ -12,7 +12,6 @@ in-memory predictions with it, so scoring the files it writes reproduces its num
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +127,8 @@ def run_tapvid_eval(cfg: TapvidEvalConfig) -> dict[str, Any]:
 def format_tapvid_table(record: dict[str, Any]) -> str:
     """One row per video (AJ, delta_avg, OA, queries), then the means over videos."""
 
-    def fmt(v: float) -> str:
-        return "-" if math.isnan(v) else f"{v:.4f}"
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
 
     rows = [("video", "AJ", "delta_avg", "OA", "queries")]
     for video, m in record["per_video"].items():

@@ -22,7 +22,7 @@ Exactly ``google-deepmind/tapnet`` ``tapvid/evaluation_datasets.py`` (``sample_q
 
 Deviation: a per-video figure whose denominator is 0 (no visible scored pair; no query at all) is NaN, as
 the reference's 0/0 is; the dataset mean is then taken over the videos where it is defined (the reference
-would report NaN) and ``undefined`` counts the videos left out.
+would report NaN) and ``undefined`` counts the videos left out. Records write undefined figures as None.
 """
 
 from __future__ import annotations
@@ -170,14 +170,21 @@ class TapVidScores:
         return out
 
     def record(self) -> dict[str, Any]:
+        """Means and per-video figures; an undefined figure is None (JSON null), never NaN."""
         undefined = {k: n for k in METRICS if (n := sum(math.isnan(v[k]) for v in self.per_video.values()))}
         return {
-            **self.means(),
+            **_nulls(self.means()),
             "query_mode": self.mode,
             "thresholds": list(THRESHOLDS),
             "raster": [RASTER, RASTER],
             "n_videos": len(self.per_video),
             "n_queries": sum(self.queries.values()),
             "undefined": undefined,
-            "per_video": {v: {**m, "n_queries": self.queries[v]} for v, m in sorted(self.per_video.items())},
+            "per_video": {
+                v: {**_nulls(m), "n_queries": self.queries[v]} for v, m in sorted(self.per_video.items())
+            },
         }
+
+
+def _nulls(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: None if math.isnan(v) else v for k, v in metrics.items()}

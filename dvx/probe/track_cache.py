@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import zarr
+from typing import TYPE_CHECKING, Any
 
 from dvx.data.base import VideoDataset, VideoRef
 from dvx.errors import StoreError
@@ -29,6 +27,9 @@ from dvx.probe.tapvid_metrics import QUERY_STRIDE, TapVidScores, check_mode, sam
 from dvx.probe.tasks.propagation_common import frame_index
 from dvx.probe.tracking import DEFAULT_MAX_BYTES, TrackerConfig, track_points
 from dvx.store.group import RecipeGroup
+
+if TYPE_CHECKING:
+    import zarr
 
 
 @dataclass(frozen=True)

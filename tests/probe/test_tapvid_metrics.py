@@ -109,6 +109,7 @@ def test_undefined_figures_are_nan_and_left_out_of_the_means() -> None:
     scores.add("good", dict.fromkeys(METRICS, 0.5), 3)
     rec = scores.record()
     assert rec["AJ"] == 0.5 and rec["OA"] == 0.75 and rec["undefined"]["AJ"] == 1
+    assert rec["per_video"]["empty"]["AJ"] is None and rec["per_video"]["empty"]["OA"] == 1.0
     assert rec["n_videos"] == 2 and rec["n_queries"] == 4 and rec["per_video"]["good"]["n_queries"] == 3
 
 
