@@ -127,6 +127,7 @@ def test_qk_blocks_equal_a_reference_from_the_module_weights(backbone: Backbone)
         torch.testing.assert_close(stored_k, expected_map(k, layer, n_frames, h, w), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny-svd", "tiny-wan"])
 def test_capture_adds_no_forward_and_leaves_hidden_states_alone(name: str) -> None:
     bb = load_backbone(model_spec(name), RunOptions())

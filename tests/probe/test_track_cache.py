@@ -33,6 +33,7 @@ def same(a: float | None, b: float | None) -> bool:
     return a == b  # records write an undefined figure as None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["first", "strided"])
 def test_scoring_the_written_files_reproduces_the_run(
     cached: tuple[Path, RecipeGroup], tmp_path: Path, mode: str
@@ -72,6 +73,7 @@ def test_a_block_not_in_the_cache_is_a_cache_miss(cached: tuple[Path, RecipeGrou
         track_from_cache(group, SyntheticWorld(world), 50, "up.1")
 
 
+@pytest.mark.slow
 def test_query_key_tracking_from_cached_wan_attention(tmp_path: Path) -> None:
     """DiffTrack's setting end to end: a Wan self-attention q/k pair extracted to the store (time
     compressed: one stored map per 4 frames) and tracked query-to-key; the files score the same."""
