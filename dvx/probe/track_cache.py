@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 class TrackingSettings:
     """What determines a tracking result besides the features: the query protocol and the tracker."""
 
-    query_mode: str = "first"
-    query_stride: int = QUERY_STRIDE
+    query_mode: str = "first"  # strided queries are every QUERY_STRIDE (5) frames, as TAP-Vid's
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -46,7 +45,7 @@ class TrackingSettings:
     def record(self) -> dict[str, Any]:
         return {
             "query_mode": self.query_mode,
-            "query_stride": self.query_stride if self.query_mode == "strided" else None,
+            "query_stride": QUERY_STRIDE if self.query_mode == "strided" else None,
             **self.tracker.settings(),
             "protocol": "tap-vid (tapnet evaluation_datasets.py), zero-shot feature matching",
         }
@@ -113,7 +112,7 @@ def track_from_cache(
     run = TrackingRun(t, block, key_block, settings, TapVidScores(settings.query_mode))
     for ref in refs:
         tracks = dataset.point_tracks(ref)
-        queries = sample_queries(tracks, settings.query_mode, settings.query_stride)
+        queries = sample_queries(tracks, settings.query_mode)
         commit = group.commit_for(ref.id, t, block)
         result = track_points(
             stored_maps(group, ref.id, t, block),
