@@ -58,8 +58,9 @@ def _say(msg: str) -> None:
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     from dvx.data.synthetic import SynthConfig, write_world
     from dvx.extract.runner import run_extract
-    from dvx.probe.runner import run_probe, table
+    from dvx.probe.runner import run_probe
     from dvx.report.runner import ReportConfig, run_report
+    from dvx.results import Grid
     from dvx.store.inventory import summarize
     from dvx.store.root import FeatureStore
 
@@ -122,7 +123,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
             out=str(work / "probes"),
             device="cpu",
             progress=False,
-            options=tuple(sorted(opts.items())),
+            options=opts,
         )
         return run_probe(pcfg, log=lambda _: None)
 
@@ -132,7 +133,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     for m in cfg.models:
         recs = probe("synthetic-propagation", m, m.dense_blocks, m.timesteps, preset="dino")
         say(f"   {m.name}:")
-        for line in table(recs, "JF_mean").splitlines():
+        for line in Grid.of(recs).render().splitlines():
             say(f"     {line}")
         for line in baseline_lines(recs):
             say(f"     {line}")

@@ -10,15 +10,20 @@ from pathlib import Path
 import pytest
 
 from dvx.errors import ConfigError
-from dvx.probe.results import ResultRecord, ResultsDir
+from dvx.results import ResultRecord, ResultsDir
 from dvx.report.runner import ReportConfig, run_report
 from dvx.report.tables import grids, table2, table2_markdown
 
 STORE = "/data/cache"
 
 
+MAIN = {"hmdb51": ("top1", True), "cityscapes-depth": ("depth_mErr", False), "cityscapes-seg": ("mIoU", True)}
+
+
 def rec(model: str, task: str, t: int, block: str, recipe: str = "a" * 64, **metrics: float) -> ResultRecord:
     return ResultRecord(
+        main_metric=MAIN[task][0],
+        higher_is_better=MAIN[task][1],
         task=task,
         model=model,
         recipe=recipe,
@@ -51,7 +56,7 @@ def test_a_task_on_two_datasets_gets_a_column_and_a_grid_per_dataset() -> None:
     assert t.columns == [("cityscapes-seg@cityscapes", "mIoU"), ("cityscapes-seg@synthetic-layout", "mIoU")]
     assert t.best[("svd", "cityscapes-seg@cityscapes")].metrics["mIoU"] == 0.41
     gs = grids([replace(real, dataset="cityscapes"), newer_synth])
-    assert [(g.task, g.values) for g in gs] == [
+    assert [(g.task, g.grid.values) for g in gs] == [
         ("cityscapes-seg@cityscapes", [[0.41]]),
         ("cityscapes-seg@synthetic-layout", [[0.93]]),
     ]
@@ -77,8 +82,8 @@ def test_table2_takes_each_models_best_record_by_the_tasks_main_metric() -> None
 
 def test_grids_are_t_by_block_of_the_main_metric() -> None:
     g = next(g for g in grids(RECORDS) if g.label == "svd" and g.task == "hmdb51")
-    assert (g.metric, g.timesteps, g.blocks) == ("top1", [0, 50], ["up.1", "up.2"])
-    assert g.values == [[0.60, None], [0.64, 0.34]]
+    assert (g.grid.metric, g.grid.timesteps, g.grid.blocks) == ("top1", [0, 50], ["up.1", "up.2"])
+    assert g.grid.values == [[0.60, None], [0.64, 0.34]]
 
 
 def test_report_writes_markdown_csv_and_one_heatmap_per_model_and_task(tmp_path: Path) -> None:
@@ -120,7 +125,7 @@ def test_no_records_is_one_clear_error(tmp_path: Path) -> None:
 def test_records_of_a_store_normalise_its_location_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dvx.probe.results as results_mod
+    import dvx.results as results_mod
 
     results = ResultsDir(tmp_path / "results")
     for r in RECORDS:
