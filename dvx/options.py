@@ -133,8 +133,8 @@ def click_params(cls: type, defaults: Mapping[str, Any] | None = None) -> list[c
                 kwargs["type"] = base
             else:
                 raise TypeError(f"{cls.__name__}.{f.name}: type {tp} needs parse= to be read from text")
-            if not required:
-                kwargs["default"] = default
+            if not required:  # a parsed field's default is the dataclass's (click passes None: not given)
+                kwargs["default"] = None if spec.parse is not None else default
                 kwargs["show_default"] = default is not None and spec.parse is None
         params.append(click.Option([flag_of(f), f.name], **kwargs))
     return params
@@ -148,8 +148,11 @@ def from_cli(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
         if f.name not in values:
             continue
         value, spec = values[f.name], spec_of(f)
-        if spec.parse is not None and isinstance(value, str):
-            value = spec.parse(value)
+        if spec.parse is not None:
+            if value is None:
+                continue  # not given: the dataclass default
+            if isinstance(value, str):
+                value = spec.parse(value)
         out[f.name] = value
     return out
 

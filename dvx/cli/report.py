@@ -19,5 +19,9 @@ def run(**values: Any) -> None:
 
 
 report = click.Command(
-    "report", callback=run, params=click_params(ReportConfig), help=run.__doc__, context_settings={"show_default": True}
+    "report",
+    callback=run,
+    params=click_params(ReportConfig),
+    help=run.__doc__,
+    context_settings={"show_default": True},
 )

@@ -16,9 +16,9 @@ from dvx.cli import main
 from dvx.config import ProbeConfig
 from dvx.data.base import VideoRef
 from dvx.probe import TASKS
-from dvx.results import ResultRecord
 from dvx.probe.runner import run_probe
 from dvx.probe.task import ProbeContext, Task
+from dvx.results import ResultRecord
 from dvx.store.root import FeatureStore
 from tests.conftest import make_toy
 from tests.store.test_store import RECIPE, write_video

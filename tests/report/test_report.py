@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dvx.errors import ConfigError
-from dvx.results import ResultRecord, ResultsDir
 from dvx.report.runner import ReportConfig, run_report
 from dvx.report.tables import grids, table2, table2_markdown
+from dvx.results import ResultRecord, ResultsDir
 
 STORE = "/data/cache"
 
