@@ -73,6 +73,10 @@ def select_videos(
     failed (``--skip-bad``) unless ``--include-failed`` or ``--videos`` asks for them; with why -> ids of
     what was left out (recorded in every record)."""
     ids = [r.id for r in candidates]
+    if not ids:
+        raise DataError(
+            f"task {cfg.task!r} finds no video in {cfg.data_root}{f' (split {cfg.split})' if cfg.split else ''}"
+        )
     for flag, names in (("--videos", cfg.videos or ()), ("--exclude", cfg.exclude)):
         unknown = [n for n in names if n not in ids]
         if unknown:
