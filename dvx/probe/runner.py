@@ -74,9 +74,8 @@ def select_videos(
     what was left out (recorded in every record)."""
     ids = [r.id for r in candidates]
     if not ids:
-        raise DataError(
-            f"task {cfg.task!r} finds no video in {cfg.data_root}{f' (split {cfg.split})' if cfg.split else ''}"
-        )
+        split = f" (split {cfg.split})" if cfg.split else ""
+        raise DataError(f"task {cfg.task!r} finds no video in {cfg.data_root}{split}")
     for flag, names in (("--videos", cfg.videos or ()), ("--exclude", cfg.exclude)):
         unknown = [n for n in names if n not in ids]
         if unknown:
