@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from dvx.errors import ConfigError
 from dvx.extract import MODELS
 from dvx.extract.base import Backbone, ModelSpec, RunOptions
 
@@ -41,20 +42,16 @@ def load_backbone(spec: ModelSpec, run: RunOptions) -> Backbone:
     return backbone_class(spec.name).load(spec, run)
 
 
-def block_names(name: str) -> list[str] | None:
-    """Block names of a registered model from its config alone; None when its files are not available
-    locally (real weights are never downloaded just to list them)."""
-    spec = model_spec(name)
+def block_names_in(name: str, folder: str | Path) -> list[str]:
+    """Block names of registered model ``name``'s family, read from the config files in a local model
+    ``folder`` (no weights loaded); one line when the folder does not hold that family's configs."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--weights {folder}: no such folder")
     try:
-        cls = backbone_class(name)
-        if spec.source.startswith("tiny:"):
-            folder = cls.folder_for(spec)
-        elif Path(spec.source).expanduser().is_dir():
-            folder = Path(spec.source).expanduser()
-        else:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(spec.source, local_files_only=True))
-        return cls.block_names_for(folder)
-    except Exception:
-        return None
+        return backbone_class(name).block_names_for(path)
+    except (OSError, KeyError, TypeError, ValueError) as err:  # missing or foreign config files
+        family = MODELS.entry(name).options["family"]
+        raise ConfigError(
+            f"--weights {folder}: not a {family} model folder ({type(err).__name__}: {err})"
+        ) from None

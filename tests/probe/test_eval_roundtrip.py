@@ -54,7 +54,11 @@ def test_eval_scores_what_probe_wrote_exactly(
         assert (ev["main_metric"], ev["higher_is_better"]) == (rec["main_metric"], rec["higher_is_better"])
         folder = Path(ev["pred"])
         assert folder.relative_to(out).parts == (
-            task, rec["dataset"], f"pixels@{rec['recipe'][:8]}", f"T{rec['T']}", rec["block"]
+            task,
+            rec["dataset"],
+            f"pixels@{rec['recipe'][:8]}",
+            f"T{rec['T']}",
+            rec["block"],
         )
         saved = read_config(folder)
         assert saved is not None and saved["config"] == rec["config"] and saved["probe"] == rec["probe"]
@@ -66,10 +70,22 @@ def test_two_recipes_write_apart_and_eval_scores_each(
     store, out = tmp_path / "s", tmp_path / "out"
     for size in ((64, 64), (32, 32)):  # another resolution: another recipe of the same model
         write_pixel_store("synthetic", world, store, resolution=size)
-    common = ["--store", str(store), "--model", "pixels", "--data-root", str(world), "--results", str(tmp_path)]
+    common = ["--store", str(store), "--model", "pixels", "--data-root", str(world), "--out", str(out)]
     probed = []
     for fp in sorted(p.name.partition("@")[2] for p in (store / "synthetic").iterdir() if "@" in p.name):
-        main(["probe", "--task", "synthetic-propagation", *common, "--recipe", fp, "--out", str(out), "--json"])
+        main(
+            [
+                "probe",
+                "--task",
+                "synthetic-propagation",
+                *common,
+                "--recipe",
+                fp,
+                "--results",
+                str(tmp_path),
+                "--json",
+            ]
+        )
         probed += json_lines(capsys)
     folders = sorted(out.glob("synthetic-propagation/synthetic/pixels@*/T50/pix.8"))
     assert len(folders) == 2  # one per recipe: the second probe did not overwrite the first
