@@ -60,7 +60,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     from dvx.extract.runner import run_extract
     from dvx.probe.runner import run_probe
     from dvx.report.runner import ReportConfig, run_report
-    from dvx.results import Grid
+    from dvx.results import Grid, ResultRecord
     from dvx.store.inventory import summarize
     from dvx.store.root import FeatureStore
 
@@ -107,10 +107,12 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         )
         say(f"   {rep.summary()}")
     for g in summarize(FeatureStore.open(str(store), mode="r")):
-        blocks = len(g.blocks)
-        say(f"   cached {g.dataset}/{g.recipe}: {len(g.videos)} videos, T={g.timesteps}, {blocks} blocks")
+        shape = f"{len(g.videos)} videos, T={g.timesteps}, {len(g.blocks)} blocks"
+        say(f"   cached {g.dataset}/{g.recipe}: {shape}")
 
-    def probe(task: str, m: DemoModel, blocks: tuple[str, ...], timesteps: tuple[int, ...], **opts: object):
+    def probe(
+        task: str, m: DemoModel, blocks: tuple[str, ...], timesteps: tuple[int, ...], **opts: object
+    ) -> list[ResultRecord]:
         pcfg = ProbeConfig(
             task=task,
             store=str(store),
@@ -140,10 +142,10 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
 
     say(f"== 4. trained heads from the cache ({', '.join(HEAD_TASKS)}), then the Table-2 summary")
     for m in cfg.models:
-        t = (50,) if 50 in m.timesteps else m.timesteps[:1]
+        ts: tuple[int, ...] = (50,) if 50 in m.timesteps else m.timesteps[:1]
         for task in HEAD_TASKS:
             blocks = (m.global_block,) if task == "synthetic-action" else m.dense_blocks[-1:]
-            probe(task, m, blocks, t, epochs=cfg.epochs, num_workers=0)
+            probe(task, m, blocks, ts, epochs=cfg.epochs, num_workers=0)
         say(f"   {m.name}: trained")
     files = run_report(
         ReportConfig(store=str(store), out=str(work / "report"), results=str(results)), log=lambda _: None

@@ -107,10 +107,10 @@ def default_of(f: dataclasses.Field[Any], defaults: Mapping[str, Any]) -> Any:
     return MISSING
 
 
-def click_params(cls: type, defaults: Mapping[str, Any] | None = None) -> list[click.Option]:
+def click_params(cls: type, defaults: Mapping[str, Any] | None = None) -> list[click.Parameter]:
     """The click options of every command-line field of dataclass ``cls`` (``defaults`` override)."""
     defaults = defaults or {}
-    params = []
+    params: list[click.Parameter] = []
     for f, tp in declared(cls):
         spec = spec_of(f)
         if not spec.cli:

@@ -39,6 +39,7 @@ def models(names: tuple[str, ...], weights: str | None, as_json: bool) -> None:
     rows = []
     for entry in entries:
         o = entry.options
+        blocks: list[str] | None
         if weights is not None:
             from dvx.extract.models import block_names_in
 

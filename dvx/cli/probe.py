@@ -37,7 +37,7 @@ def task_of(args: list[str]) -> str | None:
     return None
 
 
-def task_params(task: str) -> list[click.Option]:
+def task_params(task: str) -> list[click.Parameter]:
     """The options of task ``task`` (did-you-mean on an unknown name), with its registry defaults."""
     from dvx.probe.task import task_class, task_defaults
 

@@ -35,7 +35,8 @@ def model_spec(
 
 
 def backbone_class(name: str) -> type[Backbone]:
-    return MODELS.load(name)
+    cls: type[Backbone] = MODELS.load(name)
+    return cls
 
 
 def load_backbone(spec: ModelSpec, run: RunOptions) -> Backbone:

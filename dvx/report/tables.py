@@ -134,7 +134,7 @@ def table2_csv(t: Table2) -> str:
             rec = t.best.get((row, task))
             v = number(rec.metrics.get(metric)) if rec else None
             values.append("" if v is None else repr(v))
-        where = []
+        where: list[object] = []
         for task in tasks:
             rec = t.best.get((row, task))
             where += [rec.T, rec.block] if rec else ["", ""]

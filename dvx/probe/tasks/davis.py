@@ -83,7 +83,8 @@ class DavisPropagationTask(PredictionTask):
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         prop = self.options.propagation()
-        resolution = tuple(ctx.group.recipe.resolution)
+        h, w = ctx.group.recipe.resolution
+        resolution = (int(h), int(w))
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
         strides: dict[tuple[int, str], int | None] = {}
@@ -94,7 +95,10 @@ class DavisPropagationTask(PredictionTask):
                 commit = ctx.group.commit_for(ref.id, t, block)
                 feats, where = common.annotated_features(ctx.group, commit, ref.id, t, block, names)
                 soft = propagate(
-                    feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device
+                    feats,
+                    mask_to_onehot(gt[0], (int(feats.shape[-2]), int(feats.shape[-1]))),
+                    prop,
+                    device=ctx.device,
                 )
                 pred = labels_to_masks(soft.cpu(), out_size=gt.shape[1:], frame_size=resolution)[where]
                 pred[0] = gt[0]
@@ -154,9 +158,7 @@ class DavisPropagationTask(PredictionTask):
         copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
-        frames = common.resize_frames(
-            video.frames[[by_name[n] for n in names]], tuple(ctx.group.recipe.resolution)
-        )
+        frames = common.resize_frames(video.frames[[by_name[n] for n in names]], ctx.group.recipe.resolution)
         for stride in strides:
             into = base.setdefault(stride, {b: {} for b in BASELINES})
             into["copy_first_mask"][ref.id] = copied
