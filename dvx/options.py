@@ -77,22 +77,18 @@ def flag_of(f: dataclasses.Field[Any]) -> str:
     return spec_of(f).flag or "--" + f.name.replace("_", "-")
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _strip_none(tp: Any) -> tuple[Any, bool]:
-    """``X | None`` -> (X, True); anything else -> (tp, False)."""
+def _strip_none(tp: Any) -> Any:
+    """``X | None`` -> X; anything else unchanged."""
     if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(args) < len(get_args(tp)):
-            return args[0], True
-    return tp, False
+        if len(args) == 1:
+            return args[0]
+    return tp
 
 
 def declared(cls: type) -> Iterator[tuple[dataclasses.Field[Any], Any]]:
     """Every field of dataclass ``cls`` with its resolved type."""
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         yield f, hints[f.name]
 
@@ -115,7 +111,7 @@ def click_params(cls: type, defaults: Mapping[str, Any] | None = None) -> list[c
         spec = spec_of(f)
         if not spec.cli:
             continue
-        base, _ = _strip_none(tp)
+        base = _strip_none(tp)
         default = default_of(f, defaults)
         required = default is MISSING
         kwargs: dict[str, Any] = {"help": spec.help, "required": required, "metavar": spec.metavar}

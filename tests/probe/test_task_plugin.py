@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from dvx.cli import main
 from dvx.data.base import VideoDataset, VideoRef
 from dvx.data.synthetic import SynthConfig, write_world
 from dvx.errors import DataError
@@ -28,6 +27,7 @@ from dvx.probe.task import PredictionTask, ProbeContext, Scores
 from dvx.results import ResultRecord
 from dvx.store.root import FeatureStore
 from dvx.store.writer import record_failure
+from tests.conftest import run_cli
 from tests.probe.test_propagation_tasks import write_pixel_store
 
 NAME = "test-norm"
@@ -99,16 +99,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base / "w", base / "s"
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    got = capsys.readouterr()
-    return code, got.out, got.err
-
-
 def probe_args(world: tuple[Path, Path], tmp: Path, *extra: str) -> list[str]:
     return [
         "probe", "--task", NAME, "--store", str(world[1]), "--model", "pixels", "--data-root", str(world[0]),
@@ -119,23 +109,25 @@ def probe_args(world: tuple[Path, Path], tmp: Path, *extra: str) -> list[str]:
 def test_a_task_from_its_own_file_and_registry_line_works_end_to_end(
     world: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(["probe", "--task", NAME, "--help"], capsys)
+    code, out, _ = run_cli(["probe", "--task", NAME, "--help"], capsys)
     assert code == 0 and f"Options of task {NAME}" in out and "--scale FLOAT" in out
     assert "[default: 2.0]" in out  # the registry line's default, not the class's 1.0
-    code, _, err = run([*probe_args(world, tmp_path), "--topk", "3"], capsys)
+    code, _, err = run_cli([*probe_args(world, tmp_path), "--topk", "3"], capsys)
     assert code == 2 and err.count("\n") == 1
     assert f"task {NAME!r} does not take option --topk (--topk is an option of davis17" in err
-    code, out, _ = run([*probe_args(world, tmp_path), "--out", str(tmp_path / "out"), "--json"], capsys)
+    code, out, _ = run_cli([*probe_args(world, tmp_path), "--out", str(tmp_path / "out"), "--json"], capsys)
     [rec] = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and rec["task"] == NAME and rec["probe"]["scale"] == 2.0
     assert (rec["main_metric"], rec["higher_is_better"]) == ("norm", False)
-    code, out, _ = run(
+    code, out, _ = run_cli(
         ["eval", NAME, "--pred", str(tmp_path / "out"), "--data-root", str(world[0]), "--json"], capsys
     )
     assert code == 0 and json.loads(out)["metrics"] == rec["metrics"]
-    code, out, _ = run(probe_args(world, tmp_path, "--scale", "4"), capsys)  # another setting: its own record
+    code, out, _ = run_cli(
+        probe_args(world, tmp_path, "--scale", "4"), capsys
+    )  # another setting: its own record
     assert code == 0 and "norm: lower is better" in out
-    code, out, _ = run(
+    code, out, _ = run_cli(
         [
             "report",
             "--store",
@@ -155,12 +147,14 @@ def test_a_task_from_its_own_file_and_registry_line_works_end_to_end(
 def test_videos_exclude_and_failed_extractions(
     world: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(probe_args(world, tmp_path, "--videos", "synth_000001,synth_000002", "--json"), capsys)
+    code, out, _ = run_cli(
+        probe_args(world, tmp_path, "--videos", "synth_000001,synth_000002", "--json"), capsys
+    )
     assert code == 0 and json.loads(out)["videos"] == 2
-    code, out, _ = run(probe_args(world, tmp_path, "--exclude", "synth_000001", "--json"), capsys)
+    code, out, _ = run_cli(probe_args(world, tmp_path, "--exclude", "synth_000001", "--json"), capsys)
     rec = json.loads(out)
     assert code == 0 and rec["videos"] == 3 and rec["left_out"] == {"excluded": ["synth_000001"]}
-    code, _, err = run(probe_args(world, tmp_path, "--exclude", "synth_00001"), capsys)
+    code, _, err = run_cli(probe_args(world, tmp_path, "--exclude", "synth_00001"), capsys)
     assert (
         code == 2 and "--exclude: 'synth_00001' is not among the 4 video(s)" in err and "Did you mean" in err
     )
@@ -171,11 +165,11 @@ def test_videos_exclude_and_failed_extractions(
     group = FeatureStore.open(str(store), mode="a").find("synthetic", "pixels", None)
     record_failure(group, "synth_000003", "synth_000003.mp4: moov atom not found")
     args = [*probe_args(world, tmp_path)[:4], str(store), *probe_args(world, tmp_path)[5:]]
-    code, out, err = run([*args, "--json"], capsys)
+    code, out, err = run_cli([*args, "--json"], capsys)
     rec = json.loads(out)
     assert code == 0 and rec["videos"] == 3 and rec["left_out"] == {"failed": ["synth_000003"]}
     assert "left out 1 video(s) whose extraction failed (--skip-bad): synth_000003" in err
-    code, _, err = run([*args, "--include-failed"], capsys)
+    code, _, err = run_cli([*args, "--include-failed"], capsys)
     assert code == 2 and err.count("\n") == 1
     assert (
         "'synth_000003' has no features: its extraction failed (synth_000003.mp4: moov atom not found)" in err
