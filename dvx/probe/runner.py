@@ -134,8 +134,7 @@ def write_prediction_configs(task: Task, ctx: ProbeContext, pairs: list[tuple[in
     for t, b in pairs:
         folder = ctx.prediction_dir(task.name, t, b)
         if folder is not None:
-            rec = task.record(ctx, t, b, {}).to_json()
-            write_config(folder, {k: v for k, v in rec.items() if k not in ("metrics", "details", "videos")})
+            write_config(folder, task.output_config(ctx, t, b))
 
 
 def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:

@@ -178,6 +178,12 @@ class Task(ABC):
             created_at=now_iso(),
         )
 
+    def output_config(self, ctx: ProbeContext, t: int, block: str) -> dict[str, Any]:
+        """What ``dvx-config.json`` beside an output holds: the record's key fields, the main metric and
+        the resolved config (no results)."""
+        rec = self.record(ctx, t, block, {}).to_json()
+        return {k: v for k, v in rec.items() if k not in ("metrics", "details", "videos", "created_at")}
+
 
 @dataclass
 class Scores:

@@ -235,9 +235,8 @@ class TrainedTask(Task):
         while path.exists():  # a rerun within the same second: never mix two runs' logs
             n += 1
             path = path.with_name(f"{stamp}-{tag}-{n}")
-        probe = self.record(ctx, pairs[0][0], pairs[0][1], {}).to_json()
-        keep = ("task", "model", "recipe", "dataset", "store", "probe", "config", "dvx_version")
-        write_config(path, {**{k: probe[k] for k in keep}, "pairs": [list(p) for p in pairs]})
+        run = {k: v for k, v in self.output_config(ctx, *pairs[0]).items() if k not in ("T", "block")}
+        write_config(path, {**run, "pairs": [list(p) for p in pairs]})
         return path
 
     def run(self, ctx: ProbeContext, pairs: list[Pair]) -> list[ResultRecord]:
