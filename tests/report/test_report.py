@@ -135,3 +135,24 @@ def test_records_of_a_store_normalise_its_location_once(
     monkeypatch.setattr(results_mod, "normalize_store", lambda loc: calls.append(loc) or real(loc))
     assert len(list(results.records(store=STORE))) == len(RECORDS)
     assert calls == [STORE]  # once per call, not once per record file
+
+
+def test_probe_and_report_never_import_each_other() -> None:
+    """Records are the interface (dvx/results.py): the report never imports a task to rank records, and the
+    probe never imports the report to print a table."""
+    import ast
+
+    from tests.conftest import REPO
+
+    def imports(package: str) -> set[str]:
+        found = set()
+        for path in (REPO / "dvx" / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    found.add(node.module)
+                elif isinstance(node, ast.Import):
+                    found.update(a.name for a in node.names)
+        return found
+
+    assert not {m for m in imports("probe") if m.startswith("dvx.report")}
+    assert not {m for m in imports("report") if m.startswith("dvx.probe")}
