@@ -118,6 +118,8 @@ def run(as_json: bool, from_cache: bool, **values: Any) -> None:
     click.echo(Grid.of(records).render())
     for line in build_task(cfg).extra_lines(records):
         click.echo(line)
+    if cfg.model.startswith("tiny-"):
+        click.echo(f"({cfg.model} has random weights: these numbers test the pipeline, not a model)")
 
 
 probe = ProbeCommand(
