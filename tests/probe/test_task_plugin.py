@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from dvx.cli.probe import probe as probe_command
+from dvx.cli.probe import task_params
 from dvx.data.base import VideoDataset, VideoRef
 from dvx.data.synthetic import SynthConfig, write_world
 from dvx.errors import DataError
@@ -175,3 +177,17 @@ def test_videos_exclude_and_failed_extractions(
         "'synth_000003' has no features: its extraction failed (synth_000003.mp4: moov atom not found)" in err
     )
     assert "dvx extract" not in err  # never a command that fails again on the same file
+
+
+def test_each_registered_task_lists_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code, movi, _ = run_cli(["probe", "--task", "movi-e", "--help"], capsys)
+    assert code == 0 and "--slots INTEGER" in movi and "[default: 24]" in movi and "--topk" not in movi
+    code, davis, _ = run_cli(["probe", "--task", "davis17", "--help"], capsys)
+    assert code == 0 and "--topk INTEGER" in davis and "--slots" not in davis and "--epochs" not in davis
+    code, plain, _ = run_cli(["probe", "--help"], capsys)
+    assert (
+        code == 0 and "dvx probe --task TASK --help" in plain and "movi-e" in plain and "--slots" not in plain
+    )
+    for entry in TASKS:  # a task option never shadows a common one
+        names = {p.name for p in task_params(entry.name)}
+        assert not names & {p.name for p in probe_command.params}, entry.name
