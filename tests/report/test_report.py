@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,6 +115,13 @@ def test_report_writes_markdown_csv_and_one_heatmap_per_model_and_task(tmp_path:
         and svd["cityscapes-depth/block"] == "up.2"
     )
     assert len(list(csv.DictReader(io.StringIO(files.records_csv.read_text())))) == len(RECORDS)
+    saved = json.loads((files.out / "dvx-config.json").read_text())  # the resolved config beside the report
+    assert saved["config"] == {
+        "store": STORE,
+        "out": str(tmp_path / "rep"),
+        "results": str(tmp_path / "results"),
+    }
+    assert saved["records"] == len(RECORDS)
 
 
 def test_no_records_is_one_clear_error(tmp_path: Path) -> None:
