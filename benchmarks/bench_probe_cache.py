@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
                 results=str(results),
                 device="cpu",
                 progress=False,
-                options=(("preset", "dino"),),
+                options={"preset": "dino"},
             )
             t0 = time.perf_counter()
             rec = run_probe(cfg, log=lambda _: None)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from dvx.errors import ConfigError
+from dvx.options import Options, option, to_json
 
 
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
@@ -149,34 +151,85 @@ class ExtractConfig:
         return asdict(self)
 
 
+def _all_or(parse: Callable[[str], tuple[Any, ...]]) -> Callable[[str], tuple[Any, ...]]:
+    """A list parser where ``all`` means every one in the store (the empty tuple)."""
+
+    def read(text: str) -> tuple[Any, ...]:
+        return () if text.strip().lower() == "all" else parse(text)
+
+    return read
+
+
+def parse_ids(text: str, what: str) -> tuple[str, ...]:
+    names = parse_names(text)
+    if not names:
+        raise ConfigError(f"{what} names no video")
+    return names
+
+
 @dataclass(frozen=True)
-class ProbeConfig:
-    """Everything ``dvx probe`` needs. ``options`` holds the task's own knobs (None = task default)."""
+class ProbeConfig(Options):
+    """Everything ``dvx probe`` needs, each option declared once (the CLI is generated from these fields,
+    see dvx.options). ``options`` holds the task's own typed options: give a mapping (or the task's options
+    instance) and it is resolved here against the task's options class and its registry defaults, so a
+    name the task does not take fails at once. The resolved config is saved in every results record and
+    beside every output."""
 
-    task: str
-    store: str
-    model: str
-    data_root: str
-    dataset: str | None = None  # None: the task's dataset reader (davis for davis17, ...)
-    recipe: str | None = None  # fingerprint prefix, when several recipes of the model exist
-    timesteps: tuple[int, ...] | None = None  # None: the task's default; () = every T in the store
-    blocks: tuple[str, ...] | None = None  # None: the task's default; () = every block in the store
-    split: str | None = None
-    out: str | None = None  # predictions / checkpoints / logs; never inside the store
-    results: str | None = None  # results directory (default: $DVX_RESULTS_DIR or ~/.local/share/dvx/results)
-    device: str = "auto"
-    seed: int = 0
-    force: bool = False  # recompute and replace an existing results record
-    progress: bool = True
-    options: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs, hashable and ordered
+    task: str = option(help="Probe task (`dvx ls tasks`; `dvx probe --task TASK --help` shows its options).")
+    store: str = option(help="Feature store path or URL (opened read-only).")
+    model: str = option(help="Model whose cached features to probe.")
+    data_root: str = option(help="Dataset folder with the labels.")
+    dataset: str | None = option(None, "Dataset reader [default: the task's].")
+    recipe: str | None = option(None, "Recipe fingerprint prefix when the model has several.")
+    # None: every T / block in the store; () (``all``) likewise
+    timesteps: tuple[int, ...] | None = option(
+        None,
+        "Comma-separated T, or 'all' [default: every T in the store].",
+        parse=_all_or(parse_timesteps),
+        metavar="T,T|all",
+    )
+    blocks: tuple[str, ...] | None = option(
+        None,
+        "Comma-separated blocks, or 'all' [default: every block in the store].",
+        parse=_all_or(lambda t: parse_ids(t, "--blocks")),
+        metavar="B,B|all",
+    )
+    split: str | None = option(None, "Dataset split [default: the dataset's for this task].")
+    videos: tuple[str, ...] | None = option(
+        None,
+        "Probe only these video ids (comma-separated) [default: every video of the split].",
+        parse=lambda t: parse_ids(t, "--videos"),
+        metavar="ID,ID",
+    )
+    exclude: tuple[str, ...] = option(
+        (),
+        "Leave these video ids out (comma-separated).",
+        parse=lambda t: parse_ids(t, "--exclude"),
+        metavar="ID,ID",
+    )
+    include_failed: bool = option(
+        False,
+        "Also probe videos whose extraction failed (--skip-bad); they are left out by default.",
+    )
+    out: str | None = option(
+        None,
+        "Folder for predictions, checkpoints and logs: <out>/<task>/<dataset>/<model>@<fp8>/T<T>/<block>/.",
+    )
+    results: str | None = option(
+        None, "Results directory [default: $DVX_RESULTS_DIR or ~/.local/share/dvx/results]."
+    )
+    device: str = option("auto", "cpu, cuda, cuda:N, mps or auto.")
+    seed: int = option(0, "Seed of everything random in the probe.")
+    force: bool = option(False, "Recompute and replace existing results records.")
+    progress: bool = option(True, "No progress bars.", flag="--no-progress")
+    options: Options | Mapping[str, Any] | None = option(None, cli=False)  # resolved to the task's class
 
-    def option(self, name: str, default: Any = None) -> Any:
-        for k, v in self.options:
-            if k == name and v is not None:
-                return v
-        return default
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from dvx.probe.task import task_options
+
+        object.__setattr__(self, "options", task_options(self.task, self.options))
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["options"] = {k: v for k, v in self.options if v is not None}
+        out: dict[str, Any] = to_json(self)
         return out

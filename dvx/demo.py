@@ -58,8 +58,9 @@ def _say(msg: str) -> None:
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     from dvx.data.synthetic import SynthConfig, write_world
     from dvx.extract.runner import run_extract
-    from dvx.probe.runner import run_probe, table
+    from dvx.probe.runner import run_probe
     from dvx.report.runner import ReportConfig, run_report
+    from dvx.results import Grid, ResultRecord
     from dvx.store.inventory import summarize
     from dvx.store.root import FeatureStore
 
@@ -106,10 +107,12 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         )
         say(f"   {rep.summary()}")
     for g in summarize(FeatureStore.open(str(store), mode="r")):
-        blocks = len(g.blocks)
-        say(f"   cached {g.dataset}/{g.recipe}: {len(g.videos)} videos, T={g.timesteps}, {blocks} blocks")
+        shape = f"{len(g.videos)} videos, T={g.timesteps}, {len(g.blocks)} blocks"
+        say(f"   cached {g.dataset}/{g.recipe}: {shape}")
 
-    def probe(task: str, m: DemoModel, blocks: tuple[str, ...], timesteps: tuple[int, ...], **opts: object):
+    def probe(
+        task: str, m: DemoModel, blocks: tuple[str, ...], timesteps: tuple[int, ...], **opts: object
+    ) -> list[ResultRecord]:
         pcfg = ProbeConfig(
             task=task,
             store=str(store),
@@ -122,7 +125,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
             out=str(work / "probes"),
             device="cpu",
             progress=False,
-            options=tuple(sorted(opts.items())),
+            options=opts,
         )
         return run_probe(pcfg, log=lambda _: None)
 
@@ -132,17 +135,17 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     for m in cfg.models:
         recs = probe("synthetic-propagation", m, m.dense_blocks, m.timesteps, preset="dino")
         say(f"   {m.name}:")
-        for line in table(recs, "JF_mean").splitlines():
+        for line in Grid.of(recs).render().splitlines():
             say(f"     {line}")
         for line in baseline_lines(recs):
             say(f"     {line}")
 
     say(f"== 4. trained heads from the cache ({', '.join(HEAD_TASKS)}), then the Table-2 summary")
     for m in cfg.models:
-        t = (50,) if 50 in m.timesteps else m.timesteps[:1]
+        ts: tuple[int, ...] = (50,) if 50 in m.timesteps else m.timesteps[:1]
         for task in HEAD_TASKS:
             blocks = (m.global_block,) if task == "synthetic-action" else m.dense_blocks[-1:]
-            probe(task, m, blocks, t, epochs=cfg.epochs, num_workers=0)
+            probe(task, m, blocks, ts, epochs=cfg.epochs, num_workers=0)
         say(f"   {m.name}: trained")
     files = run_report(
         ReportConfig(store=str(store), out=str(work / "report"), results=str(results)), log=lambda _: None

@@ -25,6 +25,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``dvx ARGV`` in this process: (exit code, stdout, stderr)."""
+    from dvx.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def shared_data(*parts: str) -> Path:
     """A path under ../shared/data, skipping the test where the real samples are absent."""
     path = SHARED_DATA.joinpath(*parts)

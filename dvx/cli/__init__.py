@@ -17,7 +17,7 @@ from dvx.errors import DvxError
 COMMANDS = {
     "extract": ("dvx.cli.extract:extract", "Extract every block's activations into the feature store."),
     "probe": ("dvx.cli.probe:probe", "Run a probe (label propagation or a trained head) from the cache."),
-    "eval": ("dvx.cli.eval:eval_group", "Score predictions on disk (DAVIS J&F, JHMDB PCK)."),
+    "eval": ("dvx.cli.eval:eval_group", "Score predictions on disk: what `dvx probe --out` wrote, per task."),
     "cache": ("dvx.cli.cache:cache", "Inspect and maintain a feature store (ls, verify, gc)."),
     "ls": ("dvx.cli.ls:ls", "List models (with block names), datasets and tasks."),
     "synth": ("dvx.cli.synth:synth", "Generate the synthetic dynamic world in the real datasets' layouts."),

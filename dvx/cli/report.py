@@ -1,21 +1,27 @@
-"""``dvx report``: parse options into a ReportConfig and hand it to the report runner."""
+"""``dvx report``: options generated from ReportConfig; the report runner does the work."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from dvx.options import click_params, from_cli
+from dvx.report.runner import ReportConfig
 
-@click.command(context_settings={"show_default": True})
-@click.option("--store", required=True, help="Feature store path or URL whose probe results to report.")
-@click.option("--out", default="dvx-report", help="Folder for report.md, the CSV tables and the heatmaps.")
-@click.option(
-    "--results",
-    default=None,
-    help="Results directory [default: $DVX_RESULTS_DIR or ~/.local/share/dvx/results].",
-)
-def report(store: str, out: str, results: str | None) -> None:
+
+def run(**values: Any) -> None:
     """Tables (models x task metrics) and T x block heatmaps from the probe results of STORE."""
-    from dvx.report.runner import ReportConfig, run_report
+    from dvx.report.runner import run_report
 
-    files = run_report(ReportConfig(store=store, out=out, results=results))
+    files = run_report(ReportConfig(**from_cli(ReportConfig, values)))
     click.echo(files.table2)
+
+
+report = click.Command(
+    "report",
+    callback=run,
+    params=click_params(ReportConfig),
+    help=run.__doc__,
+    context_settings={"show_default": True},
+)

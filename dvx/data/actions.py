@@ -24,7 +24,7 @@ from dvx.data.layout import (
     subdirs,
 )
 from dvx.data.video_io import VIDEO_EXTS, read_video
-from dvx.errors import DataError
+from dvx.errors import ConfigError, DataError
 
 
 def _video_files(folder: Path) -> list[Path]:
@@ -41,6 +41,7 @@ class _ClassFolderVideos(VideoDataset):
     """Videos in ``<videos_dir>/<class>/``; subclasses say where the split files are and how to read them."""
 
     annotations = frozenset({"action"})
+    probe_splits = ("train1", "test1")
     #: folder names under the root that may hold the class folders (searched two levels deep)
     video_folders: tuple[str, ...] = ()
     #: the folder of official split files
@@ -119,6 +120,13 @@ class _ClassFolderVideos(VideoDataset):
     @abstractmethod
     def _split_entries(self, kind: str, index: int) -> list[tuple[str, str]]:
         """(class, path relative to videos_dir) for every video the split lists."""
+
+    @classmethod
+    def eval_split(cls, train: str) -> str:
+        """Three official splits: trainN is scored on testN."""
+        if not (train.startswith("train") and train[5:].isdigit()):
+            raise ConfigError(f"--split for {cls.name} names the training split (train1, train2, train3)")
+        return "test" + train[5:]
 
     def split_videos(self, split: str) -> list[VideoRef]:
         kind, index = parse_split(split, self.name)

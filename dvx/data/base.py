@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dvx.errors import DataError
+from dvx.errors import ConfigError, DataError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -122,6 +122,9 @@ class VideoDataset(ABC):
     #: which annotation accessors work: a subset of {"masks", "joints", "action", "semantic", "depth",
     #: "instances", "point_tracks"}
     annotations: ClassVar[frozenset[str]] = frozenset()
+    #: (training split, evaluation split) that probes use when no ``--split`` is given: trained heads train
+    #: on the first and are scored on the second; None when the dataset has no such pair
+    probe_splits: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
         self.root = Path(root).expanduser()
@@ -168,6 +171,18 @@ class VideoDataset(ABC):
     def split_videos(self, split: str) -> list[VideoRef]:
         """The videos an official split file lists (for trained probes: train/test lists)."""
         raise self._no(f"split {split!r}")
+
+    @classmethod
+    def eval_split(cls, train: str) -> str:
+        """The evaluation split that goes with training split ``train`` (a trained probe's ``--split``)."""
+        if cls.probe_splits is None:
+            raise ConfigError(f"dataset {cls.name!r} has no train/test splits that dvx knows of")
+        if train != cls.probe_splits[0]:
+            raise ConfigError(
+                f"--split for {cls.name} names the training split ({cls.probe_splits[0]!r}; the probe is "
+                f"scored on {cls.probe_splits[1]!r}), got {train!r}"
+            )
+        return cls.probe_splits[1]
 
     def semantic(self, ref: VideoRef) -> np.ndarray:
         """(F, H, W) uint8 train ids, 255 = ignore."""

@@ -82,6 +82,7 @@ class CityscapesDataset(VideoDataset):
 
     name = "cityscapes"
     annotations = frozenset({"semantic", "depth", "instances"})
+    probe_splits = ("train", "val")
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
         super().__init__(root, split)
@@ -97,6 +98,10 @@ class CityscapesDataset(VideoDataset):
             )
         self.splits = [split] if split is not None else present
         self._refs: list[VideoRef] | None = None
+
+    def split_videos(self, split: str) -> list[VideoRef]:
+        """A split is a ``leftImg8bit`` folder (Cityscapes has no split files)."""
+        return type(self)(self.dataset_dir, split).videos()
 
     def videos(self) -> list[VideoRef]:
         if self._refs is None:

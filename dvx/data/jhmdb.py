@@ -78,6 +78,7 @@ class JhmdbDataset(VideoDataset):
 
     name = "jhmdb"
     annotations = frozenset({"joints", "masks", "action"})
+    probe_splits = ("train1", "test1")
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
         super().__init__(root, split)

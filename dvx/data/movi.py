@@ -36,6 +36,7 @@ class MoviDataset(VideoDataset):
 
     name = "movi"
     annotations = frozenset({"masks", "instances", "depth"})
+    probe_splits = ("train", "validation")
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
         super().__init__(root, split)

@@ -270,6 +270,7 @@ class SyntheticWorld(VideoDataset):
     annotations: ClassVar[frozenset[str]] = frozenset(
         {"masks", "joints", "action", "semantic", "depth", "instances", "tracks", "point_tracks"}
     )
+    probe_splits: ClassVar[tuple[str, str] | None] = ("train", "test")
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
         super().__init__(root, split)

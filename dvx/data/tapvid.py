@@ -76,7 +76,7 @@ def write_pickle(path: Path, data: Examples) -> Path:
     """Write examples in a TAP-Vid pickle (a dict by name, as DAVIS; or a list, as RGB-Stacking/Kinetics)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
-        pickle.dump(data if isinstance(data, list) else dict(data), f)
+        pickle.dump(dict(data) if isinstance(data, Mapping) else list(data), f)
     return path
 
 

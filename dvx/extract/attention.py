@@ -338,7 +338,8 @@ def capture_qk(root: nn.Module, blocks: Sequence[AttentionBlock]) -> Iterator[di
 
     def size_of(path: str) -> Any:
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            grids[path] = tuple(_first_arg(args, kwargs, "hidden_states").shape[-2:])
+            h, w = _first_arg(args, kwargs, "hidden_states").shape[-2:]
+            grids[path] = (int(h), int(w))
 
         return hook
 
@@ -350,9 +351,9 @@ def capture_qk(root: nn.Module, blocks: Sequence[AttentionBlock]) -> Iterator[di
             module = root.get_submodule(layer.path)
             handles.append(module.register_forward_pre_hook(enter(layer.name), with_kwargs=True))
             handles.append(module.register_forward_hook(leave))
-        for grid in sorted({layer.grid for layer in layers.values() if layer.grid is not None}):
+        for grid_path in sorted({layer.grid for layer in layers.values() if layer.grid is not None}):
             handles.append(
-                root.get_submodule(grid).register_forward_pre_hook(size_of(grid), with_kwargs=True)
+                root.get_submodule(grid_path).register_forward_pre_hook(size_of(grid_path), with_kwargs=True)
             )
         F.scaled_dot_product_attention = sdpa
         yield result

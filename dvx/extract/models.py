@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from dvx.errors import ConfigError
 from dvx.extract import MODELS
 from dvx.extract.attention import AttentionLayer
 from dvx.extract.base import Backbone, ModelSpec, RunOptions
@@ -35,42 +36,38 @@ def model_spec(
 
 
 def backbone_class(name: str) -> type[Backbone]:
-    return MODELS.load(name)
+    cls: type[Backbone] = MODELS.load(name)
+    return cls
 
 
 def load_backbone(spec: ModelSpec, run: RunOptions) -> Backbone:
     return backbone_class(spec.name).load(spec, run)
 
 
-def local_folder(name: str) -> tuple[type[Backbone], Path]:
-    """A registered model's class and local folder (tiny twins are built; real weights are never downloaded:
-    a hub model must already be in the local cache, else the hub raises)."""
-    spec = model_spec(name)
-    cls = backbone_class(name)
-    if spec.source.startswith("tiny:"):
-        return cls, cls.folder_for(spec)
-    if Path(spec.source).expanduser().is_dir():
-        return cls, Path(spec.source).expanduser()
-    from huggingface_hub import snapshot_download
-
-    return cls, Path(snapshot_download(spec.source, local_files_only=True))
-
-
-def block_names(name: str) -> list[str] | None:
-    """Block names of a registered model from its config alone; None when its files are not available
-    locally (real weights are never downloaded just to list them)."""
+def block_names_in(name: str, folder: str | Path) -> list[str]:
+    """Block names of registered model ``name``'s family, read from the config files in a local model
+    ``folder`` (no weights loaded); one line when the folder does not hold that family's configs."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--weights {folder}: no such folder")
     try:
-        cls, folder = local_folder(name)
-        return cls.block_names_for(folder)
-    except Exception:
-        return None
+        return backbone_class(name).block_names_for(path)
+    except (OSError, KeyError, TypeError, ValueError) as err:  # missing or foreign config files
+        family = MODELS.entry(name).options["family"]
+        raise ConfigError(
+            f"--weights {folder}: not a {family} model folder ({type(err).__name__}: {err})"
+        ) from None
 
 
-def attention_layers(name: str) -> list[AttentionLayer] | None:
-    """The attention layers whose q/k blocks a registered model can store (``<layer>.q``, ``<layer>.k``,
-    per head ``.h<i>``), from its config alone; None when its files are not available locally."""
+def attention_layers_in(name: str, folder: str | Path) -> list[AttentionLayer]:
+    """The attention layers whose q/k blocks registered model ``name`` can store (``<layer>.q``,
+    ``<layer>.k``, per head ``.h<i>``), from the denoiser config in a local model ``folder`` (the denoiser
+    is built on the meta device: no weights, no memory)."""
+    path = Path(folder).expanduser()
     try:
-        cls, folder = local_folder(name)
-        return cls.attention_layers_for(folder)
-    except Exception:
-        return None
+        return backbone_class(name).attention_layers_for(path)
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        family = MODELS.entry(name).options["family"]
+        raise ConfigError(
+            f"--weights {folder}: not a {family} model folder ({type(err).__name__}: {err})"
+        ) from None

@@ -4,8 +4,10 @@
   a fixed seed, saved with ``save_pretrained`` into the dvx cache once (atomically), then loaded with the
   same ``from_pretrained`` code path as the real weights.
 - a local folder in the diffusers/transformers layout;
-- a Hugging Face hub id (``snapshot_download`` of the files the family needs; works offline from the
-  local HF cache with ``HF_HUB_OFFLINE=1``).
+- a Hugging Face hub id (``snapshot_download`` of the files the family needs). Offline
+  (``HF_HUB_OFFLINE=1``, or the hub not answering a connection within a second) only the local HF cache is
+  read, never retried against the network; a model not in it is one line naming ``--weights DIR`` and the
+  files that folder needs.
 
 The recipe records a digest of the files actually used (configs and weights), so the same weights
 reached by different routes share one cache and different weights never do.
@@ -17,9 +19,12 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 from dvx.errors import ConfigError
 
@@ -69,10 +74,13 @@ def resolve_folder(
         return path
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise ConfigError(f"model folder {source!r} does not exist (and it is not a hub id like 'org/name')")
+    patterns = list(allow_patterns or []) or None
+    offline = hub_offline()
+    if offline is not None:
+        return _from_local_cache(source, revision, patterns, offline)
     try:
         from huggingface_hub import snapshot_download
 
-        patterns = list(allow_patterns or []) or None
         exact = _hub_default_files(source, revision, patterns)
         if exact is not None:  # online: exactly the files from_pretrained reads, no other variants
             return Path(snapshot_download(source, revision=revision, allow_patterns=exact))
@@ -89,6 +97,51 @@ def resolve_folder(
             f"cannot get {source!r} (revision {revision or 'main'}) from the Hugging Face hub or its local "
             f"cache: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         ) from err
+
+
+def hub_offline(timeout: float = 1.0) -> str | None:
+    """Why the hub cannot be used now (``HF_HUB_OFFLINE`` is set, or its endpoint accepts no connection
+    within ``timeout`` seconds), or None when it can."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+    ):
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    result: list[str | None] = [f"no answer within {timeout:g}s"]
+
+    def connect() -> None:  # in a thread: name resolution has no timeout of its own
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result[0] = None
+        except OSError as err:
+            result[0] = f"unreachable ({err.strerror or type(err).__name__})"
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout + 0.1)
+    return None if result[0] is None else f"{constants.ENDPOINT} is {result[0]}"
+
+
+def _from_local_cache(source: str, revision: str | None, patterns: list[str] | None, why: str) -> Path:
+    """The model's snapshot in the local HF cache, or one line naming --weights and the files needed."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(source, revision=revision, allow_patterns=patterns, local_files_only=True)
+        )
+    except (OSError, ValueError):  # LocalEntryNotFoundError and friends: not cached
+        needed = ", ".join(patterns or ["the whole repository"])
+        raise ConfigError(
+            f"{source!r} is not in the local Hugging Face cache and the hub cannot be reached ({why}): "
+            f"pass a folder holding its files with --weights DIR (needed: {needed})"
+        ) from None
 
 
 def _hub_default_files(repo: str, revision: str | None, patterns: list[str] | None) -> list[str] | None:

@@ -1,6 +1,8 @@
 """Stage 2: probes from the cache. Never imports dvx.extract, diffusers or transformers (tested).
 
-Tasks are registered lazily by name; each task module holds one protocol.
+Tasks are registered lazily by name; each task module holds one protocol and declares its options
+(dvx/probe/task.py). A registry line names the task's class, its help, the dataset reader it reads by
+default and, with ``defaults={...}``, option defaults for that name.
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ TASKS.register(
     "dvx.probe.tasks.discovery:ObjectDiscoveryTask",
     "MOVi-C object discovery (FG-ARI, mBO)",
     dataset="movi",
+    defaults={"slots": 11},  # 10 objects + background (VideoSAUR)
 )
 TASKS.register(
     "movi-e",
     "dvx.probe.tasks.discovery:ObjectDiscoveryTask",
     "MOVi-E object discovery (FG-ARI, mBO)",
     dataset="movi",
+    defaults={"slots": 24},  # up to 23 objects + background (VideoSAUR)
 )
 # the same protocols on the synthetic world, whose generator supplies every label
 TASKS.register(
@@ -76,6 +80,7 @@ TASKS.register(
     "dvx.probe.tasks.discovery:ObjectDiscoveryTask",
     "synthetic object discovery (FG-ARI, mBO)",
     dataset="synthetic",
+    defaults={"slots": 4},  # at most 3 sprites + the wall
 )
 TASKS.register(
     "synthetic-propagation",

@@ -1,12 +1,26 @@
-"""Runners behind ``dvx eval``: score predictions on disk and return a results record (plus tables)."""
+"""Runners behind ``dvx eval``: score predictions on disk and return records (plus a table).
+
+- ``dvx eval <task>`` (every task that writes predictions: davis17, jhmdb, synthetic-propagation, ...):
+  the task's own scoring (:meth:`PredictionTask.score_predictions`) on what ``dvx probe --out`` wrote, with
+  the dataset, split and scoring options the probe recorded in the folder's dvx-config.json; the same
+  numbers as the probe's records (tests/probe/test_eval_roundtrip.py).
+- ``dvx eval davis``: any DAVIS submission folder against an ``Annotations/480p`` folder (the official
+  tool's inputs), for predictions made elsewhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from dvx.data import open_dataset
 from dvx.errors import ConfigError, DataError
-from dvx.probe.pck import ALPHAS, VISIBILITY_RULES, evaluate_pck
+from dvx.options import Options, build, option
+from dvx.probe.prediction_io import prediction_folders
+from dvx.probe.task import PredictionTask, task_class, task_dataset
+from dvx.results import read_config
 
 
 @dataclass(frozen=True)
@@ -18,108 +32,106 @@ class DavisEvalConfig:
     sequences: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
-class JhmdbEvalConfig:
-    """``pred``: folder of <video>.json; ``gt``: a JHMDB root with joint_positions/<class>/<video>/."""
-
-    pred: Path
-    gt: Path
-    visibility: str = "all"
-    alphas: tuple[float, ...] = ALPHAS
-
-    def __post_init__(self) -> None:
-        if self.visibility not in VISIBILITY_RULES:
-            raise ConfigError(
-                f"unknown visibility rule {self.visibility!r}; choose one of {VISIBILITY_RULES}"
-            )
-        if not self.alphas or any(not a > 0 for a in self.alphas):
-            raise ConfigError(f"alphas must be positive, got {self.alphas}")
-
-
-def run_davis_eval(cfg: DavisEvalConfig) -> dict:
-    """J&F of the predictions (official davis2017-evaluation semi-supervised protocol)."""
+def run_davis_eval(cfg: DavisEvalConfig) -> dict[str, Any]:
+    """J&F of the predictions (official davis2017-evaluation semi-supervised protocol), as a record."""
     from dvx.probe.jandf import evaluate_folders
+    from dvx.probe.tasks.davis import davis_scores
 
-    record = evaluate_folders(cfg.pred, cfg.gt, cfg.sequences).record()
-    record["pred"] = str(cfg.pred)
-    record["gt"] = str(cfg.gt)
-    return record
-
-
-def _frame_size(root: Path, mat: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    video, cls = mat.parent.name, mat.parent.parent.name
-    frames = sorted((root / "Rename_Images" / cls / video).glob("*.png"))
-    if not frames:
-        raise DataError(
-            f"visibility 'inside' needs the frame size: no frames in {root / 'Rename_Images' / cls / video}"
-        )
-    with Image.open(frames[0]) as im:
-        return im.size[1], im.size[0]
+    scores = davis_scores(evaluate_folders(cfg.pred, cfg.gt, cfg.sequences).sequences)
+    return {
+        "task": "davis",
+        "metrics": scores.metrics,
+        "main_metric": "JF_mean",
+        "higher_is_better": True,
+        "details": scores.details,
+        "videos": scores.videos,
+        "pred": str(cfg.pred),
+        "config": {"pred": str(cfg.pred), "gt": str(cfg.gt), "sequences": cfg.sequences},
+    }
 
 
-def run_jhmdb_eval(cfg: JhmdbEvalConfig) -> dict:
-    """PCK of ``<pred>/<video>.json`` against JHMDB ``joint_positions.mat``."""
-    from dvx.probe.prediction_io import find_jhmdb_annotation, load_jhmdb_joints, read_jhmdb_prediction
+@dataclass(frozen=True)
+class TaskEvalConfig(Options):
+    """What ``dvx eval <task>`` reads (its CLI is generated from these fields)."""
 
-    pred_dir, root = Path(cfg.pred), Path(cfg.gt)
-    if not pred_dir.is_dir():
-        raise DataError(f"prediction folder {pred_dir} does not exist")
-    if not (root / "joint_positions").is_dir():
-        raise DataError(f"{root} is not a JHMDB root: {root / 'joint_positions'} is missing")
-    files = sorted(pred_dir.glob("*.json"))
-    if not files:
-        raise DataError(f"{pred_dir} holds no <video>.json predictions")
-    preds, gts, sizes = {}, {}, {}
-    for path in files:
-        video = path.stem
-        mat = find_jhmdb_annotation(root, video)
-        gts[video] = load_jhmdb_joints(mat)
-        preds[video] = read_jhmdb_prediction(path)
-        if preds[video].shape != gts[video].shape:
-            raise DataError(
-                f"{path}: {preds[video].shape[0]} frames x {preds[video].shape[1]} joints, but the ground "
-                f"truth has {gts[video].shape[0]} x {gts[video].shape[1]}"
-            )
-        if cfg.visibility == "inside":
-            sizes[video] = _frame_size(root, mat)
-    record = evaluate_pck(preds, gts, cfg.alphas, cfg.visibility, sizes or None).record()
-    record["pred"] = str(pred_dir)
-    record["gt"] = str(root)
-    return record
-
-
-def format_davis_table(record: dict) -> str:
-    """A readable table: one row per sequence, then the dataset means (over objects)."""
-    rows = [("sequence", "objects", "J-mean", "F-mean", "J&F")]
-    for name, seq in record["per_sequence"].items():
-        rows.append(
-            (name, str(seq["n_objects"]), *(f"{seq[k]:.4f}" for k in ("J_mean", "F_mean", "JF_mean")))
-        )
-    rows.append(
-        (
-            "ALL (mean over objects)",
-            str(record["n_objects"]),
-            *(f"{record[k]:.4f}" for k in ("J_mean", "F_mean", "JF_mean")),
-        )
+    pred: str = option(
+        help="Predictions: what `dvx probe --out OUT` wrote (OUT itself or any folder below it; every "
+        "prediction folder of the task found there is scored), or a plain folder of predictions."
     )
-    text = _table(rows)
-    extra = "  ".join(f"{k} {record[k]:.4f}" for k in ("J_recall", "J_decay", "F_recall", "F_decay"))
-    return f"{text}\n{extra}"
+    data_root: str = option(help="Dataset folder with the ground truth.")
+    dataset: str | None = option(None, "Dataset reader [default: the probe's, else the task's].")
+    split: str | None = option(None, "Dataset split [default: the probe's, else the dataset's].")
 
 
-def format_jhmdb_table(record: dict) -> str:
-    """A readable table: one row per video, then the overall PCK (mean of per-joint PCKs)."""
-    keys = [k for k in record if k.startswith("pck@")]
+def run_task_eval(
+    task: str, cfg: TaskEvalConfig, given: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Score every prediction folder of ``task`` under ``cfg.pred`` as the probe scored it: one record each
+    (the results-record structure: metrics nested, main metric and direction, the probe's key fields when
+    the folder has a dvx-config.json). ``given``: scoring options given explicitly; the rest come from the
+    probe's recorded options, else their defaults."""
+    cls = task_class(task)
+    if not issubclass(cls, PredictionTask):
+        raise ConfigError(f"task {task!r} writes no predictions to evaluate")
+    records = []
+    for folder in prediction_folders(Path(cfg.pred).expanduser()):
+        meta = read_config(folder) or {}
+        if meta and meta.get("task") != task:
+            continue  # another task's folder under the same --out
+        probe_cfg = meta.get("config") or {}
+        recorded = probe_cfg.get("options") or {}
+        fields = cls.score_options.__dataclass_fields__
+        options = build(
+            cls.score_options, {**{k: v for k, v in recorded.items() if k in fields}, **(given or {})}
+        )
+        dataset_name = cfg.dataset or meta.get("dataset") or task_dataset(task)
+        split = cfg.split if cfg.split is not None else probe_cfg.get("split")
+        scores = cls.score_predictions(folder, open_dataset(dataset_name, cfg.data_root, split), options)
+        records.append(
+            {
+                "task": task,
+                **{k: meta.get(k) for k in ("model", "recipe", "store", "T", "block", "probe")},
+                "dataset": dataset_name,
+                "metrics": scores.metrics,
+                "main_metric": cls.main_metric,
+                "higher_is_better": cls.higher_is_better,
+                "details": scores.details,
+                "videos": scores.videos,
+                "pred": str(folder),
+                "config": {**cfg.to_json(), "split": split, "options": options.to_json()},
+            }
+        )
+    if not records:
+        raise DataError(
+            f"{cfg.pred}: no prediction folder of task {task!r} (dvx-config.json names another task)"
+        )
+    return records
+
+
+def format_table(record: Mapping[str, Any]) -> str:
+    """A readable table of an eval record: one row per video, then the dataset figures (J&F records: the
+    mean over objects; PCK records: the mean over joints)."""
+    metrics, details = record["metrics"], record["details"]
+    keys = list(metrics)
+    per_video = details.get("per_sequence") or details.get("per_video") or {}
     rows = [("video", *keys)]
-    for video, vals in record["per_video"].items():
-        rows.append((video, *(f"{vals[k]:.4f}" for k in keys)))
-    rows.append(("ALL (mean over joints)", *(f"{record[k]:.4f}" for k in keys)))
-    return f"{_table(rows)}\nvisibility: {record['visibility']}, scored joints: {record['n_scored_joints']}"
+    for name, vals in per_video.items():
+        rows.append((name, *(f"{vals[k]:.4f}" for k in keys)))
+    rows.append(("ALL", *(f"{metrics[k]:.4f}" for k in keys)))
+    head = f"{record['task']}: {record['pred']}"
+    if record.get("model"):
+        head += f" ({record['model']} {str(record.get('recipe'))[:8]}, T={record['T']}, {record['block']})"
+    extra = "  ".join(
+        f"{k} {details[k]:.4f}" for k in ("J_recall", "J_decay", "F_recall", "F_decay") if k in details
+    )
+    if "visibility" in details:
+        extra = f"visibility: {details['visibility']}, scored joints: {details['n_scored_joints']}"
+    return "\n".join([head, rows_table(rows), *([extra] if extra else [])])
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def rows_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as an aligned text table: first column left, the rest right; rules under the header
+    and above the last row (the dataset figures)."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(

@@ -21,7 +21,7 @@ import numpy as np
 
 from dvx.data.base import VideoDataset, VideoRef
 from dvx.errors import DataError
-from dvx.probe.evaluate import _table
+from dvx.probe.evaluate import rows_table
 from dvx.probe.tapvid_io import Prediction, prediction_files, read_prediction
 from dvx.probe.tapvid_metrics import (
     QUERY_STRIDE,
@@ -140,4 +140,4 @@ def format_tapvid_table(record: dict[str, Any]) -> str:
     note = f"query mode {record['query_mode']}; raster 256x256"
     if record["undefined"]:
         note += f"; undefined (left out of the means): {record['undefined']}"
-    return "\n".join([_table(rows), per_thr, within, note])
+    return "\n".join([rows_table(rows), per_thr, within, note])

@@ -1,9 +1,14 @@
-"""Predictions on disk: DAVIS submission PNGs and JHMDB joint files, plus the JHMDB ground-truth reader.
+"""Predictions on disk: DAVIS submission PNGs and JHMDB joint files, and the config saved beside them.
 
-- DAVIS: ``<out>/<sequence>/<frame>.png``, indexed PNGs with the DAVIS palette, one per frame, named and
-  sized like the annotations (what davis2017-evaluation and ``dvx eval davis`` read);
-- JHMDB: ``<out>/<video>.json`` = ``{"video": ..., "frames": [[[x, y] x 15] per frame]}`` with 0-based
-  pixel coordinates in the original frame (JHMDB ``pos_img`` minus 1); a lost joint is ``null``.
+``dvx probe --out OUT`` writes one folder per (T, block):
+``OUT/<task>/<dataset>/<model>@<fp8>/T<T>/<block>/`` holding the predictions and ``dvx-config.json`` (the
+probe record's key fields and its resolved config, as litgpt saves hyperparameters beside outputs), so a
+folder always says what produced it, and two models, tasks or datasets never share one.
+
+- DAVIS: ``<folder>/<sequence>/<frame>.png``, indexed PNGs with the DAVIS palette, one per frame, named
+  and sized like the annotations (what davis2017-evaluation and ``dvx eval`` read);
+- JHMDB: ``<folder>/<video id>.json`` = ``{"video": ..., "frames": [[[x, y] x 15] per frame]}`` with
+  0-based pixel coordinates in the original frame (JHMDB ``pos_img`` minus 1); a lost joint is ``null``.
 """
 
 from __future__ import annotations
@@ -17,9 +22,27 @@ import numpy as np
 
 from dvx.data.images import DAVIS_PALETTE, write_indexed_png
 from dvx.errors import DataError
+from dvx.results import CONFIG_FILE
 
 JHMDB_JOINTS = 15
 COORDINATES = "0-based pixel (x, y) in the original frame (JHMDB pos_img - 1)"
+
+
+def prediction_folders(root: Path) -> list[Path]:
+    """The dvx prediction folders at or below ``root`` (each holding a dvx-config.json), or ``[root]``
+    itself when there are none (a plain folder of predictions)."""
+    if not root.is_dir():
+        raise DataError(f"prediction folder {root} does not exist")
+    found = sorted(p.parent for p in root.rglob(CONFIG_FILE))
+    return found or [root]
+
+
+def prediction_files(folder: Path, suffix: str) -> list[Path]:
+    """The prediction files of a folder (``*<suffix>``, the config file left out)."""
+    files = sorted(p for p in folder.glob(f"*{suffix}") if p.name != CONFIG_FILE)
+    if not files:
+        raise DataError(f"{folder} holds no <video>{suffix} predictions")
+    return files
 
 
 def write_davis_sequence(
@@ -81,31 +104,3 @@ def read_jhmdb_prediction(path: str | Path) -> np.ndarray:
     if out.ndim != 3 or out.shape[-1] != 2:
         raise DataError(f"{path}: every frame must list the same number of [x, y] joints")
     return out
-
-
-def load_jhmdb_joints(mat_path: str | Path) -> np.ndarray:
-    """JHMDB ``joint_positions.mat`` (``pos_img``: 2 x 15 x F, 1-based) -> (F, 15, 2) 0-based (x, y)."""
-    from scipy.io import loadmat
-
-    try:
-        pos = np.asarray(loadmat(str(mat_path))["pos_img"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{mat_path}: cannot read pos_img from this .mat file ({err})") from err
-    if pos.ndim != 3 or pos.shape[0] != 2:
-        raise DataError(f"{mat_path}: pos_img has shape {pos.shape}, expected 2 x joints x frames")
-    return np.transpose(pos, (2, 1, 0)) - 1.0
-
-
-def find_jhmdb_annotation(root: str | Path, video: str) -> Path:
-    """``<root>/joint_positions/<class>/<video>/joint_positions.mat`` for a video name."""
-    base = Path(root) / "joint_positions"
-    if not base.is_dir():
-        raise DataError(f"{root} is not a JHMDB root: {base} is missing")
-    hits = sorted(base.glob(f"*/{video}/joint_positions.mat"))
-    if not hits:
-        raise DataError(
-            f"no ground truth for video {video!r} under {base}/<class>/{video}/joint_positions.mat"
-        )
-    if len(hits) > 1:
-        raise DataError(f"video {video!r} appears in several classes: {[p.parent.parent.name for p in hits]}")
-    return hits[0]

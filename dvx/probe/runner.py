@@ -1,4 +1,9 @@
-"""``dvx probe``: resolve the cached features a probe asks for, reuse or compute its results records.
+"""``dvx probe``: resolve the cached features a probe asks for, pick its videos, reuse or compute its
+results records.
+
+Videos: the task's (from the dataset's split), narrowed by ``--videos`` / ``--exclude``; videos whose
+extraction failed (``dvx extract --skip-bad`` records them in the store) are left out with one line and
+listed in every record's ``left_out``, unless ``--include-failed`` (or ``--videos``) asks for them.
 
 Reads the store read-only and never loads a backbone: dvx.extract, diffusers and transformers are never
 imported on this path (tests/probe/test_isolation.py runs it with them made unimportable).
@@ -8,16 +13,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dvx.config import ProbeConfig
 from dvx.data import open_dataset
-from dvx.errors import CacheMissError, ConfigError
-from dvx.probe import TASKS
-from dvx.probe.results import ResultRecord, ResultsDir, results_dir
-from dvx.probe.task import ProbeContext, Task
-from dvx.report.tables import block_order
+from dvx.data.base import VideoRef
+from dvx.errors import CacheMissError, ConfigError, DataError
+from dvx.probe.task import PredictionTask, ProbeContext, Task, task_class
+from dvx.registry import did_you_mean
+from dvx.results import ResultRecord, ResultsDir, results_dir, write_config
+from dvx.store.group import RecipeGroup
+from dvx.store.index import Failure
 from dvx.store.root import FeatureStore
 
 Log = Callable[[str], None]
@@ -55,30 +62,93 @@ def resolve_pairs(cfg: ProbeConfig, available_t: list[int], available_b: list[st
     return list(dict.fromkeys((t, b) for t in ts for b in bs))
 
 
-def build_task(cfg: ProbeConfig) -> tuple[Task, str]:
-    entry = TASKS.entry(cfg.task)
-    task: Task = entry.load()(cfg.task, cfg)
-    unknown = sorted(k for k, v in cfg.options if v is not None and k not in task.option_names)
-    if unknown:
-        raise ConfigError(
-            f"task {cfg.task!r} does not take option(s) "
-            + ", ".join("--" + k.replace("_", "-") for k in unknown)
+def build_task(cfg: ProbeConfig) -> Task:
+    return task_class(cfg.task)(cfg.task, cfg)
+
+
+def select_videos(
+    cfg: ProbeConfig, candidates: list[VideoRef], failed: Mapping[str, Failure], log: Log
+) -> tuple[list[VideoRef], dict[str, list[str]]]:
+    """The task's videos narrowed by ``--videos`` / ``--exclude``, and without those whose extraction
+    failed (``--skip-bad``) unless ``--include-failed`` or ``--videos`` asks for them; with why -> ids of
+    what was left out (recorded in every record)."""
+    ids = [r.id for r in candidates]
+    if not ids:
+        split = f" (split {cfg.split})" if cfg.split else ""
+        raise DataError(f"task {cfg.task!r} finds no video in {cfg.data_root}{split}")
+    for flag, names in (("--videos", cfg.videos or ()), ("--exclude", cfg.exclude)):
+        unknown = [n for n in names if n not in ids]
+        if unknown:
+            raise DataError(
+                f"{flag}: {unknown[0]!r}{f' and {len(unknown) - 1} more' if len(unknown) > 1 else ''} is not "
+                f"among the {len(ids)} video(s) of task {cfg.task!r}"
+                f"{f' (split {cfg.split})' if cfg.split else ''}.{did_you_mean(unknown[0], ids)}"
+            )
+    chosen = [r for r in candidates if r.id in cfg.videos] if cfg.videos else list(candidates)
+    left_out: dict[str, list[str]] = {"excluded": [r.id for r in chosen if r.id in cfg.exclude]}
+    chosen = [r for r in chosen if r.id not in cfg.exclude]
+    if not cfg.include_failed and not cfg.videos:
+        left_out["failed"] = [r.id for r in chosen if r.id in failed]
+        if left_out["failed"]:
+            shown = ", ".join(left_out["failed"][:5]) + (" ..." if len(left_out["failed"]) > 5 else "")
+            log(
+                f"left out {len(left_out['failed'])} video(s) whose extraction failed (--skip-bad): {shown}; "
+                "--include-failed probes them anyway"
+            )
+        chosen = [r for r in chosen if r.id not in failed]
+    if not chosen:
+        raise DataError(
+            f"task {cfg.task!r}: no video left to probe after --videos / --exclude / failed videos"
         )
-    return task, cfg.dataset or entry.options["dataset"]
+    return chosen, {k: v for k, v in left_out.items() if v}
+
+
+def require_features(
+    cfg: ProbeConfig,
+    group: RecipeGroup,
+    videos: list[str],
+    pairs: list[tuple[int, str]],
+    failed: Mapping[str, Failure],
+) -> None:
+    """Every (video, T, block) is committed, or one line naming what is missing. A video recorded as failed
+    by ``--skip-bad`` gets its recorded reason and how to leave it out, never an extract command that would
+    fail again on the same file."""
+    index = group.index()
+    for t in sorted({t for t, _ in pairs}):
+        blocks = sorted({b for tt, b in pairs if tt == t})
+        broken = [v for v in videos if v in failed and not index.has(v, [t], blocks)]
+        if broken:
+            f = failed[broken[0]]
+            more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+            raise CacheMissError(
+                f"{group.dataset}/{group.recipe.name}: video {f.video!r}{more} has no features: its "
+                f"extraction failed ({f.reason}) and was skipped by --skip-bad. Probe without it (drop "
+                "--include-failed, or leave it out of --videos), or replace the file and extract it again"
+            )
+        group.require(videos, [t], blocks, cfg.data_root)
+
+
+def write_prediction_configs(task: Task, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> None:
+    """``dvx-config.json`` in each (T, block) prediction folder before any prediction is written: the
+    record's key fields and the resolved config (what ``dvx eval`` reads back)."""
+    for t, b in pairs:
+        folder = ctx.prediction_dir(task.name, t, b)
+        if folder is not None:
+            write_config(folder, task.output_config(ctx, t, b))
 
 
 def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    task, dataset_name = build_task(cfg)
+    task = build_task(cfg)
     device = probe_device(cfg.device)
     store = FeatureStore.open(cfg.store, mode="r")
-    group = store.find(dataset_name, cfg.model, cfg.recipe)
-    dataset = open_dataset(dataset_name, cfg.data_root, cfg.split)
+    group = store.find(task.dataset_name, cfg.model, cfg.recipe)
+    dataset = open_dataset(task.dataset_name, cfg.data_root, cfg.split)
     ctx = ProbeContext(
         cfg=cfg,
         group=group,
         dataset=dataset,
-        dataset_name=dataset_name,
+        dataset_name=task.dataset_name,
         out=Path(cfg.out).expanduser() if cfg.out else None,
         device=device,
         log=log,
@@ -89,10 +159,10 @@ def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
         raise CacheMissError(
             group.miss_message(["<any>"], list(cfg.timesteps or []), list(cfg.blocks or []), cfg.data_root)
         )
-    videos = [r.id for r in task.videos(ctx)]
-    ctx.videos = tuple(videos)
-    for t in sorted({t for t, _ in pairs}):
-        group.require(videos, [t], sorted({b for tt, b in pairs if tt == t}), cfg.data_root)
+    failed = {v: f for v, f in group.failures().items() if not all(index.has(v, [t], [b]) for t, b in pairs)}
+    refs, left_out = select_videos(cfg, task.videos(ctx), failed, log)
+    ctx.refs, ctx.left_out = tuple(refs), left_out
+    require_features(cfg, group, list(ctx.videos), pairs, failed)
     results = ResultsDir(results_dir(cfg.results))
     records: dict[tuple[int, str], ResultRecord] = {}
     todo = []
@@ -109,25 +179,10 @@ def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
     )
     if todo:
         primary = is_primary_process()
+        if primary and isinstance(task, PredictionTask):
+            write_prediction_configs(task, ctx, todo)
         for rec in task.run(ctx, todo):
             if primary:
                 results.save(rec, force=cfg.force)
             records[(rec.T, rec.block)] = rec
     return [records[p] for p in pairs]
-
-
-def table(records: list[ResultRecord], metric: str) -> str:
-    """A T x block table of ``metric`` (rows T, columns blocks), as seed 002's Table 3."""
-    ts = sorted({r.T for r in records})
-    bs = sorted({r.block for r in records}, key=block_order)
-    cell = {(r.T, r.block): r.metrics.get(metric) for r in records}
-    width = max(8, *(len(b) for b in bs))
-    lines = [f"{metric:>8} | " + " ".join(f"{b:>{width}}" for b in bs)]
-    lines.append("-" * len(lines[0]))
-    for t in ts:
-        vals = [cell.get((t, b)) for b in bs]
-        lines.append(
-            f"T={t:<6} | "
-            + " ".join(f"{v:>{width}.4f}" if isinstance(v, int | float) else f"{'-':>{width}}" for v in vals)
-        )
-    return "\n".join(lines)

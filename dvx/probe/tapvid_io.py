@@ -53,7 +53,7 @@ def write_prediction(out_dir: str | Path, video: str, pred: Prediction) -> Path:
         arrays["query_points"] = np.asarray(pred.query_points, dtype=np.float32)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stubs read **kw as allow_pickle
     tmp.replace(path)
     return path
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from dvx.report.tables import Grid, fmt
+from dvx.results import Grid, fmt
 
 
 def heatmap_png(grid: Grid, path: Path, title: str) -> Path:
@@ -37,8 +37,7 @@ def heatmap_png(grid: Grid, path: Path, title: str) -> Path:
             bright = math.isfinite(v) and ((v > mid) == grid.higher_is_better)
             ax.text(j, i, fmt(None if math.isnan(v) else v), ha="center", va="center", fontsize=8,
                     color="black" if bright or not math.isfinite(v) else "white")  # fmt: skip
-    arrow = "higher is better" if grid.higher_is_better else "lower is better"
-    ax.set_title(f"{title}\n{grid.metric} ({arrow})", fontsize=9)
+    ax.set_title(f"{title}\n{grid.metric} ({grid.direction})", fontsize=9)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """``dvx report``: read the results records of one feature store and write the report files.
 
 Writes into ``out``: ``report.md`` (Table 2 and every T x block grid, with the heatmaps linked),
-``table.csv`` (Table 2), ``records.csv`` (every record) and ``heatmaps/<model>_<task>[_<settings>].png``.
-The report is derived data: rewriting it replaces these files (never a results record).
+``table.csv`` (Table 2), ``records.csv`` (every record), ``heatmaps/<model>_<task>[_<settings>].png`` and
+``dvx-config.json`` (the report's resolved config). The report is derived data: rewriting it replaces these
+files (never a results record).
 """
 
 from __future__ import annotations
@@ -12,25 +13,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dvx import __version__
 from dvx.errors import ConfigError
-from dvx.probe.results import ResultsDir, normalize_store, results_dir
-from dvx.report.tables import (
-    Grid,
-    grid_markdown,
-    grids,
-    records_csv,
-    table2,
-    table2_csv,
-    table2_markdown,
-)
+from dvx.options import Options, option
+from dvx.report.tables import LabelledGrid, grids, records_csv, table2, table2_csv, table2_markdown
+from dvx.results import ResultsDir, normalize_store, results_dir, write_config
 from dvx.store.index import now_iso
 
 
 @dataclass(frozen=True)
-class ReportConfig:
-    store: str
-    out: str = "dvx-report"
-    results: str | None = None  # default: $DVX_RESULTS_DIR or ~/.local/share/dvx/results
+class ReportConfig(Options):
+    """What ``dvx report`` reads and where it writes (its CLI is generated from these fields)."""
+
+    store: str = option(help="Feature store path or URL whose probe results to report.")
+    out: str = option("dvx-report", "Folder for report.md, the CSV tables and the heatmaps.")
+    results: str | None = option(
+        None, "Results directory [default: $DVX_RESULTS_DIR or ~/.local/share/dvx/results]."
+    )
 
 
 @dataclass
@@ -48,7 +47,7 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
 
 
-def heatmap_name(g: Grid, several: bool) -> str:
+def heatmap_name(g: LabelledGrid, several: bool) -> str:
     return _safe(f"{g.label}_{g.task}" + (f"_{g.settings}" if several else "")) + ".png"
 
 
@@ -76,12 +75,11 @@ def run_report(cfg: ReportConfig, log: Callable[[str], None] | None = None) -> R
     for g in all_grids:
         several = per_task[(g.label, g.recipe, g.task)] > 1
         title = f"{g.label} ({g.recipe[:8]}) - {g.task}" + (f" [settings {g.settings}]" if several else "")
-        png = heatmap_png(g, out / "heatmaps" / heatmap_name(g, several), title)
+        png = heatmap_png(g.grid, out / "heatmaps" / heatmap_name(g, several), title)
         files.heatmaps.append(png)
-        arrow = "higher is better" if g.higher_is_better else "lower is better"
         sections.append(
-            f"### {title}\n\n{g.metric} ({arrow}) over T x block.\n\n"
-            f"![{title}](heatmaps/{png.name})\n\n{grid_markdown(g)}\n"
+            f"### {title}\n\n{g.grid.metric} ({g.grid.direction}) over T x block.\n\n"
+            f"![{title}](heatmaps/{png.name})\n\n{g.grid.render(markdown=True)}\n"
         )
     md = [
         "# dvx report",
@@ -101,5 +99,9 @@ def run_report(cfg: ReportConfig, log: Callable[[str], None] | None = None) -> R
     files.table_csv.write_text(table2_csv(t2))
     files.records_csv.write_text(records_csv(records))
     files.table2 = t2_md
+    write_config(
+        out,
+        {"config": cfg.to_json(), "results": str(where), "records": len(records), "dvx_version": __version__},
+    )
     log(f"report of {len(records)} record(s) written to {out} ({len(files.heatmaps)} heatmap(s))")
     return files

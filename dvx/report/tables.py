@@ -3,7 +3,10 @@
 - **Table 2** (seed 002): rows = models, columns = each task's metrics. A cell holds the metrics of the
   model's best record on that task (by the task's main metric, over every (T, block) and probe setting
   recorded); which (T, block) it came from is listed with the table.
-- **Table 3**: one T x block grid of a task's main metric per (model, recipe, task, probe settings).
+- **Table 3**: one T x block grid of a task's main metric per (model, recipe, task, probe settings),
+  rendered by :class:`dvx.results.Grid` (the same table ``dvx probe`` prints).
+
+Every record names its main metric and direction, so a report never imports a task to rank records.
 """
 
 from __future__ import annotations
@@ -12,42 +15,16 @@ import csv
 import hashlib
 import io
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from dvx.probe.results import ResultRecord
+from dvx.results import Grid, ResultRecord, block_order, fmt, number
 
 #: task order of the tables (seed 002's Table 2 order, then the synthetic world); others follow by name
 TASK_ORDER = (
     "ucf101", "hmdb51", "movi-c", "movi-e", "cityscapes-seg", "cityscapes-depth", "davis17", "jhmdb",
     "synthetic-action", "synthetic-discovery", "synthetic-seg", "synthetic-depth", "synthetic-propagation",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    main_metric: str
-    higher_is_better: bool
-
-
-def task_info(task: str, example: ResultRecord) -> TaskInfo:
-    """The task's main metric and direction, from its registered class (or the record's first metric)."""
-    from dvx.probe import TASKS
-
-    try:
-        cls = TASKS.load(task)
-        return TaskInfo(cls.main_metric, bool(getattr(cls, "higher_is_better", True)))
-    except Exception:  # an unregistered or unimportable task: fall back on the record itself
-        first = next(iter(example.metrics), "")
-        return TaskInfo(first, True)
-
-
-def block_order(name: str) -> tuple[int, str, int]:
-    head, _, idx = name.partition(".")
-    order = {"down": 0, "mid": 1, "up": 2, "layer": 3}
-    return (order.get(head, 4), head, int(idx) if idx.isdigit() else -1)
 
 
 def task_order(label: str) -> tuple[int, str]:
@@ -65,19 +42,6 @@ def task_labels(records: Iterable[ResultRecord]) -> dict[tuple[str, str], str]:
     return {(t, d): (t if len(ds) == 1 else f"{t}@{d}") for t, ds in datasets.items() for d in ds}
 
 
-def number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return None if math.isnan(value) else float(value)
-
-
-def fmt(value: Any) -> str:
-    v = number(value)
-    if v is None:
-        return "-"
-    return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
-
-
 def settings_tag(record: ResultRecord) -> str:
     """8 hex digits naming a record's probe settings."""
     return hashlib.sha256(json.dumps(dict(record.probe), sort_keys=True, default=str).encode()).hexdigest()[
@@ -93,14 +57,14 @@ def model_labels(records: Iterable[ResultRecord]) -> dict[tuple[str, str], str]:
     return {(m, fp): (m if len(fps) == 1 else f"{m}@{fp[:8]}") for m, fps in recipes.items() for fp in fps}
 
 
-def better(a: ResultRecord, b: ResultRecord, info: TaskInfo) -> bool:
-    """True when ``a`` beats ``b`` on the main metric (a record without a number never wins)."""
-    va, vb = number(a.metrics.get(info.main_metric)), number(b.metrics.get(info.main_metric))
+def better(a: ResultRecord, b: ResultRecord) -> bool:
+    """True when ``a`` beats ``b`` on their main metric (a record without a number never wins)."""
+    va, vb = a.main_value, b.main_value
     if va is None:
         return False
     if vb is None:
         return True
-    return va > vb if info.higher_is_better else va < vb
+    return va > vb if a.higher_is_better else va < vb
 
 
 @dataclass
@@ -108,34 +72,34 @@ class Table2:
     rows: list[str]  # model labels
     columns: list[tuple[str, str]]  # (task label, metric)
     best: dict[tuple[str, str], ResultRecord]  # (row, task label) -> the chosen record
-    info: dict[str, TaskInfo]  # task label -> its main metric
+    main: dict[str, tuple[str, bool]]  # task label -> (main metric, higher is better)
 
 
 def table2(records: Sequence[ResultRecord]) -> Table2:
     labels, columns_of = model_labels(records), task_labels(records)
-    info: dict[str, TaskInfo] = {}
+    main: dict[str, tuple[str, bool]] = {}
     metrics: dict[str, list[str]] = {}
     best: dict[tuple[str, str], ResultRecord] = {}
     for r in records:
         column = columns_of[(r.task, r.dataset)]
-        info.setdefault(column, task_info(r.task, r))
+        main.setdefault(column, (r.main_metric, r.higher_is_better))
         names = metrics.setdefault(column, [])
         names += [m for m in r.metrics if m not in names]
         key = (labels[(r.model, r.recipe)], column)
-        if key not in best or better(r, best[key], info[column]):
+        if key not in best or better(r, best[key]):
             best[key] = r
     tasks = sorted(metrics, key=task_order)
     columns = []
     for t in tasks:
-        main = info[t].main_metric
-        columns += [(t, m) for m in sorted(metrics[t], key=lambda m: (m != main, metrics[t].index(m)))]
-    return Table2(sorted(set(labels.values())), columns, best, info)
+        first = main[t][0]
+        columns += [(t, m) for m in sorted(metrics[t], key=lambda m: (m != first, metrics[t].index(m)))]
+    return Table2(sorted(set(labels.values())), columns, best, main)
 
 
 def table2_markdown(t: Table2) -> str:
     head = [
         "model",
-        *(f"{task} {metric}{'' if t.info[task].higher_is_better else ' ↓'}" for task, metric in t.columns),
+        *(f"{task} {metric}{'' if t.main[task][1] else ' ↓'}" for task, metric in t.columns),
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in t.rows:
@@ -170,7 +134,7 @@ def table2_csv(t: Table2) -> str:
             rec = t.best.get((row, task))
             v = number(rec.metrics.get(metric)) if rec else None
             values.append("" if v is None else repr(v))
-        where = []
+        where: list[object] = []
         for task in tasks:
             rec = t.best.get((row, task))
             where += [rec.T, rec.block] if rec else ["", ""]
@@ -179,21 +143,17 @@ def table2_csv(t: Table2) -> str:
 
 
 @dataclass
-class Grid:
-    """One Table-3 grid: ``values[i][j]`` = main metric at (timesteps[i], blocks[j]) or None."""
+class LabelledGrid:
+    """One Table-3 grid and what it is of."""
 
     label: str  # model label
     recipe: str
     task: str  # task label (``task@dataset`` when the task was run on several datasets)
-    metric: str
-    higher_is_better: bool
     settings: str  # settings tag
-    timesteps: list[int]
-    blocks: list[str]
-    values: list[list[float | None]]
+    grid: Grid
 
 
-def grids(records: Sequence[ResultRecord]) -> list[Grid]:
+def grids(records: Sequence[ResultRecord]) -> list[LabelledGrid]:
     """One grid per (model, recipe, task and dataset, probe settings), rows T ascending, blocks in network
     order."""
     labels, columns_of = model_labels(records), task_labels(records)
@@ -201,29 +161,12 @@ def grids(records: Sequence[ResultRecord]) -> list[Grid]:
     for r in records:
         key = (labels[(r.model, r.recipe)], r.recipe, columns_of[(r.task, r.dataset)], settings_tag(r))
         groups.setdefault(key, []).append(r)
-    out = []
-    for (label, recipe, task, tag), recs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], task_order(kv[0][2]), kv[0][1], kv[0][3])
-    ):
-        info = task_info(recs[0].task, recs[0])
-        ts = sorted({r.T for r in recs})
-        bs = sorted({r.block for r in recs}, key=block_order)
-        newest = {}
-        for r in sorted(recs, key=lambda r: r.created_at):  # one record per cell: the newest
-            newest[(r.T, r.block)] = r
-        values = [
-            [number(newest[(t, b)].metrics.get(info.main_metric)) if (t, b) in newest else None for b in bs]
-            for t in ts
-        ]
-        out.append(Grid(label, recipe, task, info.main_metric, info.higher_is_better, tag, ts, bs, values))
-    return out
-
-
-def grid_markdown(g: Grid) -> str:
-    lines = ["| T \\ block | " + " | ".join(g.blocks) + " |", "|" + "---|" * (len(g.blocks) + 1)]
-    for t, row in zip(g.timesteps, g.values, strict=True):
-        lines.append(f"| {t} | " + " | ".join(fmt(v) for v in row) + " |")
-    return "\n".join(lines)
+    return [
+        LabelledGrid(label, recipe, task, tag, Grid.of(recs))
+        for (label, recipe, task, tag), recs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], task_order(kv[0][2]), kv[0][1], kv[0][3])
+        )
+    ]
 
 
 def records_csv(records: Sequence[ResultRecord]) -> str:

@@ -134,11 +134,14 @@ class RecipeGroup:
             x = x.to(dtype)
         return x.to(device) if device is not None else x
 
-    def dataarray(self, t: int, block: str, videos: Iterable[str] | None = None) -> xarray.DataArray:
-        """A lazy dask-backed view ``(video, frame, channel, y, x)`` (NaN-padded to the longest video)."""
+    def dataarray(
+        self, t: int, block: str, videos: Iterable[str] | None = None, dtype: str | np.dtype | None = None
+    ) -> xarray.DataArray:
+        """A lazy dask-backed view ``(video, frame, channel, y, x)`` (NaN-padded to the longest video), in
+        ``dtype`` (default: the stored float16; use float32 to reduce), with frame coordinates."""
         from dvx.store.views import dataarray
 
-        return dataarray(self, t, block, videos)
+        return dataarray(self, t, block, videos, dtype)
 
     def miss_message(
         self, videos: list[str], timesteps: list[int], blocks: list[str], data_root: str | None = None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.cli.test_eval import _run
+from tests.conftest import run_cli as _run
 from tests.data.tapvid_fixtures import example, write_davis
 from tests.probe.test_evaluate_tapvid import write_exact
 

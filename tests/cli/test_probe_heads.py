@@ -33,12 +33,20 @@ def test_probe_json_report_and_rerun(
 ) -> None:
     res = tmp_path / "results"
     main(args(world, res, "synthetic-action", "--timesteps", "0,50", "--blocks", "layer.8", "--json"))
-    recs = json.loads(capsys.readouterr().out)
+    lines = capsys.readouterr().out.splitlines()
+    recs = [json.loads(line) for line in lines]  # JSON Lines: one record per line, the saved structure
     assert [(r["T"], r["block"]) for r in recs] == [(0, "layer.8"), (50, "layer.8")]
-    assert {"top1", "top5"} <= set(recs[0]) and recs[0]["probe"]["epochs"] == 1
+    assert set(recs[0]["metrics"]) == {"top1", "top5"} and recs[0]["probe"]["epochs"] == 1
+    assert (recs[0]["main_metric"], recs[0]["higher_is_better"]) == ("top1", True)
+    assert recs[0]["config"]["options"]["epochs"] == 1 and recs[0]["config"]["options"]["batch_size"] == 64
+    saved = sorted((res / "synthetic-action").glob("*.json"))
+    assert sorted(json.loads(p.read_text())["T"] for p in saved) == [0, 50]
+    assert json.loads(saved[0].read_text()).keys() == recs[0].keys()
     main(args(world, res, "synthetic-depth", "--timesteps", "0", "--blocks", "layer.8", "--json"))
-    depth = json.loads(capsys.readouterr().out)
-    assert {"depth_mErr", "depth_RMSE"} <= set(depth) and depth["dataset"] == "synthetic"
+    [line] = capsys.readouterr().out.splitlines()  # one record: still one line, the same shape
+    depth = json.loads(line)
+    assert set(depth["metrics"]) == {"depth_mErr", "depth_RMSE"} and depth["dataset"] == "synthetic"
+    assert (depth["main_metric"], depth["higher_is_better"]) == ("depth_mErr", False)
     main(args(world, res, "synthetic-action", "--timesteps", "0,50", "--blocks", "layer.8"))
     out = capsys.readouterr()
     assert "2 cached result(s), 0 to compute" in out.err and "top1" in out.out and "T=50" in out.out
@@ -54,8 +62,24 @@ def test_probe_json_report_and_rerun(
     [
         (("--task", "synthetic-seg", "--blocks", "layer.64"), "needs spatial feature maps"),
         (("--task", "synthetic-seg", "--timesteps", "200"), "lacks T=200"),
-        (("--task", "synthetic-action", "--slots", "4"), "does not take option(s) --slots"),
-        (("--task", "synthetic-action", "--slots", "0"), "does not take option(s) --slots"),
+        (
+            ("--task", "synthetic-action", "--slots", "4"),
+            "task 'synthetic-action' does not take option --slots",
+        ),
+        (
+            ("--task", "synthetic-action", "--slots", "0"),
+            "task 'synthetic-action' does not take option --slots",
+        ),
+        (("--task", "synthetic-action", "--epochs", "0"), "--epochs must be >= 1, got 0"),
+        (("--task", "synthetic-action", "--lr", "nan"), "--lr must be > 0, got nan"),
+        (("--task", "synthetic-action", "--videos", "nope"), "--videos: 'nope' is not among the 42 video(s)"),
+        (
+            (
+                "--task",
+                "synthetic-actio",
+            ),
+            "unknown task 'synthetic-actio'. Did you mean 'synthetic-action'",
+        ),
         (("--task", "synthetic-discovery", "--slots", "0"), "--slots must be >= 1"),
         (("--task", "synthetic-action", "--devices", "two"), "--devices must be"),
         (("--task", "synthetic-action", "--device", "foo"), "--device 'foo'"),

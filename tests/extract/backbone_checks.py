@@ -12,7 +12,7 @@ import torch
 from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, write_world
 from dvx.extract.base import Backbone
-from dvx.extract.models import block_names
+from dvx.extract.block_table import shipped_block_names
 from dvx.extract.runner import run_extract
 from dvx.store.group import RecipeGroup
 from dvx.store.root import FeatureStore
@@ -40,7 +40,7 @@ def check_saved_and_loaded(backbone: Backbone, module: torch.nn.Module, sub: str
     assert type(module).__name__ == name
     names = type(backbone).block_names_for(folder)
     assert names == backbone.block_names == list(backbone.block_modules())
-    assert block_names(backbone.spec.name) == names
+    assert shipped_block_names(backbone.spec.name) == names  # what `dvx ls models` shows
 
 
 def check_one_forward_equals_one_per_block(

@@ -16,7 +16,7 @@ from dvx.data.synthetic import SynthConfig, write_world
 from dvx.errors import ConfigError, UnknownNameError
 from dvx.extract.attention import AttentionLayer, is_self_attention, name_layers
 from dvx.extract.base import Backbone, RunOptions
-from dvx.extract.models import attention_layers, load_backbone, model_spec
+from dvx.extract.models import attention_layers_in, load_backbone, model_spec
 from tests.conftest import extract_tiny
 from tests.extract.backbone_checks import frames, seed_fn
 
@@ -38,7 +38,7 @@ def test_every_self_attention_layer_is_named_from_the_config(backbone: Backbone)
     layers = backbone.attention_index.layers
     loaded = denoiser(backbone)
     # the config-only (meta device) list equals the one walked on the loaded weights
-    assert name_layers(loaded) == layers == attention_layers(backbone.spec.name)
+    assert name_layers(loaded) == layers == attention_layers_in(backbone.spec.name, backbone.folder)
     paths = {p for p, m in loaded.named_modules() if is_self_attention(m)}
     assert {a.path for a in layers} == paths and len({a.name for a in layers}) == len(layers)
     owners = set(backbone.block_names)

@@ -133,3 +133,30 @@ def test_digest_judges_each_nested_folder_on_its_own(tmp_path: Path) -> None:
     first = digest_folder(tmp_path, [""])
     (tmp_path / "b/pytorch_model.bin").write_bytes(b"z")
     assert digest_folder(tmp_path, [""]) != first
+
+
+@pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "unreachable"])
+def test_offline_a_model_not_in_the_cache_is_one_line_naming_weights(
+    how: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty local cache
+    if how == "HF_HUB_OFFLINE":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        import socket
+
+        with socket.socket() as s:  # a loopback port nobody listens on: the connection is refused
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(ConfigError) as err:
+        resolve_folder(
+            "stabilityai/stable-video-diffusion-img2vid", None, ["unet/*", "vae/*", "model_index.json"]
+        )
+    line = str(err.value)
+    assert "\n" not in line and "--weights DIR" in line and "needed: unet/*, vae/*, model_index.json" in line
+    assert ("HF_HUB_OFFLINE is set" if how == "HF_HUB_OFFLINE" else "is unreachable") in line

@@ -116,7 +116,7 @@ def heads_config(
         blocks=blocks,
         results=str(results),
         progress=False,
-        options=tuple(sorted((options or {}).items())),
+        options=dict(options or {}),
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from dvx.data import open_dataset
 from dvx.probe.keypoints import decode_keypoints, joints_to_heatmaps, propagate_keypoints
-from dvx.probe.prediction_io import load_jhmdb_joints
 from dvx.probe.propagation import PropagationConfig
 
 G1, G2 = math.exp(-2.0), math.exp(-8.0)  # sigma = 0.5: exp(-d^2 / (2 * 0.25)) at d = 1, 2
@@ -68,8 +68,8 @@ def test_static_video_keeps_the_joints() -> None:
 
 
 def test_jhmdb_heatmaps_decode_near_ground_truth(shared_data) -> None:
-    mat = next((shared_data / "jhmdb/JHMDB/joint_positions").glob("*/*/joint_positions.mat"))
-    gt = load_jhmdb_joints(mat)
+    ds = open_dataset("jhmdb", str(shared_data / "jhmdb/JHMDB"))
+    gt = ds.joints(ds.videos()[0]).xy.astype(np.float64)
     assert gt.shape == (40, 15, 2)
     heat = torch.stack([joints_to_heatmaps(fr, (240, 320), (40, 40)) for fr in gt])
     xy = decode_keypoints(heat, (240, 320))

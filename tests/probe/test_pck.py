@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dvx.data import open_dataset
 from dvx.errors import ConfigError, DataError
 from dvx.probe.pck import evaluate_pck, normalised_errors
-from dvx.probe.prediction_io import load_jhmdb_joints
 
 
 def _gt(n: int = 3) -> np.ndarray:
@@ -82,8 +82,8 @@ def test_shape_and_rule_errors() -> None:
 
 
 def test_real_jhmdb_gt_and_known_shift(shared_data) -> None:
-    mat = next((shared_data / "jhmdb/JHMDB/joint_positions").glob("*/*/joint_positions.mat"))
-    gt = load_jhmdb_joints(mat)
+    ds = open_dataset("jhmdb", str(shared_data / "jhmdb/JHMDB"))
+    gt = ds.joints(ds.videos()[0]).xy.astype(np.float64)
     assert evaluate_pck({"v": gt}, {"v": gt}).record()["pck@0.1"] == 1.0
     size = 0.6 * np.linalg.norm(gt.max(axis=1) - gt.min(axis=1), axis=-1)  # reference size per frame
     # a shift that passes at alpha = 0.1 in about half of the scored frames (between two thresholds)

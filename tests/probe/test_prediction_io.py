@@ -1,4 +1,4 @@
-"""Writing DAVIS submission PNGs and JHMDB joint files; reading JHMDB ground truth."""
+"""Writing DAVIS submission PNGs and JHMDB joint files; finding prediction folders."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from PIL import Image
 from dvx.data.images import DAVIS_PALETTE, read_label_png
 from dvx.errors import DataError
 from dvx.probe.prediction_io import (
-    find_jhmdb_annotation,
-    load_jhmdb_joints,
+    prediction_files,
+    prediction_folders,
     read_jhmdb_prediction,
     write_davis_sequence,
     write_jhmdb_prediction,
 )
+from dvx.results import CONFIG_FILE, read_config, write_config
 
 
 def test_davis_sequence_roundtrip(tmp_path) -> None:
@@ -55,15 +56,21 @@ def test_bad_prediction_file(tmp_path) -> None:
         read_jhmdb_prediction(bad)
 
 
-def test_real_jhmdb_ground_truth(shared_data) -> None:
-    root = shared_data / "jhmdb/JHMDB"
-    video = "Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
-    mat = find_jhmdb_annotation(root, video)
-    assert mat.parent.parent.name == "catch"
-    gt = load_jhmdb_joints(mat)
-    assert gt.shape == (40, 15, 2)
-    np.testing.assert_allclose(gt[0, 0], [286.5 - 1, 106.5 - 1])  # pos_img is 1-based
-    with pytest.raises(DataError, match="no ground truth for video 'nope'"):
-        find_jhmdb_annotation(root, "nope")
-    with pytest.raises(DataError, match="not a JHMDB root"):
-        find_jhmdb_annotation(shared_data, video)
+def test_prediction_folders_are_found_by_their_config_file(tmp_path) -> None:
+    a = tmp_path / "davis17" / "davis" / "m@12345678" / "T50" / "up.1"
+    b = tmp_path / "davis17" / "davis" / "m@12345678" / "T50" / "up.2"
+    for folder in (a, b):
+        write_config(folder, {"task": "davis17", "T": 50})
+    assert prediction_folders(tmp_path) == [a, b]  # OUT itself, as dvx probe --out was given
+    assert prediction_folders(a) == [a]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert prediction_folders(plain) == [plain]  # predictions from another tool: the folder itself
+    assert read_config(plain) is None and read_config(a) == {"task": "davis17", "T": 50}
+    write_jhmdb_prediction(a, "vid", np.zeros((2, 15, 2)))
+    assert [p.name for p in prediction_files(a, ".json")] == ["vid.json"]  # the config is no prediction
+    (a / CONFIG_FILE).write_text("{")
+    with pytest.raises(DataError, match=r"dvx-config\.json: unreadable"):
+        read_config(a)
+    with pytest.raises(DataError, match="does not exist"):
+        prediction_folders(tmp_path / "none")

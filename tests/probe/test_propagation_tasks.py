@@ -86,9 +86,15 @@ def probe(
         out=str(tmp / "out"),
         results=str(tmp / "results"),
         device="cpu",
-        options=tuple(sorted({"preset": "dino", **options}.items())),
+        options={"preset": "dino", **options},
     )
     return run_probe(cfg, log=lambda _: None)
+
+
+def pred_dir(tmp: Path, task: str, dataset: str, t: int = 50, block: str = "pix.8") -> Path:
+    """The prediction folder of the pixels model: ``<out>/<task>/<dataset>/pixels@<fp8>/T<t>/<block>``."""
+    [folder] = (tmp / "out" / task / dataset).glob(f"pixels@*/T{t}/{block}")
+    return folder
 
 
 @pytest.mark.slow
@@ -110,7 +116,8 @@ def test_davis17_on_real_sequences_matches_its_pixel_baseline_and_the_eval_tool(
     assert rec.metrics["JF_mean"] == pytest.approx(base["pixel_colour"]["JF_mean"], abs=0.01)
     assert rec.metrics["JF_mean"] > base["copy_first_mask"]["JF_mean"] > 0.2
     # DAVIS submission format: same names and size as the annotations, palette PNGs, frame 0 = the given mask
-    pngs = sorted((tmp_path / "out" / "50" / "pix.8" / "blackswan").glob("*.png"))
+    folder = pred_dir(tmp_path, "davis17", "davis")
+    pngs = sorted((folder / "blackswan").glob("*.png"))
     assert [p.stem for p in pngs] == [f"{i:05d}" for i in range(50)]
     with Image.open(pngs[10]) as im:
         assert im.mode == "P" and im.size == (854, 480)
@@ -118,10 +125,8 @@ def test_davis17_on_real_sequences_matches_its_pixel_baseline_and_the_eval_tool(
     gt0 = np.asarray(Image.open(root / "DAVIS/Annotations/480p/blackswan/00000.png")) > 127
     assert np.array_equal(first.astype(bool), gt0)
     # the evaluation tool scores those PNGs exactly as the probe did
-    ev = run_davis_eval(
-        DavisEvalConfig(pred=tmp_path / "out" / "50" / "pix.8", gt=layout / "Annotations/480p")
-    )
-    assert ev["JF_mean"] == pytest.approx(rec.metrics["JF_mean"], abs=1e-9)
+    ev = run_davis_eval(DavisEvalConfig(pred=folder, gt=layout / "Annotations/480p"))
+    assert ev["metrics"]["JF_mean"] == pytest.approx(rec.metrics["JF_mean"], abs=1e-9)
 
 
 @pytest.mark.slow
@@ -132,7 +137,7 @@ def test_jhmdb_on_the_real_video(tmp_path: Path) -> None:
     assert 0.0 <= rec.metrics["pck@0.1"] <= rec.metrics["pck@0.2"] <= 1.0
     assert rec.metrics["pck@0.2"] > 0.3  # raw colour tracks a slowly moving person for a while
     [video] = rec.details["per_video"]
-    joints = json.loads((tmp_path / "out" / "50" / "pix.8" / f"{video}.json").read_text())
+    joints = json.loads((pred_dir(tmp_path, "jhmdb", "jhmdb") / f"{video}.json").read_text())
     assert joints["video"] == video and len(joints["frames"]) == 40 and len(joints["frames"][0]) == 15
     assert joints["frames"][0][0] == pytest.approx([float(v) for v in _gt_first_joint(root)])
 
@@ -228,7 +233,7 @@ def test_davis_baselines_decode_each_video_once_across_strides(
     assert calls == {"load": 3, "copy": 3}
 
 
-@pytest.mark.parametrize("kind", ["davis", "jhmdb"])
+@pytest.mark.parametrize("kind", ["davis17", "jhmdb"])
 def test_a_commit_gone_after_the_runner_checked_is_a_cache_miss(tmp_path: Path, kind: str) -> None:
     from dvx.errors import CacheMissError
     from dvx.probe.task import ProbeContext, Task
@@ -241,7 +246,7 @@ def test_a_commit_gone_after_the_runner_checked_is_a_cache_miss(tmp_path: Path, 
     cfg = ProbeConfig(task=kind, store=str(tmp_path / "s"), model="pixels", data_root=str(world))
     group = FeatureStore.open(cfg.store, mode="r").find("synthetic", "pixels", None)
     ds = open_dataset("synthetic", str(world))
-    ctx = ProbeContext(cfg, group, ds, "synthetic", None, "cpu", lambda _: None)
-    task: Task = {"davis": DavisPropagationTask, "jhmdb": JhmdbPropagationTask}[kind](kind, cfg)
+    ctx = ProbeContext(cfg, group, ds, "synthetic", None, "cpu", lambda _: None, refs=tuple(ds.videos()))
+    task: Task = {"davis17": DavisPropagationTask, "jhmdb": JhmdbPropagationTask}[kind](kind, cfg)
     with pytest.raises(CacheMissError, match="synth_000001"):
         task.run(ctx, [(50, "pix.8")])

@@ -16,9 +16,9 @@ from dvx.cli import main
 from dvx.config import ProbeConfig
 from dvx.data.base import VideoRef
 from dvx.probe import TASKS
-from dvx.probe.results import ResultRecord
 from dvx.probe.runner import run_probe
 from dvx.probe.task import ProbeContext, Task
+from dvx.results import ResultRecord
 from dvx.store.root import FeatureStore
 from tests.conftest import make_toy
 from tests.store.test_store import RECIPE, write_video
@@ -152,7 +152,7 @@ def test_a_real_propagation_probe_on_an_unwritable_store_writes_only_out_and_res
         results=str(tmp_path / "results"),
         device="cpu",
         progress=False,
-        options=(("preset", "dino"),),
+        options={"preset": "dino"},
     )
     with unwritable(store, monkeypatch):
         [rec] = run_probe(cfg, log=lambda _: None)

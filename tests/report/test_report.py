@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dvx.errors import ConfigError
-from dvx.probe.results import ResultRecord, ResultsDir
 from dvx.report.runner import ReportConfig, run_report
 from dvx.report.tables import grids, table2, table2_markdown
+from dvx.results import ResultRecord, ResultsDir
 
 STORE = "/data/cache"
 
 
+MAIN = {"hmdb51": ("top1", True), "cityscapes-depth": ("depth_mErr", False), "cityscapes-seg": ("mIoU", True)}
+
+
 def rec(model: str, task: str, t: int, block: str, recipe: str = "a" * 64, **metrics: float) -> ResultRecord:
     return ResultRecord(
+        main_metric=MAIN[task][0],
+        higher_is_better=MAIN[task][1],
         task=task,
         model=model,
         recipe=recipe,
@@ -51,7 +57,7 @@ def test_a_task_on_two_datasets_gets_a_column_and_a_grid_per_dataset() -> None:
     assert t.columns == [("cityscapes-seg@cityscapes", "mIoU"), ("cityscapes-seg@synthetic-layout", "mIoU")]
     assert t.best[("svd", "cityscapes-seg@cityscapes")].metrics["mIoU"] == 0.41
     gs = grids([replace(real, dataset="cityscapes"), newer_synth])
-    assert [(g.task, g.values) for g in gs] == [
+    assert [(g.task, g.grid.values) for g in gs] == [
         ("cityscapes-seg@cityscapes", [[0.41]]),
         ("cityscapes-seg@synthetic-layout", [[0.93]]),
     ]
@@ -77,8 +83,8 @@ def test_table2_takes_each_models_best_record_by_the_tasks_main_metric() -> None
 
 def test_grids_are_t_by_block_of_the_main_metric() -> None:
     g = next(g for g in grids(RECORDS) if g.label == "svd" and g.task == "hmdb51")
-    assert (g.metric, g.timesteps, g.blocks) == ("top1", [0, 50], ["up.1", "up.2"])
-    assert g.values == [[0.60, None], [0.64, 0.34]]
+    assert (g.grid.metric, g.grid.timesteps, g.grid.blocks) == ("top1", [0, 50], ["up.1", "up.2"])
+    assert g.grid.values == [[0.60, None], [0.64, 0.34]]
 
 
 def test_report_writes_markdown_csv_and_one_heatmap_per_model_and_task(tmp_path: Path) -> None:
@@ -109,6 +115,13 @@ def test_report_writes_markdown_csv_and_one_heatmap_per_model_and_task(tmp_path:
         and svd["cityscapes-depth/block"] == "up.2"
     )
     assert len(list(csv.DictReader(io.StringIO(files.records_csv.read_text())))) == len(RECORDS)
+    saved = json.loads((files.out / "dvx-config.json").read_text())  # the resolved config beside the report
+    assert saved["config"] == {
+        "store": STORE,
+        "out": str(tmp_path / "rep"),
+        "results": str(tmp_path / "results"),
+    }
+    assert saved["records"] == len(RECORDS)
 
 
 def test_no_records_is_one_clear_error(tmp_path: Path) -> None:
@@ -120,7 +133,7 @@ def test_no_records_is_one_clear_error(tmp_path: Path) -> None:
 def test_records_of_a_store_normalise_its_location_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dvx.probe.results as results_mod
+    import dvx.results as results_mod
 
     results = ResultsDir(tmp_path / "results")
     for r in RECORDS:
@@ -130,3 +143,24 @@ def test_records_of_a_store_normalise_its_location_once(
     monkeypatch.setattr(results_mod, "normalize_store", lambda loc: calls.append(loc) or real(loc))
     assert len(list(results.records(store=STORE))) == len(RECORDS)
     assert calls == [STORE]  # once per call, not once per record file
+
+
+def test_probe_and_report_never_import_each_other() -> None:
+    """Records are the interface (dvx/results.py): the report never imports a task to rank records, and the
+    probe never imports the report to print a table."""
+    import ast
+
+    from tests.conftest import REPO
+
+    def imports(package: str) -> set[str]:
+        found = set()
+        for path in (REPO / "dvx" / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    found.add(node.module)
+                elif isinstance(node, ast.Import):
+                    found.update(a.name for a in node.names)
+        return found
+
+    assert not {m for m in imports("probe") if m.startswith("dvx.report")}
+    assert not {m for m in imports("report") if m.startswith("dvx.probe")}

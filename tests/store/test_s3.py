@@ -99,7 +99,7 @@ def test_extract_cache_commands_and_probe_end_to_end_on_s3(
         capsys.readouterr()
         probe = ["probe", "--task", TASK, "--store", url, "--model", "tiny-sd", "--data-root", str(world)]
         main([*probe, "--results", str(tmp_path / "results"), "--no-progress", "--json"])
-        records = json.loads(capsys.readouterr().out)
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # JSON Lines
         again = run_probe(
             ProbeConfig(
                 task=TASK, store=url, model="tiny-sd", data_root=str(world), results=str(tmp_path / "results")
@@ -110,5 +110,5 @@ def test_extract_cache_commands_and_probe_end_to_end_on_s3(
         TASKS.unregister(TASK)
     assert len(records) == 4 and {r["T"] for r in records} == {0, 50}
     assert all(r.store == url for r in again) and [r.metrics["mean"] for r in again] == [
-        r["mean"] for r in records
+        r["metrics"]["mean"] for r in records
     ]

@@ -5,22 +5,30 @@ a two-layer MLP with hidden width = input width, top-1 / top-5 accuracy on the o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dvx.data.base import VideoRef
 from dvx.errors import DataError
+from dvx.options import Options, redefault
 from dvx.probe.task import ProbeContext
-from dvx.probe.tasks.trained import Pair, TrainedTask
+from dvx.probe.tasks.trained import Pair, TrainedOptions, TrainedTask
 
 if TYPE_CHECKING:
     from dvx.probe.lightning.classification import PooledBuilder
     from dvx.probe.lightning.sweep import SweepModule
 
 
+@dataclass(frozen=True)
+class ActionOptions(TrainedOptions):
+    epochs: int = redefault(TrainedOptions, "epochs", 100)
+    batch_size: int = redefault(TrainedOptions, "batch_size", 64)
+
+
 class ActionTask(TrainedTask):
     main_metric: ClassVar[str] = "top1"
     metric_names: ClassVar[tuple[str, ...]] = ("top1", "top5")
-    defaults: ClassVar[dict[str, Any]] = {"epochs": 100, "lr": 1e-3, "batch_size": 64}
+    options_class: ClassVar[type[Options]] = ActionOptions
     dense: ClassVar[bool] = False
     materialize: ClassVar[bool] = True
 
@@ -51,8 +59,8 @@ class ActionTask(TrainedTask):
             pairs,
             {pair_key(p): geometry[p][0] for p in pairs},
             num_classes=len(ctx.dataset.classes()),
-            lr=float(self.hp("lr")),
-            epochs=int(self.hp("epochs")),
+            lr=self.options.lr,
+            epochs=self.options.epochs,
             seed=self.cfg.seed,
             weight_decay=self.weight_decay(),
         )

@@ -2,27 +2,32 @@
 
 For each (T, block): the first annotated mask is propagated through the block's features of every frame
 (dvx.probe.propagation, DINO/DIFT protocol), turned into masks at the annotation size, written as DAVIS
-submission PNGs (``<out>/<T>/<block>/<sequence>/<frame>.png``) and scored with the official J&F protocol
-(dvx.probe.jandf). Every table carries two baselines computed at the same feature stride, so a number
-means something: "copy the first mask" and raw-pixel (Lab colour) features.
+submission PNGs (``<out>/<task>/<dataset>/<model>@<fp8>/T<T>/<block>/<sequence>/<frame>.png``) and scored
+with the official J&F protocol (dvx.probe.jandf); ``dvx eval <task>`` scores such a folder the same way.
+The videos are those of the dataset reader's split (DAVIS: its default split, or ``--split``). Every table
+carries two baselines computed at the same feature stride, so a number means something: "copy the first
+mask" and raw-pixel (Lab colour) features.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from dvx.config import ProbeConfig
-from dvx.data.base import Masks, VideoRef
+from dvx.data.base import Masks, VideoDataset, VideoRef
 from dvx.errors import DataError
+from dvx.options import Options
 from dvx.probe import baselines
-from dvx.probe.jandf import DavisResult, SequenceScore, evaluate_sequence
+from dvx.probe.jandf import DavisResult, SequenceScore, evaluate_sequence, read_prediction_sequence
 from dvx.probe.prediction_io import write_davis_sequence
 from dvx.probe.propagation import PropagationConfig, labels_to_masks, mask_to_onehot, propagate
-from dvx.probe.results import ResultRecord
-from dvx.probe.task import ProbeContext, Task
+from dvx.probe.task import PredictionTask, ProbeContext, Scores
 from dvx.probe.tasks import propagation_common as common
+from dvx.probe.tasks.propagation_common import PropagationOptions
+from dvx.results import ResultRecord
 
 BASELINES = ("copy_first_mask", "pixel_colour")
 JF = ("J_mean", "F_mean", "JF_mean")
@@ -41,16 +46,28 @@ def block_stride(resolution: tuple[int, int], hw: tuple[int, ...]) -> int | None
     return resolution[0] // h
 
 
-class DavisPropagationTask(Task):
+def scorable(frame_names: list[str]) -> bool:
+    """J&F scores every frame but the first and the last: a sequence needs 3 annotated frames."""
+    return len(frame_names) >= 3
+
+
+def davis_scores(scores: dict[str, SequenceScore]) -> Scores:
+    """A record's J&F metrics and details from per-sequence scores (the probe's and eval's alike)."""
+    rec = DavisResult(scores).record()
+    return Scores({k: rec[k] for k in JF}, {k: v for k, v in rec.items() if k not in JF}, len(scores))
+
+
+class DavisPropagationTask(PredictionTask):
     main_metric: ClassVar[str] = "JF_mean"
-    option_names: ClassVar[frozenset[str]] = common.OPTION_NAMES
+    options_class: ClassVar[type[Options]] = PropagationOptions
+    options: PropagationOptions
 
     def __init__(self, name: str, cfg: ProbeConfig) -> None:
         super().__init__(name, cfg)
         self._refs: list[VideoRef] | None = None
 
     def settings(self) -> dict[str, Any]:
-        return common.settings(self.cfg)
+        return self.options.settings()
 
     def videos(self, ctx: ProbeContext) -> list[VideoRef]:
         """Videos whose first annotated frame holds at least one object (synthetic brick walls have none);
@@ -65,46 +82,66 @@ class DavisPropagationTask(Task):
         return self._refs
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
-        _, prop = common.propagation_config(self.cfg)
-        resolution = tuple(ctx.group.recipe.resolution)
+        prop = self.options.propagation()
+        h, w = ctx.group.recipe.resolution
+        resolution = (int(h), int(w))
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
         strides: dict[tuple[int, str], int | None] = {}
-        for ref in self.videos(ctx):
+        for ref in ctx.refs:
             masks = ctx.dataset.masks(ref)
             gt, names = masks.labels, masks.frame_names
             for t, block in pairs:
                 commit = ctx.group.commit_for(ref.id, t, block)
                 feats, where = common.annotated_features(ctx.group, commit, ref.id, t, block, names)
                 soft = propagate(
-                    feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device
+                    feats,
+                    mask_to_onehot(gt[0], (int(feats.shape[-2]), int(feats.shape[-1]))),
+                    prop,
+                    device=ctx.device,
                 )
                 pred = labels_to_masks(soft.cpu(), out_size=gt.shape[1:], frame_size=resolution)[where]
                 pred[0] = gt[0]
-                if ctx.out is not None:
-                    write_davis_sequence(ctx.out / str(t) / block, ref.id, pred, names, masks.palette)
-                if len(names) >= 3:
+                folder = ctx.prediction_dir(self.name, t, block)
+                if folder is not None:
+                    write_davis_sequence(folder, ref.id, pred, names, masks.palette)
+                if scorable(names):
                     scores[(t, block)][ref.id] = evaluate_sequence(gt, pred, ref.id)
                 strides[(t, block)] = block_stride(resolution, commit.shapes[block])
             needed = sorted({s for s in strides.values() if s is not None})
-            if len(names) >= 3 and needed:
+            if scorable(names) and needed:
                 self._baselines(ctx, ref, masks, needed, prop, base)
             ctx.log(f"{self.name}: {ref.id} propagated at {len(pairs)} (T, block) pair(s)")
         summary = {
-            stride: {name: _jf(DavisResult(seqs)) | {"stride": stride} for name, seqs in by_baseline.items()}
+            stride: {
+                name: davis_scores(seqs).metrics | {"stride": stride} for name, seqs in by_baseline.items()
+            }
             for stride, by_baseline in base.items()
         }
         records = []
         for t, block in pairs:
-            rec = DavisResult(scores[(t, block)]).record()
-            details = {k: v for k, v in rec.items() if k not in JF}
+            got = davis_scores(scores[(t, block)])
             stride = strides.get((t, block))
             if stride in summary:
-                details["baselines"] = {name: dict(vals) for name, vals in summary[stride].items()}
-            records.append(
-                self.record(ctx, t, block, {k: rec[k] for k in JF}, details, videos=len(scores[(t, block)]))
-            )
+                got.details["baselines"] = {name: dict(vals) for name, vals in summary[stride].items()}
+            records.append(self.record(ctx, t, block, got.metrics, got.details, videos=got.videos))
         return records
+
+    @classmethod
+    def score_predictions(cls, folder: Path, dataset: VideoDataset, options: Options) -> Scores:
+        """J&F of ``<folder>/<video id>/<frame>.png`` against the dataset's masks (sequences with fewer
+        than 3 annotated frames are skipped, as the probe skips them)."""
+        scores: dict[str, SequenceScore] = {}
+        seqs = sorted(p for p in folder.iterdir() if p.is_dir())
+        if not seqs:
+            raise DataError(f"{folder} holds no <sequence>/<frame>.png predictions")
+        for seq in seqs:
+            masks = dataset.masks(dataset.video(seq.name))
+            if scorable(masks.frame_names):
+                ids = [Path(n).stem for n in masks.frame_names]
+                pred = read_prediction_sequence(seq, ids, masks.labels.shape[1:])
+                scores[seq.name] = evaluate_sequence(masks.labels, pred, seq.name)
+        return davis_scores(scores)
 
     def _baselines(
         self,
@@ -121,9 +158,7 @@ class DavisPropagationTask(Task):
         copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
-        frames = common.resize_frames(
-            video.frames[[by_name[n] for n in names]], tuple(ctx.group.recipe.resolution)
-        )
+        frames = common.resize_frames(video.frames[[by_name[n] for n in names]], ctx.group.recipe.resolution)
         for stride in strides:
             into = base.setdefault(stride, {b: {} for b in BASELINES})
             into["copy_first_mask"][ref.id] = copied
@@ -132,12 +167,6 @@ class DavisPropagationTask(Task):
 
     def extra_lines(self, records: list[ResultRecord]) -> list[str]:
         return baseline_lines(records)
-
-
-def _jf(result: DavisResult) -> dict[str, float]:
-    """The three J&F means of a result, as its record holds them."""
-    rec = result.record()
-    return {k: rec[k] for k in JF}
 
 
 def baseline_lines(records: list[ResultRecord]) -> list[str]:

@@ -5,39 +5,39 @@ See docs/probes-trained.md (and docs/datasets.md for the MOVi export layout read
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dvx.config import ProbeConfig
 from dvx.data.base import VideoRef
-from dvx.errors import ConfigError
+from dvx.options import Options, option, redefault
 from dvx.probe.task import ProbeContext
-from dvx.probe.tasks.trained import Pair, TrainedTask
+from dvx.probe.tasks.trained import Pair, TrainedOptions, TrainedTask
 
 if TYPE_CHECKING:
     from dvx.probe.lightning.discovery import InstanceBuilder
     from dvx.probe.lightning.sweep import SweepModule
 
-#: default number of slots per task (MOVi-C: 10 objects + background; MOVi-E: up to 23 + background, as
-#: in VideoSAUR; synthetic: at most 3 sprites + the wall)
-DEFAULT_SLOTS = {"movi-c": 11, "movi-e": 24, "synthetic-discovery": 4}
 SLOT_DIM = 128
 ITERATIONS = 3
+
+
+@dataclass(frozen=True)
+class DiscoveryOptions(TrainedOptions):
+    """Trained-head options plus the slot count (registry entries set it per dataset: movi-e 24, ...)."""
+
+    epochs: int = redefault(TrainedOptions, "epochs", 50)
+    lr: float = redefault(TrainedOptions, "lr", 4e-4)
+    slots: int = option(11, "Slots: objects + background.", minimum=1)
 
 
 class ObjectDiscoveryTask(TrainedTask):
     main_metric: ClassVar[str] = "FG_ARI"
     metric_names: ClassVar[tuple[str, ...]] = ("FG_ARI", "mBO")
-    option_names: ClassVar[frozenset[str]] = TrainedTask.option_names | {"slots"}
-    defaults: ClassVar[dict[str, Any]] = {"epochs": 50, "lr": 4e-4, "batch_size": 8}
-
-    def __init__(self, name: str, cfg: ProbeConfig) -> None:
-        super().__init__(name, cfg)
-        slots = cfg.option("slots")
-        if slots is not None and slots < 1:
-            raise ConfigError("--slots must be >= 1")
+    options_class: ClassVar[type[Options]] = DiscoveryOptions
+    options: DiscoveryOptions
 
     def slots(self) -> int:
-        return int(self.cfg.option("slots", DEFAULT_SLOTS.get(self.name, 11)))
+        return self.options.slots
 
     def weight_decay(self) -> float:
         return 0.0
@@ -74,8 +74,8 @@ class ObjectDiscoveryTask(TrainedTask):
             {pair_key(p): geometry[p][0] for p in pairs},
             {pair_key(p): (geometry[p][1], geometry[p][2]) for p in pairs},
             num_slots=self.slots(),
-            lr=float(self.hp("lr")),
-            epochs=int(self.hp("epochs")),
+            lr=self.options.lr,
+            epochs=self.options.epochs,
             seed=self.cfg.seed,
             slot_dim=SLOT_DIM,
             iters=ITERATIONS,

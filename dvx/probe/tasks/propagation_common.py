@@ -1,14 +1,15 @@
-"""What the label-propagation tasks share: settings from the CLI knobs, features per video, frame mapping."""
+"""What the label-propagation tasks share: their options, features per video, frame mapping."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from dvx.config import ProbeConfig
-from dvx.errors import ConfigError, DataError
+from dvx.errors import DataError
+from dvx.options import Options, option
 from dvx.probe.propagation import PropagationConfig
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit
@@ -16,38 +17,42 @@ from dvx.store.index import Commit
 if TYPE_CHECKING:
     import torch
 
-OPTION_NAMES = frozenset({"preset", "topk", "temperature", "context", "radius"})
 
+@dataclass(frozen=True)
+class PropagationOptions(Options):
+    """The kNN propagation knobs (docs/probes.md): a preset, and any of its values replaced."""
 
-def propagation_config(cfg: ProbeConfig) -> tuple[str, PropagationConfig]:
-    """The preset (default ``dift``) with the knobs given on the command line; ``--radius -1`` = no window."""
-    preset = cfg.option("preset", "dift")
-    overrides: dict[str, Any] = {}
-    for name in ("topk", "temperature", "context"):
-        value = cfg.option(name)
-        if value is not None:
-            overrides[name] = value
-    radius = cfg.option("radius")
-    if radius is not None:
-        if radius < 0:
-            overrides["radius"] = None
-        elif float(radius).is_integer():
-            overrides["radius"] = int(radius)
-        else:
-            raise ConfigError(f"--radius must be a whole number of feature cells, got {radius}")
-    return preset, PropagationConfig.preset(preset, **overrides)
+    preset: Literal["dift", "dino"] = option(
+        "dift", "Propagation preset: dift (k 15, tau 0.2, context 28, radius 15) or dino (5, 0.1, 7, 12)."
+    )
+    topk: int | None = option(None, "Neighbours kept [default: the preset's].", minimum=1)
+    temperature: float | None = option(None, "Softmax temperature [default: the preset's].", above=0)
+    context: int | None = option(None, "Recent frames in the queue [default: the preset's].", minimum=0)
+    radius: int | None = option(
+        None,
+        "Spatial neighbourhood radius in feature cells, -1 for none [default: the preset's].",
+        minimum=-1,
+    )
 
+    def propagation(self) -> PropagationConfig:
+        """The preset with the values given replaced; ``radius -1`` = no window."""
+        overrides: dict[str, Any] = {
+            k: v for k in ("topk", "temperature", "context") if (v := getattr(self, k)) is not None
+        }
+        if self.radius is not None:
+            overrides["radius"] = None if self.radius < 0 else self.radius
+        return PropagationConfig.preset(self.preset, **overrides)
 
-def settings(cfg: ProbeConfig) -> dict[str, Any]:
-    preset, prop = propagation_config(cfg)
-    return {
-        "preset": preset,
-        "topk": prop.topk,
-        "temperature": prop.temperature,
-        "context": prop.context,
-        "radius": prop.radius,
-        "protocol": "dino/dift kNN propagation",
-    }
+    def settings(self) -> dict[str, Any]:
+        prop = self.propagation()
+        return {
+            "preset": self.preset,
+            "topk": prop.topk,
+            "temperature": prop.temperature,
+            "context": prop.context,
+            "radius": prop.radius,
+            "protocol": "dino/dift kNN propagation",
+        }
 
 
 def frame_index(commit: Commit, names: Sequence[str], video: str) -> np.ndarray:

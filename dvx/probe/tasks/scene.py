@@ -32,7 +32,6 @@ def semantic_classes(dataset: VideoDataset) -> list[str]:
 
 class _SceneTask(TrainedTask):
     kind: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {"epochs": 20, "lr": 1e-3, "batch_size": 8}
 
     def head_settings(self) -> dict[str, Any]:
         return {
@@ -61,8 +60,8 @@ class _SceneTask(TrainedTask):
             {pair_key(p): geometry[p][0] for p in pairs},
             kind=self.kind,
             num_classes=len(semantic_classes(ctx.dataset)) if self.kind == "semantic" else 1,
-            lr=float(self.hp("lr")),
-            epochs=int(self.hp("epochs")),
+            lr=self.options.lr,
+            epochs=self.options.epochs,
             seed=self.cfg.seed,
             weight_decay=self.weight_decay(),
             depth_mean=mean,

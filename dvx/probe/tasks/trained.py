@@ -1,5 +1,7 @@
-"""What the trained-head tasks share: options, train/test splits, up-front checks (labels, feature
-geometry), planning a sweep into passes, and one Lightning fit + test per pass.
+"""What the trained-head tasks share: options, train/test splits (the dataset's ``probe_splits``, or
+``--split`` naming the training split), up-front checks (labels, feature geometry), planning a sweep into
+passes, and one Lightning fit + test per pass, logged under
+``<out>/<task>/<dataset>/<model>@<fp8>/runs/<time>-<tag>/`` beside its ``dvx-config.json``.
 
 Torch and Lightning are imported inside :meth:`TrainedTask.run` only, so listing tasks or rendering a
 report never loads them.
@@ -13,15 +15,16 @@ import os
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dvx.config import ProbeConfig
-from dvx.data import open_dataset
-from dvx.data.base import VideoRef
+from dvx.data.base import VideoDataset, VideoRef
 from dvx.errors import ConfigError, DataError, StoreError
-from dvx.probe.results import ResultRecord, results_dir
+from dvx.options import Options, option
 from dvx.probe.task import ProbeContext, Task
+from dvx.results import ResultRecord, results_dir, write_config
 
 if TYPE_CHECKING:
     from dvx.probe.lightning.datamodule import SampleBuilder
@@ -29,48 +32,38 @@ if TYPE_CHECKING:
 
 Pair = tuple[int, str]
 
-#: (training split, evaluation split) per dataset reader; ``--split`` names the training split
-DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
-    "ucf101": ("train1", "test1"),
-    "hmdb51": ("train1", "test1"),
-    "synthetic": ("train", "test"),
-    "cityscapes": ("train", "val"),
-    "movi": ("train", "validation"),
-}
 #: per-batch bytes of cached features one pass may hold; a sweep needing more is split into passes
 PASS_BATCH_BYTES = 1 << 30
 WEIGHT_DECAY = 1e-4
-
-
-def eval_split(dataset: str, train: str) -> str:
-    """The evaluation split that goes with training split ``train`` (e.g. train2 -> test2)."""
-    if dataset in ("ucf101", "hmdb51"):
-        if not (train.startswith("train") and train[5:].isdigit()):
-            raise ConfigError(f"--split for {dataset} names the training split (train1, train2, train3)")
-        return "test" + train[5:]
-    default = DEFAULT_SPLITS.get(dataset)
-    if default is None:
-        raise ConfigError(f"trained probes do not know the train/test splits of dataset {dataset!r}")
-    if train != default[0]:
-        raise ConfigError(
-            f"--split for {dataset} names the training split ({default[0]!r}; the probe is scored on "
-            f"{default[1]!r}), got {train!r}"
-        )
-    return default[1]
 
 
 def default_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
+@dataclass(frozen=True)
+class TrainedOptions(Options):
+    """What every trained head takes; a task's own subclass changes defaults with ``redefault``."""
+
+    epochs: int = option(20, "Head training epochs.", minimum=1)
+    lr: float = option(1e-3, "Head learning rate.", above=0)
+    batch_size: int = option(8, "Head training batch size (global, over all devices).", minimum=1)
+    devices: str | None = option(None, "Lightning devices for head training (e.g. 1, 2, auto) [default: 1].")
+    strategy: str | None = option(None, "Lightning strategy (e.g. ddp) [default: Lightning's].")
+    num_workers: int | None = option(None, "Data-loading workers [default: cores - 1, at most 4].", minimum=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from dvx.probe.lightning.devices import parse_devices
+
+        parse_devices(self.devices)
+
+
 class TrainedTask(Task):
     """A probe that trains a light head per (T, block) on the training split and scores the test split."""
 
-    option_names: ClassVar[frozenset[str]] = frozenset(
-        {"epochs", "lr", "batch_size", "devices", "strategy", "num_workers"}
-    )
-    #: default epochs, learning rate and (global) batch size
-    defaults: ClassVar[dict[str, Any]] = {"epochs": 20, "lr": 1e-3, "batch_size": 8}
+    options_class: ClassVar[type[Options]] = TrainedOptions
+    options: TrainedOptions
     #: the metrics of a record (the first is ``main_metric``)
     metric_names: ClassVar[tuple[str, ...]] = ()
     #: True when the head needs a spatial feature map (h, w >= 2)
@@ -80,34 +73,25 @@ class TrainedTask(Task):
 
     def __init__(self, name: str, cfg: ProbeConfig) -> None:
         super().__init__(name, cfg)
-        from dvx.probe import TASKS
+        from dvx.probe.lightning.devices import accelerator_for
 
-        self.dataset_name = cfg.dataset or TASKS.entry(name).options["dataset"]
-        for opt in ("epochs", "batch_size", "num_workers"):
-            value = cfg.option(opt)
-            if value is not None and (value < 1 if opt != "num_workers" else value < 0):
-                raise ConfigError(f"--{opt.replace('_', '-')} must be >= {0 if opt == 'num_workers' else 1}")
-        if cfg.option("lr") is not None and not cfg.option("lr") > 0:
-            raise ConfigError("--lr must be > 0")
-        from dvx.probe.lightning.devices import accelerator_for, parse_devices
-
-        parse_devices(cfg.option("devices"))
         accelerator_for(cfg.device)
         self._refs: tuple[list[VideoRef], list[VideoRef]] | None = None
 
     # ---- settings ------------------------------------------------------------------------------------
-    def hp(self, name: str) -> Any:
-        return self.cfg.option(name, self.defaults[name])
-
     def splits(self) -> tuple[str, str]:
+        """(training split, evaluation split): the dataset reader's, or ``--split`` and the one it pairs
+        with."""
+        from dvx.data import DATASETS
+
+        reader: type[VideoDataset] = DATASETS.load(self.dataset_name)
         if self.cfg.split is None:
-            default = DEFAULT_SPLITS.get(self.dataset_name)
-            if default is None:
+            if reader.probe_splits is None:
                 raise ConfigError(
-                    f"task {self.name!r} does not know the train/test splits of dataset {self.dataset_name!r}"
+                    f"task {self.name!r}: dataset {self.dataset_name!r} has no train/test splits dvx knows of"
                 )
-            return default
-        return self.cfg.split, eval_split(self.dataset_name, self.cfg.split)
+            return reader.probe_splits
+        return self.cfg.split, reader.eval_split(self.cfg.split)
 
     @abstractmethod
     def head_settings(self) -> dict[str, Any]:
@@ -117,9 +101,9 @@ class TrainedTask(Task):
         train, test = self.splits()
         return {
             **self.head_settings(),
-            "epochs": int(self.hp("epochs")),
-            "lr": float(self.hp("lr")),
-            "batch_size": int(self.hp("batch_size")),
+            "epochs": self.options.epochs,
+            "lr": self.options.lr,
+            "batch_size": self.options.batch_size,
             "optimizer": f"AdamW(weight_decay={self.weight_decay()}), cosine schedule",
             "seed": self.cfg.seed,
             "train_split": train,
@@ -131,19 +115,28 @@ class TrainedTask(Task):
 
     # ---- videos and labels ---------------------------------------------------------------------------
     def split_refs(self, ctx: ProbeContext, split: str) -> list[VideoRef]:
-        if self.dataset_name == "cityscapes":  # no split files: a split is a leftImg8bit folder
-            refs = open_dataset(self.dataset_name, ctx.cfg.data_root, split).videos()
-        else:
-            refs = ctx.dataset.split_videos(split)
+        refs = ctx.dataset.split_videos(split)
         if not refs:
             raise DataError(f"{self.dataset_name} at {ctx.cfg.data_root}: split {split!r} has no videos")
         return refs
 
     def train_test(self, ctx: ProbeContext) -> tuple[list[VideoRef], list[VideoRef]]:
+        """Every video of the training and the evaluation split (before the runner's selection)."""
         if self._refs is None:
             train, test = self.splits()
             self._refs = (self.split_refs(ctx, train), self.split_refs(ctx, test))
         return self._refs
+
+    def selected_train_test(self, ctx: ProbeContext) -> tuple[list[VideoRef], list[VideoRef]]:
+        """The training and evaluation videos the runner selected (``--videos``, ``--exclude``, failed
+        extractions); an empty side is an error, not a head trained or scored on nothing."""
+        train, test = (ctx.selected(refs) for refs in self.train_test(ctx))
+        for name, refs in (("training", train), ("evaluation", test)):
+            if not refs:
+                raise DataError(
+                    f"{self.name}: no {name} video left after --videos / --exclude / failed videos"
+                )
+        return train, test
 
     def videos(self, ctx: ProbeContext) -> list[VideoRef]:
         train, test = self.train_test(ctx)
@@ -211,7 +204,7 @@ class TrainedTask(Task):
         """Group a sweep's pairs into passes whose batches stay under :data:`PASS_BATCH_BYTES`."""
         if self.materialize:
             return [list(pairs)]
-        batch = int(self.hp("batch_size"))
+        batch = self.options.batch_size
         passes: list[list[Pair]] = []
         used = 0
         for pair in pairs:
@@ -227,19 +220,27 @@ class TrainedTask(Task):
 
     # ---- running -------------------------------------------------------------------------------------
     def run_dir(self, ctx: ProbeContext, pairs: Sequence[Pair]) -> Path:
-        base = ctx.out if ctx.out is not None else results_dir(ctx.cfg.results) / "_runs"
+        """``<out>/<task>/<dataset>/<model>@<fp8>/runs/<time>-<tag>`` (under the results directory's
+        ``_runs`` without ``--out``), created with its ``dvx-config.json``."""
+        root = ctx.output_root(self.name)
+        if root is None:
+            root = (
+                results_dir(ctx.cfg.results) / "_runs" / self.name / ctx.dataset_name / ctx.group.recipe.name
+            )
         ident = json.dumps([self.settings(), [list(p) for p in pairs]], sort_keys=True, default=str)
         tag = hashlib.sha256(ident.encode()).hexdigest()[:8]
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = base / self.name / ctx.group.recipe.name / f"{stamp}-{tag}"
+        path = root / "runs" / f"{stamp}-{tag}"
         n = 1
         while path.exists():  # a rerun within the same second: never mix two runs' logs
             n += 1
             path = path.with_name(f"{stamp}-{tag}-{n}")
+        run = {k: v for k, v in self.output_config(ctx, *pairs[0]).items() if k not in ("T", "block")}
+        write_config(path, {**run, "pairs": [list(p) for p in pairs]})
         return path
 
     def run(self, ctx: ProbeContext, pairs: list[Pair]) -> list[ResultRecord]:
-        train, test = self.train_test(ctx)
+        train, test = self.selected_train_test(ctx)
         for ref in (train[0], test[0]):
             self.check_labels(ctx, ref)
         geom, frames = self.geometry(ctx, pairs, [*train, *test])
@@ -268,7 +269,7 @@ class TrainedTask(Task):
         from dvx.probe.lightning.trainer import DataWaitTimer, loggers, make_trainer, quiet_lightning
 
         seed = self.cfg.seed
-        workers = self.cfg.option("num_workers", default_workers())
+        workers = default_workers() if self.options.num_workers is None else self.options.num_workers
         run_dir = self.run_dir(ctx, pairs)
         ctx.log(
             f"{self.name}: training {len(pairs)} head(s) side by side on {len(train)} video(s), "
@@ -281,7 +282,7 @@ class TrainedTask(Task):
             dm = CacheDataModule(
                 FeatureDataset(source, ctx.dataset, train, pairs, builder),
                 FeatureDataset(source, ctx.dataset, test, pairs, builder),
-                batch_size=int(self.hp("batch_size")),
+                batch_size=self.options.batch_size,
                 num_workers=int(workers),
                 seed=seed,
                 materialize=self.materialize,
@@ -290,10 +291,10 @@ class TrainedTask(Task):
             timer = DataWaitTimer()
             trainer = make_trainer(
                 run_dir,
-                int(self.hp("epochs")),
+                self.options.epochs,
                 ctx.device,
-                self.cfg.option("devices"),
-                self.cfg.option("strategy"),
+                self.options.devices,
+                self.options.strategy,
                 ctx.cfg.progress,
                 [timer],
             )
