@@ -37,6 +37,10 @@ class StoreError(DvxError):
     """The feature store is missing, not a dvx store, unwritable, or inconsistent."""
 
 
+class NoStoreError(StoreError):
+    """Nothing at the store location yet (an absent or empty folder or prefix): not a damaged store."""
+
+
 class RecipeMismatchError(StoreError):
     """A store's recorded recipe differs from the one asked for."""
 

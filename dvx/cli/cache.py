@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from dvx.store.inventory import GroupSummary
 
 
 @click.group()
@@ -53,11 +58,28 @@ def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbos
             click.echo(f"  written by {w['writer']}: {w['commits']} commit(s), {w['first']} .. {w['last']}")
         for c in g.in_progress:
             click.echo(f"  in progress: {c['video']} by {c['holder']} since {c['since']}")
+        for c in g.stale_claims:
+            click.echo(f"  stale claim: {c['video']} by {c['holder']} since {c['since']} ({c['why']})")
+        if g.stale_claims:
+            click.echo(f"  (free for the next extract; `{_unclaim(store, g)}` clears them)")
+        for vid, why in sorted(g.damaged.items()):
+            click.echo(f"  damaged: {vid}: {why}")
+        if len(g.environments) > 1 or verbose:
+            for e in g.environments:
+                env = ", ".join(f"{k}={v}" for k, v in e["env"].items())
+                click.echo(f"  computed with {env}: {e['commits']} commit(s)")
         if verbose:
             click.echo("  video ids: " + ", ".join(g.videos))
             for vid, why in sorted(g.failed.items()):
                 click.echo(f"  unreadable {vid}: {why}")
             click.echo("  recipe: " + json.dumps(g.recipe_fields, sort_keys=True))
+
+
+def _unclaim(store: str, g: GroupSummary) -> str:
+    videos = ",".join(c["video"] for c in g.stale_claims)
+    model = g.recipe.rpartition("@")[0]
+    where = f"--store {shlex.quote(store)} --dataset {g.dataset} --model {model}"
+    return f"dvx cache unclaim {where} --videos {videos}"
 
 
 def _sizes(nbytes: int, stored: int | None) -> str:
@@ -96,7 +118,7 @@ def verify_cmd(
     from dvx.store.root import FeatureStore
     from dvx.store.verify import verify
 
-    fs = FeatureStore.open(store, mode="a" if repair else "r")
+    fs = FeatureStore.open(store, mode="a" if repair else "r", restore_root=repair)
     report = verify(fs, dataset, model, parse_names(videos), repair=repair, quick=quick)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
@@ -107,9 +129,18 @@ def verify_cmd(
         )
         for p in report.problems:
             click.echo(f"  {p.line()}")
+        for path in report.restored:
+            click.echo(f"restored {path}/zarr.json")
         for group, vids in report.to_reextract().items():
             done = "uncommitted" if repair else "to re-extract"
             click.echo(f"{group}: {len(vids)} video(s) {done}: {', '.join(vids)}")
+        if report.legacy:
+            click.echo(
+                f"note: {report.legacy} commit record(s) written before records carried digests (legacy): "
+                "their arrays are checked, the records' own content cannot be"
+            )
+        for line in report.stale_claims:
+            click.echo(f"stale claim (free for the next extract; `dvx cache unclaim` clears it): {line}")
         if report.ok:
             click.echo("ok: no damage found")
         elif repair:
@@ -117,9 +148,43 @@ def verify_cmd(
                 "run the same `dvx extract` again to recompute them; `dvx cache gc` frees the damaged arrays"
             )
         else:
-            click.echo("run `dvx cache verify --repair` to uncommit them, then the same `dvx extract` again")
+            click.echo(
+                f"run `dvx cache verify --store {shlex.quote(store)} --repair` to repair it, then the same "
+                "`dvx extract` again"
+            )
     if not report.ok and not repair:
         raise SystemExit(1)
+
+
+@cache.command("unclaim")
+@click.option("--store", required=True, help="Feature store path or URL.")
+@click.option("--videos", required=True, help="Comma-separated video ids whose claims to clear.")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--model", default=None, help="Only this model.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also clear claims that are still valid (their holder stopped heartbeating less than a TTL ago): "
+    "only when you know that job is gone. A claim held by a process running on this machine is never "
+    "cleared.",
+)
+def unclaim_cmd(store: str, videos: str, dataset: str | None, model: str | None, force: bool) -> None:
+    """Clear the claims of writers that are gone, so the next `dvx extract` computes those videos at once.
+
+    A stale claim (expired, or its holder gone) is cleared; a valid one only with --force. Claims are
+    superseded by a released one, never deleted."""
+    from dvx.config import parse_names
+    from dvx.errors import StoreError
+    from dvx.store.claims import unclaim
+    from dvx.store.root import FeatureStore
+
+    names = parse_names(videos) or ()
+    groups = FeatureStore.open(store, mode="a").groups(dataset, model)
+    if not groups:
+        raise StoreError(f"{store}: no recipe group" + (f" of model {model}" if model else ""))
+    for group in groups:
+        for video in names:
+            click.echo(f"{group.dataset}/{group.recipe.name} {unclaim(group, video, force=force)}")
 
 
 @cache.command("gc")

@@ -18,11 +18,13 @@ if TYPE_CHECKING:
 def dataarray(
     group: RecipeGroup, t: int, block: str, videos: Iterable[str] | None = None
 ) -> xarray.DataArray:
-    """``(video, frame, channel, y, x)`` float16, lazily read chunk by chunk; shorter videos NaN-padded.
+    """``(video, frame, channel, y, x)`` float16, lazily read video by video (each read checked against
+    its commit record, :meth:`RecipeGroup.read`); shorter videos NaN-padded.
 
     Coordinates: ``video`` (ids) and ``n_frames`` (stored frames per video, along ``video``). Attributes
     carry the dataset, recipe name, T and block.
     """
+    import dask
     import dask.array as da
     import xarray as xr
 
@@ -32,9 +34,9 @@ def dataarray(
         raise CacheMissError(group.miss_message(["<any>"], [t], [block]))
     arrays = []
     for video in names:
-        key = group.array_key(video, t, block)
-        arr = group.backend.open_array(key)
-        arrays.append(da.from_zarr(arr, chunks=arr.chunks))
+        shape = tuple(group.commit_for(video, t, block).shapes[block])
+        read = dask.delayed(group.read, pure=True)(video, t, block)
+        arrays.append(da.from_delayed(read, shape=shape, dtype=np.float16))
     geom = {a.shape[1:] for a in arrays}
     if len(geom) != 1:
         raise StoreError(f"{group.path} {t}/{block}: videos have different feature geometry {sorted(geom)}")
