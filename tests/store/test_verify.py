@@ -139,7 +139,7 @@ def test_a_damaged_record_hides_its_video_and_names_the_repair(store_location: s
     group.backend.put_bytes(bad, content)
     for index in (group.index(refresh=True), group.video_index("b")):
         assert "b" not in index.videos() and not index.has("b", [0], ["up.1"]) and bad in index.damaged["b"]
-    with pytest.raises(StoreError, match=r"video b is not readable: commit record .*--videos b --repair") as e:
+    with pytest.raises(StoreError, match=r"b is not readable: commit record .*--videos b --repair") as e:
         group.read("b", 0, "up.1")
     assert bad in str(e.value)
     assert group.index().videos() == ["a"] and group.read("a", 0, "up.1").shape == (5, 4, 3, 5)
