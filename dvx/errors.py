@@ -33,6 +33,10 @@ class CorruptVideoError(DataError):
         self.reason = reason
 
 
+class OutputError(DvxError):
+    """An output (predictions, a synthetic world) could not be written: disk full, no permission, ..."""
+
+
 class StoreError(DvxError):
     """The feature store is missing, not a dvx store, unwritable, or inconsistent."""
 

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 #: what a damaged node is: the root, a dataset group, a recipe group
 ROOT, DATASET, RECIPE = "root", "dataset", "recipe"
+MISSING = "has no zarr.json"
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,10 @@ class DamagedNode:
         elif self.restorable:
             fix = f"run `{repair_command(location)}` to restore it"
         else:
+            remove = "" if self.why == MISSING else f"remove {self.path}/zarr.json and "
             fix = (
-                f"it has no intact copy ({layout.recipe_copy_key(self.path)}) to restore it from: remove "
-                f"{self.path}/zarr.json and rerun the `dvx extract` that wrote the recipe"
+                f"it has no intact copy ({layout.recipe_copy_key(self.path)}) to restore it from: {remove}"
+                "rerun the `dvx extract` that wrote the recipe (it re-creates a missing recipe group)"
             )
         return f"{location}: {what}{where} {self.why}; {fix}"
 
@@ -154,7 +156,7 @@ class FeatureStore:
             if _transient(ds):
                 continue
             try:
-                attrs, why = self.backend.group_attrs(ds), "has no zarr.json"
+                attrs, why = self.backend.group_attrs(ds), MISSING
             except StoreError as err:
                 attrs, why = None, f"is unreadable ({_detail(err)})"
             if attrs is not None:
@@ -204,7 +206,7 @@ class FeatureStore:
         if attrs is None:
             if not self.backend.list_dir(f"{path}/{layout.INDEX}"):
                 return None  # nothing but leftovers (gc removes a recipe's zarr.json first)
-            raise _Damaged(self._recipe_damage(path, "has no zarr.json"))
+            raise _Damaged(self._recipe_damage(path, MISSING))
         if layout.RECIPE_ATTR not in attrs:
             raise _Damaged(self._recipe_damage(path, "records no recipe"))
         try:
