@@ -45,6 +45,10 @@ class NoStoreError(StoreError):
     """Nothing at the store location yet (an absent or empty folder or prefix): not a damaged store."""
 
 
+class DamagedStoreError(StoreError):
+    """The store's root metadata is missing or unreadable (``dvx cache verify --repair`` restores it)."""
+
+
 class RecipeMismatchError(StoreError):
     """A store's recorded recipe differs from the one asked for."""
 

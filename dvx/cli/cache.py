@@ -115,10 +115,15 @@ def verify_cmd(
 ) -> None:
     """Check every visible chunk against its checksum; name the videos to re-extract (exit 1 if any)."""
     from dvx.config import human_bytes, parse_names
+    from dvx.errors import DamagedStoreError
     from dvx.store.root import FeatureStore
     from dvx.store.verify import verify
 
-    fs = FeatureStore.open(store, mode="a" if repair else "r", restore_root=repair)
+    try:
+        fs = FeatureStore.open(store, mode="a" if repair else "r", restore_root=repair)
+    except DamagedStoreError as err:  # damage like any other: reported, exit 1 (--repair restores it)
+        click.echo(f"  {err}")
+        raise SystemExit(1) from err
     report = verify(fs, dataset, model, parse_names(videos), repair=repair, quick=quick)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
@@ -131,6 +136,8 @@ def verify_cmd(
             click.echo(f"  {p.line()}")
         for path in report.restored:
             click.echo(f"restored {path}/zarr.json")
+        for line in report.unrestorable:
+            click.echo(f"not restored: {line}")
         for group, vids in report.to_reextract().items():
             done = "uncommitted" if repair else "to re-extract"
             click.echo(f"{group}: {len(vids)} video(s) {done}: {', '.join(vids)}")
@@ -152,7 +159,7 @@ def verify_cmd(
                 f"run `dvx cache verify --store {shlex.quote(store)} --repair` to repair it, then the same "
                 "`dvx extract` again"
             )
-    if not report.ok and not repair:
+    if (not report.ok and not repair) or report.unrestorable:
         raise SystemExit(1)
 
 

@@ -132,12 +132,7 @@ class RecipeGroup:
     # ---- reading -------------------------------------------------------------------------------------
     def commit_for(self, video: str, t: int, block: str) -> Commit:
         index = self.index()
-        if video in index.damaged:
-            raise StoreError(
-                f"{self.backend.location}: {self.path} video {video} is not readable: "
-                f"{index.damaged[video]}; run `{self.repair_command([video])}`, then the same "
-                "`dvx extract` to recompute it"
-            )
+        self._refuse_damaged(index, [video])
         commit = index.lookup(video, t, block)
         if commit is None:
             raise CacheMissError(self.miss_message([video], [t], [block]))
@@ -227,8 +222,20 @@ class RecipeGroup:
         data_root: str | None = None,
     ) -> None:
         """Raise CacheMissError naming what is missing, if any (video, T, block) is not committed."""
-        timesteps, blocks = list(timesteps), list(blocks)
+        timesteps, blocks, videos = list(timesteps), list(blocks), list(videos)
         index = self.index()
+        self._refuse_damaged(index, videos)
         missing = [v for v in videos if not index.has(v, timesteps, blocks)]
         if missing:
             raise CacheMissError(self.miss_message(missing, timesteps, blocks, data_root))
+
+    def _refuse_damaged(self, index: IndexView, videos: Iterable[str]) -> None:
+        """A StoreError naming the first of ``videos`` whose commit record is damaged, and the repair."""
+        damaged = [v for v in videos if v in index.damaged]
+        if damaged:
+            more = f" (and {len(damaged) - 1} more video(s))" if len(damaged) > 1 else ""
+            raise StoreError(
+                f"{self.backend.location}: {self.path} video {damaged[0]} is not readable: "
+                f"{index.damaged[damaged[0]]}{more}; run `{self.repair_command(damaged)}`, then the same "
+                "`dvx extract` to recompute it"
+            )

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dvx.errors import CacheMissError, NoStoreError, RecipeMismatchError, StoreError
+from dvx.errors import CacheMissError, DamagedStoreError, NoStoreError, RecipeMismatchError, StoreError
 from dvx.store import layout
 from dvx.store.backend import Backend, group_meta
 from dvx.store.group import RecipeGroup
@@ -132,7 +132,7 @@ class FeatureStore:
                 backend.write_group("", {layout.ROOT_ATTR: {"schema": layout.SCHEMA_VERSION}})
                 log.warning("%s: restored the store's root zarr.json", location)
                 return cls(backend)
-            raise StoreError(DamagedNode(ROOT, "", damage, True).line(location))
+            raise DamagedStoreError(DamagedNode(ROOT, "", damage, True).line(location))
         info = (attrs or {}).get(layout.ROOT_ATTR)
         if not isinstance(info, Mapping) or not isinstance(info.get("schema"), int):
             raise StoreError(f"{location!r} is a zarr store but not a dvx feature store")

@@ -51,7 +51,7 @@ class Problem:
     block: str | None = None
 
     def line(self) -> str:
-        where = f" T={self.t} {self.block}" if self.t is not None else ""
+        where = "" if self.t is None else f" T={self.t}" + (f" {self.block}" if self.block else "")
         video = f" {self.video}" if self.video else ""
         return f"{self.group}{video}{where}: {self.kind} {self.key} ({self.detail})"
 
@@ -67,6 +67,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     stale_claims: list[str] = field(default_factory=list)  # "<group> <video>: <holder>, <why>"
     restored: list[str] = field(default_factory=list)  # group metadata rewritten by repair
+    unrestorable: list[str] = field(default_factory=list)  # damaged groups repair found no copy of
     uncommitted: dict[str, list[str]] = field(default_factory=dict)  # group -> videos uncommitted by repair
 
     @property
@@ -94,6 +95,7 @@ class VerifyReport:
             "to_reextract": self.to_reextract(),
             "stale_claims": self.stale_claims,
             "restored": self.restored,
+            "unrestorable": self.unrestorable,
             "uncommitted": self.uncommitted,
         }
 
@@ -122,9 +124,12 @@ def verify(
             continue
         detail = node.why if node.restorable else f"{node.why}; no intact copy to restore it from"
         report.problems.append(Problem(node.path, "", "", BAD_GROUP, f"{node.path}/zarr.json", detail))
-        if repair and store.restore(node):
-            report.restored.append(node.path)
-            log(f"{node.path}: restored its zarr.json")
+        if repair:
+            if store.restore(node):
+                report.restored.append(node.path)
+                log(f"{node.path}: restored its zarr.json")
+            else:
+                report.unrestorable.append(node.line(store.location))
     if report.restored:  # the restored recipe groups are checked like the others
         survey = store.survey(dataset, model)
     for group in survey.groups:
