@@ -215,6 +215,10 @@ class ProbeConfig:
     def __post_init__(self) -> None:
         check_output_folder(self.out, "--out")
         check_output_folder(self.results, "--results")
+        if self.option("strategy") is not None:
+            from dvx.probe.lightning.trainer import check_strategy
+
+            check_strategy(self.option("strategy"))
 
     def option(self, name: str, default: Any = None) -> Any:
         for k, v in self.options:

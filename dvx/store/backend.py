@@ -44,7 +44,17 @@ _CLIENT_MODULES = frozenset(
 )
 
 
-class StoreWriteError(StoreError, OSError):
+class StoreAccessError(StoreError):
+    """The storage itself failed (unreachable, no credentials, permission denied, I/O error): never a sign
+    that the store's content is damaged, so nothing treats it as such."""
+
+
+class DamagedObjectError(StoreError):
+    """An object the store holds whose content cannot be used (not valid JSON, not the zarr node it should
+    be): damage that ``dvx cache verify`` reports, unlike a :class:`StoreAccessError`."""
+
+
+class StoreWriteError(StoreAccessError, OSError):
     """A store write that failed (disk or quota full, I/O error): a :class:`StoreError`, so ``dvx`` prints
     it as one line, and still the OSError it was (same ``errno``) for callers that catch those."""
 
@@ -80,7 +90,7 @@ def storage_error(location: str, err: BaseException, writing: bool) -> StoreErro
     elif "connect" in why.lower() or "endpoint" in why.lower():
         hint = " (is the server up, and AWS_ENDPOINT_URL right?)"
     action = "writing to" if writing else "reading"
-    return StoreError(f"{action} {location} failed: {why}{hint}")
+    return StoreAccessError(f"{action} {location} failed: {why}{hint}")
 
 
 def _first_line(err: BaseException) -> str:
@@ -153,7 +163,7 @@ class Backend:
         try:
             return json.loads(raw)
         except ValueError as err:  # JSONDecodeError, or UnicodeDecodeError for a NUL-filled file
-            raise StoreError(f"{self.location}: {key} is not valid JSON ({err})") from err
+            raise DamagedObjectError(f"{self.location}: {key} is not valid JSON ({err})") from err
 
     @_storage(writing=False)
     def get_many_bytes(self, keys: list[str], concurrency: int = 32) -> list[bytes | None]:
@@ -329,18 +339,18 @@ class Backend:
         self.put_json(f"{path}/zarr.json" if path else "zarr.json", group_meta(attrs))
 
     def group_attrs(self, path: str) -> dict[str, Any] | None:
-        """The attributes of group ``path``; None if it has no zarr.json; StoreError (one line) if that is
-        not a readable zarr v3 group document."""
+        """The attributes of group ``path``; None if it has no zarr.json; DamagedObjectError (one line) if
+        that is not a readable zarr v3 group document."""
         key = f"{path}/zarr.json" if path else "zarr.json"
         meta = self.get_json(key)
         if meta is None:
             return None
         if not isinstance(meta, dict) or meta.get("node_type") != "group":
             what = meta.get("node_type") if isinstance(meta, dict) else type(meta).__name__
-            raise StoreError(f"{self.location}: {key} is a zarr {what}, not a group")
+            raise DamagedObjectError(f"{self.location}: {key} is a zarr {what}, not a group")
         attrs = meta.get("attributes") or {}
         if not isinstance(attrs, dict):
-            raise StoreError(f"{self.location}: {key} has attributes that are not a map")
+            raise DamagedObjectError(f"{self.location}: {key} has attributes that are not a map")
         return dict(attrs)
 
     def _check_writable(self, key: str) -> None:
@@ -385,6 +395,8 @@ def _open_store(location: str, read_only: bool, storage_options: dict[str, Any] 
             raise StoreError(f"cannot open store {location!r}: {err}") from err
     path = local_path(location)
     if read_only:
+        if path.is_file():
+            raise StoreError(f"store path {str(path)!r} is a file, not a store folder")
         if not path.is_dir():
             raise NoStoreError(f"no dvx feature store at {str(path)!r}")
     else:

@@ -16,7 +16,7 @@ import numpy as np
 
 from dvx.errors import CacheMissError, StoreError
 from dvx.store import layout
-from dvx.store.backend import Backend
+from dvx.store.backend import Backend, DamagedObjectError
 from dvx.store.index import Commit, DamagedRecord, Failure, IndexView, parse_commit
 from dvx.store.reader import ArrayDamage, read_array
 from dvx.store.recipe import Recipe
@@ -123,7 +123,7 @@ class RecipeGroup:
             if t is not None:
                 try:
                     out[t] = self.backend.group_attrs(f"{self.path}/{name}") or {}
-                except StoreError as err:
+                except DamagedObjectError as err:
                     raise StoreError(
                         f"{err}; the same `dvx extract` that wrote T={t} writes it again"
                     ) from err

@@ -20,13 +20,14 @@ Damage is found where it is read and reported as one line naming the node and th
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dvx.errors import CacheMissError, DamagedStoreError, NoStoreError, RecipeMismatchError, StoreError
 from dvx.store import layout
-from dvx.store.backend import Backend, group_meta
+from dvx.store.backend import Backend, DamagedObjectError, group_meta
 from dvx.store.group import RecipeGroup
 from dvx.store.recipe import PROVENANCE_FIELDS, Recipe, matches, recipe_diff
 
@@ -72,8 +73,6 @@ class Survey:
 
 
 def repair_command(location: str) -> str:
-    import shlex
-
     return f"dvx cache verify --store {shlex.quote(location)} --repair"
 
 
@@ -106,14 +105,14 @@ class FeatureStore:
         backend = Backend(location, read_only=mode == "r", storage_options=dict(storage_options or {}))
         try:
             attrs, damage = backend.group_attrs(""), ""
-        except StoreError as err:
+        except DamagedObjectError as err:
             attrs, damage = None, f"is unreadable ({_detail(err)})"
         if attrs is None and not damage:
             present = [n for n in backend.list_dir("") if not _transient(n)]
             if "zarr.json" in present:  # created since it was read (another job creating the store)
                 try:
                     attrs = backend.group_attrs("")
-                except StoreError as err:
+                except DamagedObjectError as err:
                     damage = f"is unreadable ({_detail(err)})"
         if attrs is None and not damage:
             if not present:
@@ -157,7 +156,7 @@ class FeatureStore:
                 continue
             try:
                 attrs, why = self.backend.group_attrs(ds), MISSING
-            except StoreError as err:
+            except DamagedObjectError as err:
                 attrs, why = None, f"is unreadable ({_detail(err)})"
             if attrs is not None:
                 out.append((ds, None))
@@ -201,7 +200,7 @@ class FeatureStore:
         recipe gc is removing); :class:`_Damaged` naming the group if it cannot be used."""
         try:
             attrs = self.backend.group_attrs(path)
-        except StoreError as err:
+        except DamagedObjectError as err:
             raise _Damaged(self._recipe_damage(path, f"is unreadable ({_detail(err)})")) from err
         if attrs is None:
             if not self.backend.list_dir(f"{path}/{layout.INDEX}"):
@@ -229,7 +228,7 @@ class FeatureStore:
         recipe fingerprint matches the folder name."""
         try:
             doc = self.backend.get_json(layout.recipe_copy_key(path))
-        except StoreError:
+        except DamagedObjectError:  # not valid JSON: no intact copy
             return None
         attrs = doc.get("attributes") if isinstance(doc, dict) and doc.get("node_type") == "group" else None
         fp = attrs.get("fingerprint") if isinstance(attrs, dict) else None
@@ -291,7 +290,7 @@ class FeatureStore:
     def _attrs(self, kind: str, path: str) -> dict[str, Any] | None:
         try:
             return self.backend.group_attrs(path)
-        except StoreError as err:
+        except DamagedObjectError as err:
             node = DamagedNode(kind, path, f"is unreadable ({_detail(err)})", kind == DATASET)
             if kind == RECIPE:
                 node = self._recipe_damage(path, node.why)
@@ -337,8 +336,8 @@ class FeatureStore:
             raise CacheMissError(
                 f"{self.location} has no features of model {model!r} on dataset {dataset!r}"
                 + (f" (it has: {', '.join(have)})" if have else " (the store is empty)")
-                + f". Extract them first: dvx extract --model {model} --dataset {dataset} "
-                f"--data-root DATA_ROOT --store {self.location}"
+                + f". Extract them first: `dvx extract --model {model} --dataset {dataset} "
+                f"--data-root DATA_ROOT --store {shlex.quote(self.location)}`"
             )
         if recipe:
             candidates = [g for g in candidates if g.recipe.fingerprint.startswith(recipe)]

@@ -26,8 +26,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dvx.errors import StoreError
 from dvx.store import layout
+from dvx.store.backend import DamagedObjectError
 from dvx.store.claims import stale_claims
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, IndexView
@@ -187,7 +187,7 @@ def _check_timestep_groups(group: RecipeGroup, name: str, index: IndexView) -> l
         path = f"{group.path}/{layout.t_key(t)}"
         try:
             group.backend.group_attrs(path)
-        except StoreError as err:
+        except DamagedObjectError as err:
             detail = f"unreadable: {err}; the same `dvx extract` that wrote T={t} writes it again"
             out.append(Problem(name, "", "", BAD_GROUP, f"{path}/zarr.json", detail, t))
     return out

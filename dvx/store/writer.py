@@ -27,7 +27,7 @@ import numpy as np
 
 from dvx.errors import StoreError
 from dvx.store import layout
-from dvx.store.backend import is_storage_failure, storage_error
+from dvx.store.backend import DamagedObjectError, is_storage_failure, storage_error
 from dvx.store.codecs import DEFAULT_CODEC, compressors_for
 from dvx.store.group import RecipeGroup
 from dvx.store.index import ArrayEntry, Commit, Failure, array_slot, new_gen, now_iso, writer_identity
@@ -184,7 +184,9 @@ def write_timestep_attrs(group: RecipeGroup, t: int, attrs: dict[str, Any]) -> N
     path = f"{group.path}/{layout.t_key(t)}"
     try:
         have = group.backend.group_attrs(path)
-    except StoreError:  # unreadable (e.g. NUL-filled after a power loss): its content is ours to restore
+    except (
+        DamagedObjectError
+    ):  # unreadable (e.g. NUL-filled after a power loss): its content is ours to restore
         have = None
     if have != attrs:
         group.backend.write_group(path, attrs)
