@@ -43,7 +43,11 @@ def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbos
         )
         click.echo(
             f"  stored: {human_bytes(g.stored_bytes)}"
-            + (f" ({human_bytes(g.reclaimable)} reclaimable by `dvx cache gc`)" if g.reclaimable else "")
+            + (
+                f" ({human_bytes(g.reclaimable)} reclaimable by `dvx cache gc --store {shlex.quote(store)}`)"
+                if g.reclaimable
+                else ""
+            )
         )
         click.echo(f"  videos: {len(g.videos)}" + (f"  unreadable: {len(g.failed)}" if g.failed else ""))
         click.echo(
@@ -101,7 +105,7 @@ def _sizes(nbytes: int, stored: int | None) -> str:
 @click.option(
     "--repair",
     is_flag=True,
-    help="Uncommit the damaged videos, so the next `dvx extract` with the same options redoes only them.",
+    help="Uncommit the damaged videos, so the same extract command again redoes only them.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def verify_cmd(
@@ -146,18 +150,27 @@ def verify_cmd(
                 f"note: {report.legacy} commit record(s) written before records carried digests (legacy): "
                 "their arrays are checked, the records' own content cannot be"
             )
-        for line in report.stale_claims:
-            click.echo(f"stale claim (free for the next extract; `dvx cache unclaim` clears it): {line}")
+        for c in report.stale_claims:
+            dataset, _, recipe = c["group"].partition("/")
+            clear = (
+                f"dvx cache unclaim --store {shlex.quote(store)} --dataset {dataset} "
+                f"--model {recipe.rpartition('@')[0]} --videos {c['video']}"
+            )
+            click.echo(
+                f"stale claim: {c['group']} {c['video']} by {c['holder']}, {c['why']} (free for the next "
+                f"extract; `{clear}` clears it)"
+            )
         if report.ok:
             click.echo("ok: no damage found")
         elif repair:
             click.echo(
-                "run the same `dvx extract` again to recompute them; `dvx cache gc` frees the damaged arrays"
+                "run the same extract command again to recompute them; "
+                f"`dvx cache gc --store {shlex.quote(store)}` frees the damaged arrays"
             )
         else:
             click.echo(
                 f"run `dvx cache verify --store {shlex.quote(store)} --repair` to repair it, then the same "
-                "`dvx extract` again"
+                "extract command again"
             )
     if (not report.ok and not repair) or report.unrestorable:
         raise SystemExit(1)

@@ -124,9 +124,7 @@ class RecipeGroup:
                 try:
                     out[t] = self.backend.group_attrs(f"{self.path}/{name}") or {}
                 except DamagedObjectError as err:
-                    raise StoreError(
-                        f"{err}; the same `dvx extract` that wrote T={t} writes it again"
-                    ) from err
+                    raise StoreError(f"{err}; the extract command that wrote T={t} writes it again") from err
         return out
 
     # ---- reading -------------------------------------------------------------------------------------
@@ -152,7 +150,7 @@ class RecipeGroup:
         except ArrayDamage as err:
             raise StoreError(
                 f"{self.backend.location}: {self.path} video {video} T={t} {block}: {err}; run "
-                f"`{self.repair_command([video])}`, then the same `dvx extract` to recompute it"
+                f"`{self.repair_command([video])}`, then the same extract command again to recompute it"
             ) from err
         return data
 
@@ -237,5 +235,5 @@ class RecipeGroup:
             raise StoreError(
                 f"{self.backend.location}: {self.path} video {damaged[0]} is not readable: "
                 f"{index.damaged[damaged[0]]}{more}; run `{self.repair_command(damaged)}`, then the same "
-                "`dvx extract` to recompute it"
+                "extract command again to recompute it"
             )

@@ -59,7 +59,7 @@ class DamagedNode:
             remove = "" if self.why == MISSING else f"remove {self.path}/zarr.json and "
             fix = (
                 f"it has no intact copy ({layout.recipe_copy_key(self.path)}) to restore it from: {remove}"
-                "rerun the `dvx extract` that wrote the recipe (it re-creates a missing recipe group)"
+                "rerun the extract command that wrote the recipe (it re-creates a missing recipe group)"
             )
         return f"{location}: {what}{where} {self.why}; {fix}"
 

@@ -65,7 +65,7 @@ class VerifyReport:
     nbytes: int = 0  # decoded bytes checked
     legacy: int = 0  # commit records written before records carried digests
     problems: list[Problem] = field(default_factory=list)
-    stale_claims: list[str] = field(default_factory=list)  # "<group> <video>: <holder>, <why>"
+    stale_claims: list[dict[str, str]] = field(default_factory=list)  # group, video, holder, why
     restored: list[str] = field(default_factory=list)  # group metadata rewritten by repair
     unrestorable: list[str] = field(default_factory=list)  # damaged groups repair found no copy of
     uncommitted: dict[str, list[str]] = field(default_factory=dict)  # group -> videos uncommitted by repair
@@ -157,7 +157,7 @@ def _verify_group(
     report.problems += bad + problems
     now = time.time()
     for video, (rec, why) in stale_claims(group, now, keys=objects).items():
-        report.stale_claims.append(f"{name} {video}: claim {rec.seq:08d} of {rec.holder()}, {why}")
+        report.stale_claims.append({"group": name, "video": video, "holder": rec.holder(), "why": why})
     damaged_videos = {p.video for p in problems + bad if p.video}
     if damaged_videos:
         log(f"{name}: {len(damaged_videos)} damaged video(s)")
@@ -188,7 +188,7 @@ def _check_timestep_groups(group: RecipeGroup, name: str, index: IndexView) -> l
         try:
             group.backend.group_attrs(path)
         except DamagedObjectError as err:
-            detail = f"unreadable: {err}; the same `dvx extract` that wrote T={t} writes it again"
+            detail = f"unreadable: {err}; the extract command that wrote T={t} writes it again"
             out.append(Problem(name, "", "", BAD_GROUP, f"{path}/zarr.json", detail, t))
     return out
 
