@@ -377,8 +377,8 @@ def _refuse_damaged(group: RecipeGroup, index: IndexView, refs: list[VideoRef]) 
 
 def compute_env(run: RunOptions) -> dict[str, object]:
     """What produced a commit's features besides its recipe (recorded in every commit record): the device,
-    compute dtype and CPU threads, and the versions of the libraries that compute and store them. Two runs
-    give the same bits only where these agree too (docs/store.md)."""
+    compute dtype, CPU threads and batch size, and the versions of the libraries that decode, compute and
+    store them. Two runs give the same bits only where these agree too (docs/store.md)."""
     from importlib.metadata import PackageNotFoundError, version
 
     def ver(name: str) -> str:
@@ -391,8 +391,9 @@ def compute_env(run: RunOptions) -> dict[str, object]:
         "device": run.device,
         "dtype": run.dtype,
         "threads": torch.get_num_threads(),
+        "batch_size": run.batch_size,
         "torch": torch.__version__,
-        **{name: ver(name) for name in ("diffusers", "transformers", "zarr", "numpy")},
+        **{name: ver(name) for name in ("diffusers", "transformers", "zarr", "numpy", "av", "pillow")},
     }
     if run.device.startswith("cuda") and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(torch.device(run.device))

@@ -180,3 +180,16 @@ def test_every_command_the_store_and_cache_messages_suggest_parses(
         parse(command)
     with pytest.raises(click.UsageError):  # the check can fail: a command without its required --store
         parse("dvx cache verify --repair")
+
+
+def test_every_commit_records_the_environment_that_computed_it(extracted: ExtractConfig) -> None:
+    import torch
+
+    [group] = FeatureStore.open(extracted.store, mode="r").groups()
+    for commit in group.index().commits:
+        env = commit.env
+        assert (env["device"], env["dtype"], env["threads"], env["batch_size"]) == ("cpu", "float32", 1, 8)
+        assert env["torch"] == torch.__version__
+        assert all(env[k] for k in ("diffusers", "transformers", "zarr", "av"))
+    listing = invoke("cache", "ls", "--store", extracted.store, "-v").output
+    assert "computed with " in listing and "threads=1" in listing and "3 commit(s)" in listing
