@@ -289,8 +289,8 @@ def _run(
         group = _group(store, cfg.dataset, recipe, cfg.dry_run)
         report.group = f"{cfg.dataset}/{recipe.name}"
         index = group.index() if group is not None else None
-        if group is not None and index is not None:
-            _refuse_damaged(group, index, refs)
+        if group is not None:  # a damaged commit record hides its video: recomputing would not show it
+            group.check_readable(r.id for r in refs)
         todo = [r for r in refs if index is None or not index.has(r.id, timesteps, blocks)]
         report.total, report.cached = len(refs), len(refs) - len(todo)
         log(
@@ -361,18 +361,6 @@ def _group(store: FeatureStore | None, dataset: str, recipe: Recipe, dry_run: bo
     if dry_run:
         return store.existing_group(dataset, recipe)
     return store.create_group(dataset, recipe)
-
-
-def _refuse_damaged(group: RecipeGroup, index: IndexView, refs: list[VideoRef]) -> None:
-    """Stop before any work if a requested video has a damaged commit record: recomputing it would not make
-    it visible (the damaged record hides it) until ``dvx cache verify --repair`` removes the record."""
-    damaged = sorted(r.id for r in refs if r.id in index.damaged)
-    if damaged:
-        shown = ", ".join(damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
-        raise StoreError(
-            f"{group.backend.location}: {group.path} has damaged commit records for {shown} "
-            f"({index.damaged[damaged[0]]}); run `{group.repair_command(damaged)}`, then this command again"
-        )
 
 
 def compute_env(run: RunOptions) -> dict[str, object]:

@@ -90,11 +90,10 @@ class RecipeGroup:
 
     def repair_command(self, videos: Iterable[str] | None = None) -> str:
         """The command that uncommits damage in this recipe (of ``videos`` only, if given)."""
-        model = layout.split_recipe_name(self.path.rsplit("/", 1)[-1])[0]
         only = f" --videos {shlex.quote(','.join(videos))}" if videos else ""
         return (
             f"dvx cache verify --store {shlex.quote(self.backend.location)} --dataset {self.dataset} "
-            f"--model {model}{only} --repair"
+            f"--model {self.recipe.model}{only} --repair"
         )
 
     def failures(self) -> dict[str, Failure]:
@@ -129,9 +128,8 @@ class RecipeGroup:
 
     # ---- reading -------------------------------------------------------------------------------------
     def commit_for(self, video: str, t: int, block: str) -> Commit:
-        index = self.index()
-        self._refuse_damaged(index, [video])
-        commit = index.lookup(video, t, block)
+        self.check_readable([video])
+        commit = self.index().lookup(video, t, block)
         if commit is None:
             raise CacheMissError(self.miss_message([video], [t], [block]))
         return commit
@@ -221,15 +219,17 @@ class RecipeGroup:
     ) -> None:
         """Raise CacheMissError naming what is missing, if any (video, T, block) is not committed."""
         timesteps, blocks, videos = list(timesteps), list(blocks), list(videos)
+        self.check_readable(videos)
         index = self.index()
-        self._refuse_damaged(index, videos)
         missing = [v for v in videos if not index.has(v, timesteps, blocks)]
         if missing:
             raise CacheMissError(self.miss_message(missing, timesteps, blocks, data_root))
 
-    def _refuse_damaged(self, index: IndexView, videos: Iterable[str]) -> None:
-        """A StoreError naming the first of ``videos`` whose commit record is damaged, and the repair."""
-        damaged = [v for v in videos if v in index.damaged]
+    def check_readable(self, videos: Iterable[str]) -> None:
+        """A StoreError naming the first of ``videos`` whose commit record is damaged (in the index this
+        group holds), and the repair; nothing if none is."""
+        index = self.index()
+        damaged = sorted(v for v in videos if v in index.damaged)
         if damaged:
             more = f" (and {len(damaged) - 1} more video(s))" if len(damaged) > 1 else ""
             raise StoreError(
