@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 if TYPE_CHECKING:
     from dvx.store.inventory import GroupSummary
+
+
+def _where(fn: F) -> F:
+    """The options every cache command takes: the store, and optionally one dataset and one model."""
+    fn = click.option("--model", default=None, help="Only this model.")(fn)
+    fn = click.option("--dataset", default=None, help="Only this dataset.")(fn)
+    return click.option("--store", required=True, help="Feature store path or URL.")(fn)
 
 
 @click.group()
@@ -18,9 +28,7 @@ def cache() -> None:
 
 
 @cache.command("ls")
-@click.option("--store", required=True, help="Feature store path or URL.")
-@click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--model", default=None, help="Only this model.")
+@_where
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list video ids and the full recipe.")
 def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbose: bool) -> None:
@@ -95,9 +103,7 @@ def _sizes(nbytes: int, stored: int | None) -> str:
 
 
 @cache.command("verify")
-@click.option("--store", required=True, help="Feature store path or URL.")
-@click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--model", default=None, help="Only this model.")
+@_where
 @click.option("--videos", default=None, help="Only these comma-separated video ids.")
 @click.option(
     "--quick", is_flag=True, help="Metadata and chunk presence only; no checksums (reads nothing big)."
@@ -177,10 +183,8 @@ def verify_cmd(
 
 
 @cache.command("unclaim")
-@click.option("--store", required=True, help="Feature store path or URL.")
+@_where
 @click.option("--videos", required=True, help="Comma-separated video ids whose claims to clear.")
-@click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--model", default=None, help="Only this model.")
 @click.option(
     "--force",
     is_flag=True,
@@ -189,7 +193,7 @@ def verify_cmd(
     "cleared.",
 )
 def unclaim_cmd(store: str, videos: str, dataset: str | None, model: str | None, force: bool) -> None:
-    """Clear the claims of writers that are gone, so the next `dvx extract` computes those videos at once.
+    """Clear the claims of writers that are gone, so the next extract computes those videos at once.
 
     A stale claim (expired, or its holder gone) is cleared; a valid one only with --force. Claims are
     superseded by a released one, never deleted."""
@@ -208,9 +212,7 @@ def unclaim_cmd(store: str, videos: str, dataset: str | None, model: str | None,
 
 
 @cache.command("gc")
-@click.option("--store", required=True, help="Feature store path or URL.")
-@click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--model", default=None, help="Only this model.")
+@_where
 @click.option(
     "--older-than", default=None, help="Also remove whole recipes last written longer ago (30d, 12h)."
 )

@@ -88,8 +88,10 @@ class SynthConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.videos <= MAX_VIDEOS:
-            raise ConfigError(f"--videos must lie in 1..{MAX_VIDEOS}, got {self.videos}")
+        if self.videos < 1:
+            raise ConfigError(f"--videos must be >= 1, got {self.videos}")
+        if self.videos > MAX_VIDEOS:
+            raise ConfigError(f"--videos must be at most {MAX_VIDEOS}, got {self.videos}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"test fraction must lie in (0, 1), got {self.test_fraction}")
         if not 0 < self.fps <= MAX_FPS:  # NaN too
