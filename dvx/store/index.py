@@ -146,12 +146,12 @@ class Commit:
             source_size=(int(d["source_size"][0]), int(d["source_size"][1])),
             shapes={_text(k): tuple(int(i) for i in v) for k, v in d["shapes"].items()},
             nbytes=int(d["nbytes"]),
-            written_at=d.get("written_at", ""),
-            written_by=d.get("written_by", {}),
-            dvx_version=d.get("dvx_version", ""),
-            recipe=d.get("recipe", ""),
-            arrays={_text(k): ArrayEntry.from_json(v) for k, v in (d.get("arrays") or {}).items()},
-            env=d.get("env", {}),
+            written_at=_text(d.get("written_at", "")),
+            written_by=_map(d.get("written_by", {})),
+            dvx_version=_text(d.get("dvx_version", "")),
+            recipe=_text(d.get("recipe", "")),
+            arrays={_text(k): ArrayEntry.from_json(v) for k, v in _map(d.get("arrays", {})).items()},
+            env=_map(d.get("env", {})),
             legacy=legacy,
         )
 
@@ -166,6 +166,12 @@ class Commit:
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _map(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {value!r}")
     return value
 
 
