@@ -168,15 +168,15 @@ def verify_cmd(
             )
         if report.ok:
             click.echo("ok: no damage found")
-        elif repair:
-            click.echo(
-                "run the same extract command again to recompute them; "
-                f"`dvx cache gc --store {shlex.quote(store)}` frees the damaged arrays"
-            )
-        else:
+        elif not repair:
             click.echo(
                 f"run `dvx cache verify --store {shlex.quote(store)} --repair` to repair it, then the same "
                 "extract command again"
+            )
+        elif report.uncommitted:  # (restored metadata needs nothing more)
+            click.echo(
+                "run the same extract command again to recompute them; "
+                f"`dvx cache gc --store {shlex.quote(store)}` frees the damaged arrays"
             )
     if (not report.ok and not repair) or report.unrestorable:
         raise SystemExit(1)
