@@ -19,6 +19,7 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import zarr
 
 from benchmarks._common import SHARED_DATA, command_line, gpu_name, machine, table, timeit, write_section
 from dvx.config import ExtractConfig
@@ -172,7 +173,7 @@ def real_size_table(tmp: Path, repeat: int) -> list[list[object]]:
         t_w = timeit(write, repeat)
         g = FeatureStore.open(str(root), mode="r").groups()[0]
         t_r = timeit(lambda g=g: g.read("v", 50, "up.2"), repeat)
-        chunk = g.backend.open_array(g.array_key("v", 50, "up.2")).chunks[0]
+        chunk = zarr.open_array(store=g.backend.store, path=g.array_key("v", 50, "up.2"), mode="r").chunks[0]
         label = (
             f"{who}: chunks of {chunk} frame{'s' if chunk > 1 else ''} ({chunk * x[0].nbytes / MB:.0f} MB)"
         )

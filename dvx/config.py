@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from dvx.errors import ConfigError
 from dvx.options import Options, option, to_json
+
+#: the longest clip a video model may be run on (frames per forward): SVD's native 14 and Wan's 81 are far
+#: below it; beyond it the padded clip alone exhausts any host memory
+MAX_CLIP_LEN = 1024
+#: the largest frame side (pixels) any option may ask for
+MAX_SIDE = 8192
+#: upper bounds of the count options of ``dvx extract``: far above any real use, low enough that a typo
+#: (``--batch-size 1000000000000``) is an error instead of a run that allocates or loops without bound
+MAX_COUNTS = {"batch_size": 4096, "ensemble": 1024, "devices": 1024, "threads": 1024}
 
 
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
@@ -44,6 +55,8 @@ def parse_resolution(text: str, what: str = "--resolution") -> tuple[int, int]:
         raise ConfigError(f"{what} {text!r} is not HxW (e.g. 256x448)") from None
     if h <= 0 or w <= 0:
         raise ConfigError(f"{what} must be positive, got {text!r}")
+    if max(h, w) > MAX_SIDE:
+        raise ConfigError(f"{what} {text!r}: at most {MAX_SIDE} pixels per side")
     return h, w
 
 
@@ -69,8 +82,10 @@ def parse_size(text: str, what: str = "size") -> int:
         value = float(num)
     except ValueError:
         raise ConfigError(f"{what} must look like 500G, 1.5T or 200M, got {text!r}") from None
-    if unit not in _SIZE_UNITS or value < 0:
-        raise ConfigError(f"{what} must look like 500G, 1.5T or 200M, got {text!r}")
+    if unit not in _SIZE_UNITS or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{what} must look like 500G, 1.5T or 200M (finite, >= 0), got {text!r}")
+    if value * _SIZE_UNITS[unit] > 2**63 - 1:
+        raise ConfigError(f"{what} {text!r} is larger than any storage")
     return int(value * _SIZE_UNITS[unit])
 
 
@@ -83,9 +98,29 @@ def parse_duration(text: str, what: str = "duration") -> float:
         value = float(num)
     except ValueError:
         raise ConfigError(f"{what} must look like 30d, 12h, 90m or 45s, got {text!r}") from None
-    if value < 0:
-        raise ConfigError(f"{what} must not be negative, got {text!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{what} must be a finite, non-negative duration, got {text!r}")
     return value * _TIME_UNITS[unit]
+
+
+def check_device(device: str, what: str = "--device") -> str:
+    """``device`` if torch can name it (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``, ...); whether it
+    is present is checked where it is used."""
+    if device == "auto":
+        return device
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"{what} {device!r} is not a torch device (auto, cpu, cuda, cuda:N, mps)") from None
+    return device
+
+
+def check_output_folder(path: str | None, what: str) -> None:
+    """An output folder option: it may not exist yet, but it must not be a file."""
+    if path is not None and Path(path).expanduser().is_file():
+        raise ConfigError(f"{what} {path!r} is a file; give a folder")
 
 
 def parse_names(text: str | None) -> tuple[str, ...] | None:
@@ -134,18 +169,28 @@ class ExtractConfig:
         for name in ("ensemble", "batch_size", "frame_stride", "devices"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.clip_len is not None and self.clip_len < 1:
-            raise ConfigError("--clip-len must be >= 1")
+        for name, most in MAX_COUNTS.items():
+            value = getattr(self, name)
+            if value is not None and value > most:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at most {most}, got {value}")
+        if self.clip_len is not None and not 1 <= self.clip_len <= MAX_CLIP_LEN:
+            raise ConfigError(f"--clip-len must lie in 1..{MAX_CLIP_LEN} frames, got {self.clip_len}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError("--max-frames must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("--threads must be >= 1")
         if self.heads is not None and (not self.heads or min(self.heads) < 0):
             raise ConfigError("--heads must be head indices >= 0, e.g. 0,3")
-        if not self.claim_ttl > 0:
-            raise ConfigError("--claim-ttl must be > 0 seconds")
+        from dvx.store.claims import check_ttl
+
+        check_ttl(self.claim_ttl)
+        check_device(self.device)
         if self.latent not in ("mean", "sample"):
             raise ConfigError(f"--latent must be 'mean' or 'sample', got {self.latent!r}")
+        if self.weights is not None and not self.weights.strip():
+            raise ConfigError("--weights is empty: give a hub id (org/name) or a local model folder")
+        if self.resolution is not None and max(self.resolution) > MAX_SIDE:
+            raise ConfigError(f"--resolution {self.resolution}: at most {MAX_SIDE} pixels per side")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +271,8 @@ class ProbeConfig(Options):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_output_folder(self.out, "--out")
+        check_output_folder(self.results, "--results")
         from dvx.probe.task import task_options
 
         object.__setattr__(self, "options", task_options(self.task, self.options))

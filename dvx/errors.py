@@ -33,8 +33,20 @@ class CorruptVideoError(DataError):
         self.reason = reason
 
 
+class OutputError(DvxError):
+    """An output (predictions, a synthetic world) could not be written: disk full, no permission, ..."""
+
+
 class StoreError(DvxError):
     """The feature store is missing, not a dvx store, unwritable, or inconsistent."""
+
+
+class NoStoreError(StoreError):
+    """Nothing at the store location yet (an absent or empty folder or prefix): not a damaged store."""
+
+
+class DamagedStoreError(StoreError):
+    """The store's root metadata is missing or unreadable (``dvx cache verify --repair`` restores it)."""
 
 
 class RecipeMismatchError(StoreError):

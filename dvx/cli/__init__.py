@@ -1,7 +1,7 @@
 """The ``dvx`` command line: each command parses its options, builds a typed config and calls a runner.
 
-Errors that are the user's to fix (:class:`dvx.errors.DvxError`) are printed as one line on stderr with a
-non-zero exit code, never as a traceback.
+Errors that are the user's to fix (:class:`dvx.errors.DvxError`) and usage errors (an unknown option, a
+value click refuses) are printed as one line on stderr with a non-zero exit code, never as a traceback.
 """
 
 from __future__ import annotations
@@ -34,12 +34,16 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, standalone_mode=False)
+        cli.main(args=argv, prog_name="dvx", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as err:
+        help_hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+        click.echo(f"dvx: error: {_one_line(err.format_message())}{help_hint}", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
-        err.show()
+        click.echo(f"dvx: error: {_one_line(err.format_message())}", err=True)
         sys.exit(err.exit_code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
@@ -49,3 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

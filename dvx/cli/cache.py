@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    from dvx.store.inventory import GroupSummary
+
+
+def _where(fn: F) -> F:
+    """The options every cache command takes: the store, and optionally one dataset and one model."""
+    fn = click.option("--model", default=None, help="Only this model.")(fn)
+    fn = click.option("--dataset", default=None, help="Only this dataset.")(fn)
+    return click.option("--store", required=True, help="Feature store path or URL.")(fn)
 
 
 @click.group()
@@ -13,9 +28,7 @@ def cache() -> None:
 
 
 @cache.command("ls")
-@click.option("--store", required=True, help="Feature store path or URL.")
-@click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--model", default=None, help="Only this model.")
+@_where
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list video ids and the full recipe.")
 def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbose: bool) -> None:
@@ -38,7 +51,11 @@ def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbos
         )
         click.echo(
             f"  stored: {human_bytes(g.stored_bytes)}"
-            + (f" ({human_bytes(g.reclaimable)} reclaimable by `dvx cache gc`)" if g.reclaimable else "")
+            + (
+                f" ({human_bytes(g.reclaimable)} reclaimable by `dvx cache gc --store {shlex.quote(store)}`)"
+                if g.reclaimable
+                else ""
+            )
         )
         click.echo(f"  videos: {len(g.videos)}" + (f"  unreadable: {len(g.failed)}" if g.failed else ""))
         click.echo(
@@ -53,11 +70,28 @@ def ls(store: str, dataset: str | None, model: str | None, as_json: bool, verbos
             click.echo(f"  written by {w['writer']}: {w['commits']} commit(s), {w['first']} .. {w['last']}")
         for c in g.in_progress:
             click.echo(f"  in progress: {c['video']} by {c['holder']} since {c['since']}")
+        for c in g.stale_claims:
+            click.echo(f"  stale claim: {c['video']} by {c['holder']} since {c['since']} ({c['why']})")
+        if g.stale_claims:
+            click.echo(f"  (free for the next extract; `{_unclaim(store, g)}` clears them)")
+        for vid, why in sorted(g.damaged.items()):
+            click.echo(f"  damaged: {vid}: {why}")
+        if len(g.environments) > 1 or verbose:
+            for e in g.environments:
+                env = ", ".join(f"{k}={v}" for k, v in e["env"].items())
+                click.echo(f"  computed with {env}: {e['commits']} commit(s)")
         if verbose:
             click.echo("  video ids: " + ", ".join(g.videos))
             for vid, why in sorted(g.failed.items()):
                 click.echo(f"  unreadable {vid}: {why}")
             click.echo("  recipe: " + json.dumps(g.recipe_fields, sort_keys=True))
+
+
+def _unclaim(store: str, g: GroupSummary) -> str:
+    videos = ",".join(c["video"] for c in g.stale_claims)
+    model = g.recipe.rpartition("@")[0]
+    where = f"--store {shlex.quote(store)} --dataset {g.dataset} --model {model}"
+    return f"dvx cache unclaim {where} --videos {videos}"
 
 
 def _sizes(nbytes: int, stored: int | None) -> str:
@@ -69,9 +103,7 @@ def _sizes(nbytes: int, stored: int | None) -> str:
 
 
 @cache.command("verify")
-@click.option("--store", required=True, help="Feature store path or URL.")
-@click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--model", default=None, help="Only this model.")
+@_where
 @click.option("--videos", default=None, help="Only these comma-separated video ids.")
 @click.option(
     "--quick", is_flag=True, help="Metadata and chunk presence only; no checksums (reads nothing big)."
@@ -79,7 +111,7 @@ def _sizes(nbytes: int, stored: int | None) -> str:
 @click.option(
     "--repair",
     is_flag=True,
-    help="Uncommit the damaged videos, so the next `dvx extract` with the same options redoes only them.",
+    help="Uncommit the damaged videos, so the same extract command again redoes only them.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def verify_cmd(
@@ -93,10 +125,15 @@ def verify_cmd(
 ) -> None:
     """Check every visible chunk against its checksum; name the videos to re-extract (exit 1 if any)."""
     from dvx.config import human_bytes, parse_names
+    from dvx.errors import DamagedStoreError
     from dvx.store.root import FeatureStore
     from dvx.store.verify import verify
 
-    fs = FeatureStore.open(store, mode="a" if repair else "r")
+    try:
+        fs = FeatureStore.open(store, mode="a" if repair else "r", restore_root=repair)
+    except DamagedStoreError as err:  # damage like any other: reported, exit 1 (--repair restores it)
+        click.echo(f"  {err}")
+        raise SystemExit(1) from err
     report = verify(fs, dataset, model, parse_names(videos), repair=repair, quick=quick)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
@@ -107,25 +144,75 @@ def verify_cmd(
         )
         for p in report.problems:
             click.echo(f"  {p.line()}")
+        for path in report.restored:
+            click.echo(f"restored {path}/zarr.json")
+        for line in report.unrestorable:
+            click.echo(f"not restored: {line}")
         for group, vids in report.to_reextract().items():
             done = "uncommitted" if repair else "to re-extract"
             click.echo(f"{group}: {len(vids)} video(s) {done}: {', '.join(vids)}")
+        if report.legacy:
+            click.echo(
+                f"note: {report.legacy} commit record(s) written before records carried digests (legacy): "
+                "their arrays are checked, the records' own content cannot be"
+            )
+        for c in report.stale_claims:
+            dataset, _, recipe = c["group"].partition("/")
+            clear = (
+                f"dvx cache unclaim --store {shlex.quote(store)} --dataset {dataset} "
+                f"--model {recipe.rpartition('@')[0]} --videos {c['video']}"
+            )
+            click.echo(
+                f"stale claim: {c['group']} {c['video']} by {c['holder']}, {c['why']} (free for the next "
+                f"extract; `{clear}` clears it)"
+            )
         if report.ok:
             click.echo("ok: no damage found")
-        elif repair:
+        elif not repair:
             click.echo(
-                "run the same `dvx extract` again to recompute them; `dvx cache gc` frees the damaged arrays"
+                f"run `dvx cache verify --store {shlex.quote(store)} --repair` to repair it, then the same "
+                "extract command again"
             )
-        else:
-            click.echo("run `dvx cache verify --repair` to uncommit them, then the same `dvx extract` again")
-    if not report.ok and not repair:
+        elif report.uncommitted:  # (restored metadata needs nothing more)
+            click.echo(
+                "run the same extract command again to recompute them; "
+                f"`dvx cache gc --store {shlex.quote(store)}` frees the damaged arrays"
+            )
+    if (not report.ok and not repair) or report.unrestorable:
         raise SystemExit(1)
 
 
+@cache.command("unclaim")
+@_where
+@click.option("--videos", required=True, help="Comma-separated video ids whose claims to clear.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also clear claims that are still valid (their holder stopped heartbeating less than a TTL ago): "
+    "only when you know that job is gone. A claim held by a process running on this machine is never "
+    "cleared.",
+)
+def unclaim_cmd(store: str, videos: str, dataset: str | None, model: str | None, force: bool) -> None:
+    """Clear the claims of writers that are gone, so the next extract computes those videos at once.
+
+    A stale claim (expired, or its holder gone) is cleared; a valid one only with --force. Claims are
+    superseded by a released one, never deleted."""
+    from dvx.config import parse_names
+    from dvx.errors import StoreError
+    from dvx.store.claims import unclaim
+    from dvx.store.root import FeatureStore
+
+    names = parse_names(videos) or ()
+    groups = FeatureStore.open(store, mode="a").groups(dataset, model)
+    if not groups:
+        raise StoreError(f"{store}: no recipe group" + (f" of model {model}" if model else ""))
+    for group in groups:
+        for video in names:
+            click.echo(f"{group.dataset}/{group.recipe.name} {unclaim(group, video, force=force)}")
+
+
 @cache.command("gc")
-@click.option("--store", required=True, help="Feature store path or URL.")
-@click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--model", default=None, help="Only this model.")
+@_where
 @click.option(
     "--older-than", default=None, help="Also remove whole recipes last written longer ago (30d, 12h)."
 )

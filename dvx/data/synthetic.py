@@ -36,7 +36,7 @@ from dvx.data.synth_render import (
     generate_video,
 )
 from dvx.data.video_io import read_frames
-from dvx.errors import ConfigError, CorruptVideoError, DataError
+from dvx.errors import ConfigError, CorruptVideoError, DataError, OutputError
 
 __all__ = [
     "SPLITS",
@@ -60,6 +60,9 @@ LAYOUT_SPLITS: dict[str, dict[str, str]] = {
     "ucf101": {"train": "trainlist01", "test": "testlist01"},
     "jhmdb": {"train": "1", "test": "2"},  # the number after "<video>.avi" in <class>_test_split1.txt
 }
+#: bounds of a world (each video is generated in memory before it is written)
+MAX_VIDEOS, MAX_FRAMES, MAX_SIDE, MAX_FPS = 100_000, 10_000, 2048, 1000.0
+MAX_VIDEO_BYTES = 2**30
 #: what ``dvx synth`` owns inside its output folder (and may replace with --overwrite)
 MANAGED = ("DAVIS", "UCF-101", "ucfTrainTestlist", "cityscapes", "movi", "JHMDB", "extra", WORLD_FILE)
 
@@ -87,10 +90,23 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if self.videos < 1:
             raise ConfigError(f"--videos must be >= 1, got {self.videos}")
+        if self.videos > MAX_VIDEOS:
+            raise ConfigError(f"--videos must be at most {MAX_VIDEOS}, got {self.videos}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"test fraction must lie in (0, 1), got {self.test_fraction}")
-        if self.fps <= 0:
-            raise ConfigError(f"fps must be > 0, got {self.fps}")
+        if not 0 < self.fps <= MAX_FPS:  # NaN too
+            raise ConfigError(f"--fps must lie in (0, {MAX_FPS:.0f}], got {self.fps}")
+        if max(self.height, self.width) > MAX_SIDE or self.frames > MAX_FRAMES:
+            raise ConfigError(
+                f"a synthetic video is at most {MAX_FRAMES} frames of {MAX_SIDE}x{MAX_SIDE} px, got "
+                f"{self.frames} frames of {self.height}x{self.width}"
+            )
+        if self.frames * self.height * self.width * 3 > MAX_VIDEO_BYTES:
+            raise ConfigError(
+                f"{self.frames} frames of {self.height}x{self.width} px is more than "
+                f"{MAX_VIDEO_BYTES // 2**30} GiB per video (each video is generated in memory); use fewer "
+                "frames or a smaller --size"
+            )
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
         self.params()  # validates frames, size, brick_wall_every
@@ -129,13 +145,15 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {str(out)!r} is a file; give a folder")
     if out.exists() and any(out.iterdir()):
-        if not (out / WORLD_FILE).exists():
+        partial = not (out / WORLD_FILE).exists()  # an interrupted `dvx synth` (world.json comes last)
+        if partial and not all(p.name in MANAGED or p.name == WORLD_FILE + ".tmp" for p in out.iterdir()):
             raise DataError(
                 f"--out {str(out)!r} is not empty and holds no synthetic world; give an empty folder"
             )
         if not overwrite:
-            raise DataError(f"{str(out)!r} already holds a synthetic world; pass --overwrite to replace it")
-        (out / WORLD_FILE).unlink()  # first: a crash below leaves no world.json, never a half-old world
+            what = "an unfinished synthetic world" if partial else "a synthetic world"
+            raise DataError(f"{str(out)!r} already holds {what}; pass --overwrite to replace it")
+        (out / WORLD_FILE).unlink(missing_ok=True)  # first: a crash below leaves no world.json
         for name in MANAGED:
             path = out / name
             if path.is_dir():
@@ -153,9 +171,21 @@ def _entry(video: SyntheticVideo, vid: str, split: str, files: dict[str, str | N
 
 
 def write_world(cfg: SynthConfig, progress: Callable[[str], None] | None = None) -> WorldSummary:
-    """Generate ``cfg.videos`` videos and write them in every layout; ``world.json`` is written last."""
+    """Generate ``cfg.videos`` videos and write them in every layout; ``world.json`` is written last, so a
+    failed write (a full disk, no permission) leaves no world (one line says so, and --overwrite replaces
+    what was written)."""
     out = Path(cfg.out).expanduser()
-    _prepare_out(out, cfg.overwrite)
+    try:
+        _prepare_out(out, cfg.overwrite)
+        return _write_world(out, cfg, progress)
+    except OSError as err:
+        raise OutputError(
+            f"writing the synthetic world to {str(out)!r} failed: {err.strerror or err}; nothing there is a "
+            "world yet (world.json is written last): fix that and run again with --overwrite"
+        ) from err
+
+
+def _write_world(out: Path, cfg: SynthConfig, progress: Callable[[str], None] | None) -> WorldSummary:
     params = cfg.params()
     labels = [i % len(MOTION_CLASSES) for i in range(cfg.videos)]
     splits = stratified_split(labels, cfg.test_fraction)

@@ -58,6 +58,20 @@ class RunOptions:
     latent: str = "mean"  # "mean" or "sample" of the VAE posterior
 
 
+def _built_here(spec: ModelSpec) -> bool:
+    """A tiny twin dvx builds itself: never the user's input, so its errors are bugs and stay as they are."""
+    return spec.source.startswith("tiny:")
+
+
+def _not_a_model(spec: ModelSpec, err: BaseException) -> ConfigError:
+    """A user's --weights that is not a model of the family, as one line."""
+    why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ConfigError(
+        f"{spec.source!r} is not a {spec.family} model dvx can load ({type(err).__name__}: {why}); "
+        "--weights takes a hub id or a folder in the diffusers/transformers layout of that model"
+    )
+
+
 def torch_dtype(name: str) -> torch.dtype:
     try:
         return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
@@ -87,7 +101,12 @@ class Backbone(ABC):
     def ensure_loaded(self) -> None:
         """Load the weights onto the device (once)."""
         if not self._loaded:
-            self.load_modules()
+            try:
+                self.load_modules()
+            except OSError as err:  # from_pretrained: a weights file missing or unreadable
+                if _built_here(self.spec):
+                    raise
+                raise _not_a_model(self.spec, err) from err
             self._loaded = True
 
     @abstractmethod
@@ -102,7 +121,15 @@ class Backbone(ABC):
 
     @classmethod
     def load(cls, spec: ModelSpec, run: RunOptions) -> Backbone:
-        return cls(spec, cls.folder_for(spec), run)
+        folder = cls.folder_for(spec)
+        try:
+            return cls(spec, folder, run)
+        except ConfigError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as err:  # its config files: absent, not JSON, ...
+            if _built_here(spec):
+                raise
+            raise _not_a_model(spec, err) from err
 
     # ---- description ---------------------------------------------------------------------------------
     @classmethod

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dvx.errors import ConfigError, DvxError
+from dvx.store.claims import NO_RUN_ID
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -78,9 +79,9 @@ def detect_rank(env: Mapping[str, str] | None = None) -> RankInfo:
     return info
 
 
-#: what torchrun sets TORCHELASTIC_RUN_ID to without ``--rdzv-id`` (static rendezvous with --master-addr and
-#: --master-port): every such launch gets it, so it says nothing about which launch a rank belongs to
-NO_RUN_ID = "none"
+# NO_RUN_ID: what torchrun sets TORCHELASTIC_RUN_ID to without ``--rdzv-id`` (static rendezvous with
+# --master-addr and --master-port): every such launch gets it, so it says nothing about which launch a rank
+# belongs to (defined beside the claims that compare run ids)
 
 
 def _run_id(value: str | None) -> str:

@@ -31,10 +31,9 @@ import torch.nn.functional as F
 from dvx.config import ExtractConfig, human_bytes
 from dvx.data import open_dataset
 from dvx.data.base import Video, VideoDataset, VideoRef
-from dvx.errors import ConfigError, CorruptVideoError, DataError, StoreError
+from dvx.errors import ConfigError, CorruptVideoError, DataError, NoStoreError, StoreError
 from dvx.extract.base import Backbone, RunOptions
 from dvx.extract.distributed import (
-    NO_RUN_ID,
     RankInfo,
     detect_rank,
     launch_local,
@@ -44,8 +43,8 @@ from dvx.extract.distributed import (
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.windows import Unit, chunk_frames, plan_units
-from dvx.store.backend import is_url, local_path
-from dvx.store.claims import FAILED, HELD, RELEASED, ClaimRecord, Claims, is_free
+from dvx.store.backend import is_url, local_path, store_write_error
+from dvx.store.claims import FAILED, ClaimRecord, Claims, Outcome
 from dvx.store.group import RecipeGroup
 from dvx.store.index import IndexView
 from dvx.store.recipe import Recipe
@@ -55,7 +54,6 @@ from dvx.store.writer import (
     VideoWriter,
     clear_failure,
     record_failure,
-    store_write_error,
     write_timestep_attrs,
 )
 
@@ -291,6 +289,8 @@ def _run(
         group = _group(store, cfg.dataset, recipe, cfg.dry_run)
         report.group = f"{cfg.dataset}/{recipe.name}"
         index = group.index() if group is not None else None
+        if group is not None:  # a damaged commit record hides its video: recomputing would not show it
+            group.check_readable(r.id for r in refs)
         todo = [r for r in refs if index is None or not index.has(r.id, timesteps, blocks)]
         report.total, report.cached = len(refs), len(refs) - len(todo)
         log(
@@ -304,14 +304,26 @@ def _run(
             _log_disk(cfg.store, report.planned_bytes, log)
             report.seconds = time.perf_counter() - t_start
             return report
+        assert group is not None and index is not None
+        for t in timesteps:  # also when all is cached: a lost or damaged timestep group is written anew
+            write_timestep_attrs(group, t, backbone.noise_level(t))
         if not todo:
             report.seconds = time.perf_counter() - t_start
             return report
-        assert group is not None
-        for t in timesteps:
-            write_timestep_attrs(group, t, backbone.noise_level(t))
-        assert index is not None
-        job = _Job(backbone, dataset, group, index, cfg, resolution, timesteps, blocks, report, log, rank)
+        job = _Job(
+            backbone,
+            dataset,
+            group,
+            index,
+            cfg,
+            resolution,
+            timesteps,
+            blocks,
+            report,
+            log,
+            rank,
+            env=compute_env(run),
+        )
         job.run(todo)
     report.seconds = time.perf_counter() - t_start
     return report
@@ -337,9 +349,9 @@ def _full_store_is_a_store_error(location: str) -> Iterator[None]:
 def _open_store(cfg: ExtractConfig) -> FeatureStore | None:
     if not cfg.dry_run:
         return FeatureStore.open(cfg.store, mode="a")
-    try:  # a dry run never writes: read what exists, if anything
+    try:  # a dry run never writes: read what exists; it fails on what the real run would fail on
         return FeatureStore.open(cfg.store, mode="r")
-    except Exception:
+    except NoStoreError:  # nothing there yet: the real run creates the store
         return None
 
 
@@ -347,9 +359,34 @@ def _group(store: FeatureStore | None, dataset: str, recipe: Recipe, dry_run: bo
     if store is None:
         return None
     if dry_run:
-        found = [g for g in store.groups(dataset, recipe.model) if g.recipe.fingerprint == recipe.fingerprint]
-        return found[0] if found else None
+        return store.existing_group(dataset, recipe)
     return store.create_group(dataset, recipe)
+
+
+def compute_env(run: RunOptions) -> dict[str, object]:
+    """What produced a commit's features besides its recipe (recorded in every commit record): the device,
+    compute dtype, CPU threads and batch size, and the versions of the libraries that decode, compute and
+    store them. Two runs give the same bits only where these agree too (docs/store.md)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return ""
+
+    env: dict[str, object] = {
+        "device": run.device,
+        "dtype": run.dtype,
+        "threads": torch.get_num_threads(),
+        "batch_size": run.batch_size,
+        "torch": torch.__version__,
+        **{name: ver(name) for name in ("diffusers", "transformers", "zarr", "numpy", "av", "pillow")},
+    }
+    if run.device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(torch.device(run.device))
+        env["cuda"] = torch.version.cuda or ""
+    return env
 
 
 _DONE, _BUSY, _SIBLING = "done", "busy", "sibling"
@@ -372,10 +409,12 @@ class _Job:
         report: ExtractReport,
         log: Log,
         rank: RankInfo,
+        env: dict[str, object] | None = None,
     ) -> None:
+        """``env``: the compute environment recorded in every commit (:func:`compute_env`)."""
         self.backbone, self.dataset, self.group, self.index = backbone, dataset, group, index
         self.cfg, self.resolution, self.timesteps, self.blocks = cfg, resolution, timesteps, blocks
-        self.report, self.log, self.rank = report, log, rank
+        self.report, self.log, self.rank, self.env = report, log, rank, env or {}
         self.tmap = temporal_map(backbone)
         self.per_chunk = chunk_frames(backbone.clip_len, cfg.batch_size, self.tmap)
         self.previously_failed = set(group.failures())
@@ -429,50 +468,37 @@ class _Job:
 
     def _one(self, ref: VideoRef, writer: BackgroundWriter) -> str:
         """Handle one video: _DONE, _BUSY (another job holds it: try again later) or _SIBLING."""
-        current = self.claims.current(ref.id)
-        fresh: IndexView | None = None  # the video's commits, read after its claim was seen free
-        if current is not None and current.state != HELD:
-            # another writer finished with it since this job read the index: done already? (no write)
-            fresh = self.group.video_index(ref.id)
-            ts, _ = _missing(fresh, ref.id, self.timesteps, self.blocks)
-            if not ts and current.state == RELEASED:
-                self.report.others.append(ref.id)
-                return _DONE
-        claim = self.claims.try_acquire(ref.id, current)
-        if claim is None:
-            holder = current
-            if holder is None or is_free(holder, self.claims.clock()):
-                # it was free and another job won the race to take it: read who holds it now
-                holder = self.claims.current(ref.id)
-            run = holder.owner.get("run") if holder is not None else None
-            return _SIBLING if _same_launch(run, self.rank.run_id) else _BUSY
+        fresh: list[IndexView] = []  # the video's commits, if the claims asked for them to be read again
+
+        def is_done() -> bool:
+            fresh.append(self.group.video_index(ref.id))
+            return not _missing(fresh[-1], ref.id, self.timesteps, self.blocks)[0]
+
+        taken = self.claims.take(ref.id, is_done)
+        if taken.outcome is Outcome.HELD_BY_OTHER:
+            return _BUSY
+        if taken.outcome is Outcome.HELD_BY_SIBLING:
+            return _SIBLING
+        if taken.outcome is Outcome.DONE_ELSEWHERE:
+            self.report.others.append(ref.id)
+            return _DONE
+        if taken.outcome is Outcome.FAILED_IN_LAUNCH:  # another rank of this launch could not read it
+            self.report.failed[ref.id] = taken.reason
+            return _DONE
+        assert taken.claim is not None
         queued = False
         try:
-            queued = self._claimed(ref, claim, writer, fresh)
+            queued = self._claimed(ref, taken.claim, writer, fresh[-1] if fresh else self.index)
         finally:
             if not queued:  # on success the commit job releases the claim after committing
-                self.claims.release(claim)
+                self.claims.release(taken.claim)
         return _DONE
 
-    def _claimed(
-        self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter, fresh: IndexView | None = None
-    ) -> bool:
-        """``fresh``: the video's commits as :meth:`_one` read them after seeing the claim we replaced
-        released (nobody can commit between that read and our claim: a commit needs the claim)."""
-        cfg, prev = self.cfg, claim.previous
-        # someone held this video before: they may have committed it (or failed on it) since we started
-        if fresh is not None:
-            index = fresh
-        else:
-            index = self.group.video_index(ref.id) if prev is not None else self.index
+    def _claimed(self, ref: VideoRef, claim: ClaimRecord, writer: BackgroundWriter, index: IndexView) -> bool:
+        """Compute what ``index`` (the job's, or the video's commits read after its claim was seen taken or
+        finished) lacks for the video and queue its writes and commit; False if nothing was queued."""
+        cfg = self.cfg
         ts, bs = _missing(index, ref.id, self.timesteps, self.blocks)
-        if not ts:
-            self.report.others.append(ref.id)
-            return False
-        if _failed_in_this_run(prev, self.rank.run_id):  # another rank of this launch could not read it
-            self.report.failed[ref.id] = prev.get("note", "unreadable") if prev else "unreadable"
-            self.claims.release(claim, FAILED, self.report.failed[ref.id])
-            return False
         try:
             video = self.dataset.load(ref)
         except CorruptVideoError as err:
@@ -517,24 +543,11 @@ class _Job:
                 self.report.lost.append(vw.video)
                 self.log(f"{vw.video}: claim taken over by another writer; not committing it")
                 return
-            vw.commit(names, time_map, source_size)
+            vw.commit(names, time_map, source_size, self.env)
             if vw.video in self.previously_failed:  # readable now: forget the old failure once committed
                 clear_failure(self.group, vw.video)
         finally:
             self.claims.release(claim)
-
-
-def _same_launch(run: object, run_id: str) -> bool:
-    """Whether a claim owner's ``run`` is this launch (another rank of it): never without a run id, nor for
-    torchrun's placeholder "none" that every launch without ``--rdzv-id`` shares (claims written before
-    dvx ignored it carry it)."""
-    return bool(run_id) and run_id.lower() != NO_RUN_ID and run == run_id
-
-
-def _failed_in_this_run(prev: dict | None, run_id: str) -> bool:
-    if prev is None or prev.get("state") != FAILED:
-        return False
-    return _same_launch((prev.get("owner") or {}).get("run"), run_id)
 
 
 def _missing(

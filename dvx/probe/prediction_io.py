@@ -13,15 +13,16 @@ folder always says what produced it, and two models, tasks or datasets never sha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from dvx.data.images import DAVIS_PALETTE, write_indexed_png
-from dvx.errors import DataError
+from dvx.errors import DataError, OutputError
 from dvx.results import CONFIG_FILE
 
 JHMDB_JOINTS = 15
@@ -64,11 +65,21 @@ def write_davis_sequence(
         masks = masks.astype(np.uint8)
     folder = Path(out_dir) / sequence
     paths = []
-    for name, mask in zip(frame_names, masks, strict=True):
-        path = folder / f"{Path(name).stem}.png"
-        write_indexed_png(path, mask, DAVIS_PALETTE if palette is None else palette)
-        paths.append(path)
+    with _writing(folder):
+        for name, mask in zip(frame_names, masks, strict=True):
+            path = folder / f"{Path(name).stem}.png"
+            write_indexed_png(path, mask, DAVIS_PALETTE if palette is None else palette)
+            paths.append(path)
     return paths
+
+
+@contextlib.contextmanager
+def _writing(where: Path) -> Iterator[None]:
+    """A prediction write that fails (disk full, no permission, --out under a file) is one line."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(f"writing predictions to {where} failed: {err.strerror or err}") from err
 
 
 def write_jhmdb_prediction(out_dir: str | Path, video: str, joints: np.ndarray) -> Path:
@@ -81,8 +92,9 @@ def write_jhmdb_prediction(out_dir: str | Path, video: str, joints: np.ndarray) 
         for frame in joints
     ]
     path = Path(out_dir) / f"{video}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"video": video, "coordinates": COORDINATES, "frames": frames}))
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"video": video, "coordinates": COORDINATES, "frames": frames}))
     return path
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvx.data.base import VideoDataset, VideoRef
-from dvx.errors import StoreError
 from dvx.probe.evaluate_tapvid import score_prediction
 from dvx.probe.tapvid_io import Prediction, write_prediction
 from dvx.probe.tapvid_metrics import QUERY_STRIDE, TapVidScores, check_mode, sample_queries, to_raster
@@ -29,7 +28,7 @@ from dvx.probe.tracking import DEFAULT_MAX_BYTES, TrackerConfig, track_points
 from dvx.store.group import RecipeGroup
 
 if TYPE_CHECKING:
-    import zarr
+    pass
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,6 @@ class TrackingRun:
         }
 
 
-def stored_maps(group: RecipeGroup, video: str, t: int, block: str) -> zarr.Array:
-    """The committed (frames, C, h, w) array of one video, opened lazily (sliced by the tracker)."""
-    key = group.array_key(video, t, block)
-    try:
-        return group.backend.open_array(key)
-    except (FileNotFoundError, KeyError) as err:
-        raise StoreError(
-            f"{group.backend.location}: committed array {key} is missing (run `dvx cache verify`)"
-        ) from err
-
-
 def track_from_cache(
     group: RecipeGroup,
     dataset: VideoDataset,
@@ -115,13 +103,13 @@ def track_from_cache(
         queries = sample_queries(tracks, settings.query_mode)
         commit = group.commit_for(ref.id, t, block)
         result = track_points(
-            stored_maps(group, ref.id, t, block),
+            group.frames(ref.id, t, block),
             queries.frames,
             queries.xy,
             frame_index(commit, tracks.frame_names, ref.id),
             commit.source_size,
             settings.tracker,
-            key_maps=None if key_block == block else stored_maps(group, ref.id, t, key_block),
+            key_maps=None if key_block == block else group.frames(ref.id, t, key_block),
             device=device,
             max_bytes=max_bytes,
         )

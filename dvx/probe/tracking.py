@@ -44,7 +44,7 @@ _KEY_BYTES = 4 * 2
 
 class FrameMaps(Protocol):
     """Stored feature maps (S, C, h, w), sliceable along the first axis: a numpy array, a torch tensor or a
-    zarr array (read chunk by chunk, never whole)."""
+    store's lazy StoredFrames (read and checked chunk by chunk, never whole)."""
 
     @property
     def shape(self) -> tuple[int, ...]: ...

@@ -9,25 +9,115 @@ Create-if-absent (:meth:`Backend.put_json_if_absent`, which claims and metadata 
 atomic on local and shared POSIX filesystems (hard link of a complete temp file) and on S3 (a PUT with
 ``If-None-Match: *``, refused by the server when the key exists); on other fsspec backends it is the
 filesystem's own ``mode="create"`` (exists-then-write unless the backend does better; see docs/store.md).
+
+**Failures are one line.** Every operation that reaches the storage (a disk, an object store) turns what
+it raises into a :class:`~dvx.errors.StoreError` naming the store and what failed: an ``OSError``
+(permission denied, disk full, a dead NFS server) and the errors of the object-store clients (endpoint
+unreachable, no credentials, bucket gone). A failed write is a :class:`StoreWriteError`, still the
+``OSError`` it was (same ``errno``) for callers that tell a full disk apart.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import zarr
 from zarr.abc.store import Store
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
-from dvx.errors import StoreError
+from dvx.errors import NoStoreError, StoreError
+
+T = TypeVar("T")
+
+#: top-level modules of the clients fsspec stores speak through: their exceptions are storage failures
+_CLIENT_MODULES = frozenset(
+    {"botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google", "adlfs", "azure", "urllib3", "requests"}
+)
+
+
+class StoreAccessError(StoreError):
+    """The storage itself failed (unreachable, no credentials, permission denied, I/O error): never a sign
+    that the store's content is damaged, so nothing treats it as such."""
+
+
+class DamagedObjectError(StoreError):
+    """An object the store holds whose content cannot be used (not valid JSON, not the zarr node it should
+    be): damage that ``dvx cache verify`` reports, unlike a :class:`StoreAccessError`."""
+
+
+class StoreWriteError(StoreAccessError, OSError):
+    """A store write that failed (disk or quota full, I/O error): a :class:`StoreError`, so ``dvx`` prints
+    it as one line, and still the OSError it was (same ``errno``) for callers that catch those."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def store_write_error(location: str, err: OSError) -> StoreWriteError:
+    """A failed store write as the one line ``dvx`` prints for it."""
+    wrapped = StoreWriteError(
+        f"writing to {location} failed: {err.strerror or err}; what was committed stays, rerun to resume"
+    )
+    wrapped.errno = err.errno
+    wrapped.__cause__ = err
+    return wrapped
+
+
+def is_storage_failure(err: BaseException) -> bool:
+    """Whether ``err`` is the storage failing (an OSError, an object-store client's error), not a bug."""
+    return isinstance(err, OSError) or type(err).__module__.split(".")[0] in _CLIENT_MODULES
+
+
+def storage_error(location: str, err: BaseException, writing: bool) -> StoreError:
+    """``err`` (a storage failure) as the one line ``dvx`` prints: a write keeps its errno."""
+    if isinstance(err, StoreError):
+        return err
+    if writing and isinstance(err, OSError):
+        return store_write_error(location, err)
+    why = _first_line(err)
+    hint = ""
+    if "credentials" in why.lower():
+        hint = " (set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)"
+    elif "connect" in why.lower() or "endpoint" in why.lower():
+        hint = " (is the server up, and AWS_ENDPOINT_URL right?)"
+    action = "writing to" if writing else "reading"
+    return StoreAccessError(f"{action} {location} failed: {why}{hint}")
+
+
+def _first_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return str(err.strerror)
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _storage(writing: bool) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a :class:`Backend` method: storage failures become one-line StoreErrors."""
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def inner(self: Backend, *args: Any, **kwargs: Any) -> T:
+            try:
+                return fn(self, *args, **kwargs)
+            except StoreError:
+                raise
+            except Exception as err:
+                if not is_storage_failure(err):
+                    raise
+                raise storage_error(self.location, err, writing) from err
+
+        return inner
+
+    return wrap
 
 
 def group_meta(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -56,10 +146,12 @@ class Backend:
         return f"Backend({self.location!r}, read_only={self.read_only})"
 
     # ---- raw objects ---------------------------------------------------------------------------------
+    @_storage(writing=False)
     def get_bytes(self, key: str) -> bytes | None:
         buf = sync(self.store.get(key, prototype=default_buffer_prototype()))
         return None if buf is None else buf.to_bytes()
 
+    @_storage(writing=True)
     def put_bytes(self, key: str, data: bytes) -> None:
         self._check_writable(key)
         sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(data)))
@@ -70,9 +162,10 @@ class Backend:
             return None
         try:
             return json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise StoreError(f"{self.location}: {key} is not valid JSON ({err})") from err
+        except ValueError as err:  # JSONDecodeError, or UnicodeDecodeError for a NUL-filled file
+            raise DamagedObjectError(f"{self.location}: {key} is not valid JSON ({err})") from err
 
+    @_storage(writing=False)
     def get_many_bytes(self, keys: list[str], concurrency: int = 32) -> list[bytes | None]:
         """Fetch many small objects concurrently (object stores answer each GET in ~10-50 ms); None for a
         key that does not exist."""
@@ -90,24 +183,15 @@ class Backend:
 
         return sync(all_()) if keys else []
 
-    def get_many_json(self, keys: list[str], concurrency: int = 32) -> list[Any | None]:
-        """Fetch many small JSON objects concurrently; a record that is not valid JSON raises StoreError."""
-        out = []
-        for key, raw in zip(keys, self.get_many_bytes(keys, concurrency), strict=True):
-            if raw is None:
-                out.append(None)
-                continue
-            try:
-                out.append(json.loads(raw))
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise StoreError(
-                    f"{self.location}: {key} is not valid JSON ({err}); run `dvx cache verify --repair`"
-                ) from err
-        return out
+    @_storage(writing=False)
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of reads on this store (zarr's event loop); storage failures are one line."""
+        return sync(coro)
 
     def put_json(self, key: str, obj: Any) -> None:
         self.put_bytes(key, json.dumps(obj, sort_keys=True, indent=1).encode())
 
+    @_storage(writing=True)
     def put_json_if_absent(self, key: str, obj: Any) -> bool:
         """Create ``key`` only if it does not exist; True if this call created it.
 
@@ -156,29 +240,35 @@ class Backend:
             return True
         return isinstance(self.store, FsspecStore) and "s3" in _protocols(self.store.fs)
 
+    @_storage(writing=False)
     def exists(self, key: str) -> bool:
         return bool(sync(self.store.exists(key)))
 
+    @_storage(writing=True)
     def delete(self, key: str) -> None:
         self._check_writable(key)
         sync(self.store.delete(key))
 
+    @_storage(writing=True)
     def delete_prefix(self, prefix: str) -> None:
         self._check_writable(prefix)
         sync(self.store.delete_dir(prefix.rstrip("/")))
 
+    @_storage(writing=False)
     def list_prefix(self, prefix: str) -> list[str]:
         async def collect() -> list[str]:
             return [k async for k in self.store.list_prefix(prefix)]
 
         return sorted(sync(collect()))
 
+    @_storage(writing=False)
     def list_dir(self, prefix: str) -> list[str]:
         async def collect() -> list[str]:
             return [k async for k in self.store.list_dir(prefix.rstrip("/"))]
 
         return sorted(sync(collect()))
 
+    @_storage(writing=False)
     def list_dir_starting(self, folder: str, head: str) -> list[str]:
         """The names of the objects directly in ``folder`` that start with ``head``, sorted: on local disk
         one read of the directory that keeps only those names (no listing of the rest, no stat per entry);
@@ -204,9 +294,11 @@ class Backend:
                 return sorted(n for n in names if n.startswith(head))
         return [n for n in self.list_dir(folder) if n.startswith(head)]
 
+    @_storage(writing=False)
     def getsize(self, key: str) -> int:
         return int(sync(self.store.getsize(key)))
 
+    @_storage(writing=False)
     def stat_prefix(self, prefix: str) -> dict[str, tuple[int, float]]:
         """key -> (stored bytes, modification time as a UNIX timestamp) of every object under ``prefix``.
 
@@ -247,17 +339,19 @@ class Backend:
         self.put_json(f"{path}/zarr.json" if path else "zarr.json", group_meta(attrs))
 
     def group_attrs(self, path: str) -> dict[str, Any] | None:
-        meta = self.get_json(f"{path}/zarr.json" if path else "zarr.json")
+        """The attributes of group ``path``; None if it has no zarr.json; DamagedObjectError (one line) if
+        that is not a readable zarr v3 group document."""
+        key = f"{path}/zarr.json" if path else "zarr.json"
+        meta = self.get_json(key)
         if meta is None:
             return None
-        if meta.get("node_type") != "group":
-            raise StoreError(f"{self.location}: {path or '/'} is a zarr {meta.get('node_type')}, not a group")
-        return dict(meta.get("attributes") or {})
-
-    def open_array(self, path: str) -> zarr.Array:
-        return zarr.open_array(
-            store=self.store, path=path, mode="r" if self.read_only else "r+", zarr_format=3
-        )
+        if not isinstance(meta, dict) or meta.get("node_type") != "group":
+            what = meta.get("node_type") if isinstance(meta, dict) else type(meta).__name__
+            raise DamagedObjectError(f"{self.location}: {key} is a zarr {what}, not a group")
+        attrs = meta.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise DamagedObjectError(f"{self.location}: {key} has attributes that are not a map")
+        return dict(attrs)
 
     def _check_writable(self, key: str) -> None:
         if self.read_only:
@@ -301,8 +395,10 @@ def _open_store(location: str, read_only: bool, storage_options: dict[str, Any] 
             raise StoreError(f"cannot open store {location!r}: {err}") from err
     path = local_path(location)
     if read_only:
+        if path.is_file():
+            raise StoreError(f"store path {str(path)!r} is a file, not a store folder")
         if not path.is_dir():
-            raise StoreError(f"no dvx feature store at {str(path)!r}")
+            raise NoStoreError(f"no dvx feature store at {str(path)!r}")
     else:
         if path.exists() and not path.is_dir():
             raise StoreError(f"store path {str(path)!r} exists and is not a directory")

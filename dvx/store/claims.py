@@ -11,12 +11,25 @@ committing, check that nobody has taken the claim over; a holder that lost its c
 Claims are an efficiency device on top of the commit protocol, never a correctness one: two writers of
 the same video write different generations and commit records, so even a double claim (clock skew beyond
 the TTL, a backend without atomic create) costs duplicate work, never a corrupt or lost video.
+
+**Claims are bounded.** A TTL is at most :data:`MAX_TTL` (one day); a claim whose ``expires_at`` lies
+further ahead than that (a damaged record, a dvx that accepted ``--claim-ttl inf``) cannot have been
+written by a live holder and counts as free, so nothing blocks a video for ever. ``dvx cache ls`` shows
+held claims that are free (expired, holder gone, implausible) as stale, and :func:`unclaim` (``dvx cache
+unclaim``) clears the claims of a holder the user knows is gone, refusing those a live process provably
+holds.
+
+**The runner's view** is :meth:`Claims.take`: one call per video returns what to do (:class:`Taken`:
+acquired / held by another live job / held by another rank of this launch / done elsewhere / failed in
+this launch), so no caller reads claim record fields.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
+import math
 import os
 import threading
 import time
@@ -27,12 +40,33 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from dvx.errors import ConfigError, StoreError
 from dvx.store import layout
 from dvx.store.group import RecipeGroup
 from dvx.store.index import writer_identity
 
 #: seconds a claim stays valid without a heartbeat (holders renew it every ttl / 4)
 DEFAULT_TTL = 300.0
+#: the longest TTL a claim may have: a crashed job on another node blocks its videos at most this long
+MAX_TTL = 86400.0
+#: what torchrun sets TORCHELASTIC_RUN_ID to without ``--rdzv-id``: every such launch gets it, so it names
+#: no launch (claims carrying it are never a sibling's)
+NO_RUN_ID = "none"
+
+
+def check_ttl(ttl: float, what: str = "--claim-ttl") -> float:
+    """``ttl`` if it is a sane claim lifetime (finite, > 0, at most :data:`MAX_TTL`); ConfigError if not."""
+    try:
+        value = float(ttl)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number of seconds, got {ttl!r}") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_TTL:
+        raise ConfigError(
+            f"{what} must be between 0 and {MAX_TTL:.0f} seconds (one day), got {ttl!r}: a crashed job's "
+            "claims keep its videos from everyone else that long"
+        )
+    return value
+
 
 HELD, RELEASED, FAILED = "held", "released", "failed"
 #: the state given to a claim record that cannot be read (empty or cut short by a power loss, a field
@@ -171,15 +205,59 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
 
 
 def is_free(rec: ClaimRecord, now: float) -> bool:
-    """Whether ``rec`` may be taken over: released, expired, or its holder died on this machine."""
-    if rec.state != HELD:
-        return True
+    """Whether ``rec`` may be taken over: released, expired, implausible (expiring further ahead than any
+    holder may claim), or its holder died on this machine."""
+    return rec.state != HELD or stale_reason(rec, now) is not None
+
+
+def stale_reason(rec: ClaimRecord, now: float) -> str | None:
+    """Why a held claim is free after all (expired, implausible, holder gone); None if it is live."""
     if now > rec.expires_at:
-        return True
-    return owner_alive(rec.owner) is False
+        return f"expired {_ago(now - rec.expires_at)} ago"
+    if not rec.expires_at - now <= MAX_TTL:  # NaN too
+        return f"expires in {_ago(rec.expires_at - now)}, beyond the {_ago(MAX_TTL)} maximum"
+    if owner_alive(rec.owner) is False:
+        return f"its holder (pid {rec.owner.get('pid', '?')} on this machine) is gone"
+    return None
+
+
+def _ago(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "ever"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def same_launch(owner: dict[str, Any], run_id: str) -> bool:
+    """Whether a claim ``owner`` is another rank of launch ``run_id``: never without a run id, nor for
+    torchrun's placeholder "none" that every launch without ``--rdzv-id`` shares (claims written before
+    dvx ignored it carry it)."""
+    return bool(run_id) and run_id.lower() != NO_RUN_ID and owner.get("run") == run_id
 
 
 # ---- the claims of one recipe group --------------------------------------------------------------------
+class Outcome(enum.Enum):
+    """What :meth:`Claims.take` found for a video."""
+
+    ACQUIRED = "acquired"  # this job holds the claim: compute the video, commit, release
+    HELD_BY_OTHER = "held by another live job"  # try again later (wait for it)
+    HELD_BY_SIBLING = "held by another rank of this launch"  # that rank commits it; not waited for
+    DONE_ELSEWHERE = "committed by another job"  # nothing left to compute
+    FAILED_IN_LAUNCH = "failed in this launch"  # another rank of this launch could not read it
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The answer of :meth:`Claims.take`: the outcome and what goes with it."""
+
+    outcome: Outcome
+    claim: ClaimRecord | None = None  # ACQUIRED: the claim to commit under and release
+    holder: str = ""  # HELD_BY_*: who holds it, for messages
+    reason: str = ""  # FAILED_IN_LAUNCH: why the other rank could not read it
+
+
 class Claims:
     """Acquire, renew and release this process's claims on the videos of one recipe group."""
 
@@ -192,12 +270,11 @@ class Claims:
         run: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if ttl <= 0:
-            raise ValueError("claim ttl must be positive")
         self.group = group
         self.backend = group.backend
-        self.ttl = float(ttl)
+        self.ttl = check_ttl(ttl, "claim ttl")
         self.clock = clock
+        self.run = run
         self.owner = process_identity(rank, world, run)
         self._held: dict[str, ClaimRecord] = {}
         self._lock = threading.Lock()
@@ -266,6 +343,44 @@ class Claims:
         with self._lock:
             self._held[video] = rec
         return rec
+
+    def take(self, video: str, is_done: Callable[[], bool]) -> Taken:
+        """Try to take ``video`` for computing it; what to do next is the returned :class:`Taken`.
+
+        ``is_done`` reads the video's commits afresh and says whether nothing is left to compute; it is
+        called only when another writer may have committed the video since this job read its index (the
+        video's claim was finished, or the claim this call took over was someone's). A video whose last
+        claim was released by a writer that completed it is done without claiming it; one that another
+        rank of this launch failed to read is not tried again (released as failed, with its reason).
+        """
+        cur = self.current(video)
+        done: bool | None = None
+        if cur is not None and cur.state != HELD:
+            done = is_done()
+            if done and cur.state == RELEASED:
+                return Taken(Outcome.DONE_ELSEWHERE)
+        rec = self.try_acquire(video, cur)
+        if rec is None:
+            holder = cur
+            if holder is None or is_free(holder, self.clock()):
+                # it was free and another job won the race to take it: read who holds it now
+                holder = self.current(video)
+            owner = holder.owner if holder is not None else {}
+            sibling = same_launch(owner, self.run)
+            return Taken(
+                Outcome.HELD_BY_SIBLING if sibling else Outcome.HELD_BY_OTHER,
+                holder=holder.holder() if holder is not None else "?",
+            )
+        if done is None and cur is not None:
+            done = is_done()
+        if done:
+            self.release(rec)
+            return Taken(Outcome.DONE_ELSEWHERE)
+        if cur is not None and cur.state == FAILED and same_launch(cur.owner, self.run):
+            reason = cur.note or "unreadable"
+            self.release(rec, FAILED, reason)
+            return Taken(Outcome.FAILED_IN_LAUNCH, reason=reason)
+        return Taken(Outcome.ACQUIRED, claim=rec)
 
     def still_holds(self, rec: ClaimRecord) -> bool:
         """True if no other writer has taken ``rec`` over (no higher claim exists, ours is unchanged)."""
@@ -382,3 +497,48 @@ def live_claims(
     ``keys``: as for :func:`current_claims`."""
     now = time.time() if now is None else now
     return {v: rec for v, rec in current_claims(group, keys).items() if not is_free(rec, now)}
+
+
+def stale_claims(
+    group: RecipeGroup, now: float | None = None, keys: Iterable[str] | None = None
+) -> dict[str, tuple[ClaimRecord, str]]:
+    """video -> (its current claim, why it is stale), for claims still marked held that are free: expired,
+    implausible, or of a holder that is gone. ``keys``: as for :func:`current_claims`."""
+    now = time.time() if now is None else now
+    out = {}
+    for video, rec in current_claims(group, keys).items():
+        why = stale_reason(rec, now) if rec.state == HELD else None
+        if why is not None:
+            out[video] = (rec, why)
+    return out
+
+
+def unclaim(group: RecipeGroup, video: str, force: bool = False, now: float | None = None) -> str:
+    """Clear the current claim on ``video`` by superseding it with a released one; what was done, as a
+    line. A claim that is already free is cleared; a live one only with ``force`` (the user knows its
+    holder is gone: a job on another node that crashed), and never one that a process on this machine
+    provably holds. StoreError (one line) when refused."""
+    now = time.time() if now is None else now
+    claims = Claims(group)
+    cur = claims.current(video)
+    if cur is None or cur.state != HELD:
+        return f"{video}: no held claim ({'never claimed' if cur is None else cur.state})"
+    holder = cur.holder()
+    if owner_alive(cur.owner):
+        raise StoreError(
+            f"{group.path} {video}: claimed by {holder}, a process that is running on this machine; "
+            "stop it first (its claims are released when it ends)"
+        )
+    why = stale_reason(cur, now)
+    if why is None and not force:
+        beat = _ago(max(0.0, now - cur.heartbeat_at))
+        raise StoreError(
+            f"{group.path} {video}: claimed by {holder}, last heartbeat {beat} ago, valid for "
+            f"{_ago(cur.expires_at - now)} more; if that job is gone, add --force"
+        )
+    who = writer_identity()
+    note = f"cleared by {who['user']}@{who['host']} with dvx cache unclaim ({why or 'forced'})"
+    cleared = ClaimRecord(video, cur.seq + 1, RELEASED, claims.owner, uuid.uuid4().hex, now, now, now, note)
+    if not group.backend.put_json_if_absent(claims._key(cleared), cleared.to_json()):
+        return f"{video}: taken meanwhile by another writer; left alone"
+    return f"{video}: cleared the claim of {holder} ({why or 'forced'})"

@@ -114,8 +114,9 @@ def _scan(group: RecipeGroup) -> _Scan:
     claim_files = backend.stat_prefix(layout.claims_prefix(group.path))
     seqs = claim_seqs(group, claim_files)
     claims = read_current(group, seqs)
-    # 3. ... until after its commit record, read last. An unreadable record becomes a placeholder that
-    # keeps its arrays (`dvx cache verify --repair` handles it)
+    # 3. ... until after its commit record, read last. A damaged record becomes a placeholder named by its
+    # file (never by its content), which keeps that generation's arrays (`dvx cache verify --repair`
+    # handles it)
     good, bad = group.commit_records()
     commits = good + [_placeholder(video, gen) for video, gen, _, _ in bad]
     name = f"{group.dataset}/{group.recipe.name}"
@@ -232,12 +233,14 @@ def _plan_recipes(
         if scan.name in chosen:
             # a recipe item replaces that recipe's other items: everything under it goes
             plan.items = [i for i in plan.items if i.group != scan.name]
-            group_meta = f"{scan.group.path}/zarr.json"
+            # the group's zarr.json and its second copy first: the recipe leaves listings at once, and a
+            # concurrent `verify --repair` finds nothing to restore it from
+            first = (f"{scan.group.path}/zarr.json", layout.recipe_copy_key(scan.group.path))
             item = GcItem(
                 "recipe",
                 scan.name,
                 scan.name,
-                (group_meta,),
+                first,
                 scan.nbytes,
                 chosen[scan.name],
                 (scan.group.path,),

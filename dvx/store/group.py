@@ -1,8 +1,14 @@
-"""A recipe group: one (dataset, model@fingerprint) in the store, its index and its arrays."""
+"""A recipe group: one (dataset, model@fingerprint) in the store, its index and its arrays.
+
+Every read of features goes through :func:`dvx.store.reader.read_array`, which checks the array against
+its commit record; a damaged commit record hides its video. Either way the reader gets one line naming the
+store, recipe, video (T, block) and the exact command that repairs it (:meth:`RecipeGroup.repair_command`).
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +16,9 @@ import numpy as np
 
 from dvx.errors import CacheMissError, StoreError
 from dvx.store import layout
-from dvx.store.backend import Backend
-from dvx.store.index import Commit, Failure, IndexView
+from dvx.store.backend import Backend, DamagedObjectError
+from dvx.store.index import Commit, DamagedRecord, Failure, IndexView, parse_commit
+from dvx.store.reader import ArrayDamage, read_array
 from dvx.store.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -50,7 +57,8 @@ class RecipeGroup:
 
     def commit_records(self, video: str | None = None) -> tuple[list[Commit], list[BadCommit]]:
         """The commit records of every video (or of one), listed once and read in one batch, and for each
-        unreadable record (video, gen, key, why). A record removed between listing and reading is left out."""
+        damaged record (video, gen, key, why), with video and gen taken from its file name (never from its
+        content). A record removed between listing and reading is left out."""
         prefix = layout.commits_prefix(self.path)
         names = (
             self.backend.list_dir(prefix)
@@ -66,30 +74,44 @@ class RecipeGroup:
             if raw is None:  # removed meanwhile
                 continue
             try:
-                commits.append(Commit.from_json(json.loads(raw)))
-            except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError covers bad JSON
-                bad.append((vid, gen, key, f"unreadable record: {err}"))
+                commits.append(parse_commit(raw, vid, gen, self.recipe.fingerprint))
+            except DamagedRecord as err:
+                bad.append((vid, gen, key, f"damaged record: {err}"))
         return commits, bad
 
     def _readable_index(self, video: str | None) -> IndexView:
-        """An index of the commits; an unreadable commit record is an error (skipping it could serve a
-        video's older, superseded features), with the command that repairs it."""
+        """An index of the commits; a video with a damaged commit record is not visible (skipping only the
+        record could serve the video's older, superseded features): readers name the repair instead."""
         commits, bad = self.commit_records(video)
-        if bad:
-            _, _, key, why = bad[0]
-            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-            raise StoreError(
-                f"{self.backend.location}: commit record {key}{more} cannot be read ({why}); "
-                f"run `dvx cache verify {self.backend.location} --repair` to uncommit the damaged video(s)"
-            )
-        return IndexView(commits)
+        damaged: dict[str, str] = {}
+        for vid, _, key, why in bad:
+            damaged.setdefault(vid, f"commit record {key}: {why}")
+        return IndexView(commits, damaged)
+
+    def repair_command(self, videos: Iterable[str] | None = None) -> str:
+        """The command that uncommits damage in this recipe (of ``videos`` only, if given)."""
+        only = f" --videos {shlex.quote(','.join(videos))}" if videos else ""
+        return (
+            f"dvx cache verify --store {shlex.quote(self.backend.location)} --dataset {self.dataset} "
+            f"--model {self.recipe.model}{only} --repair"
+        )
 
     def failures(self) -> dict[str, Failure]:
-        keys = [k for k in self.backend.list_prefix(layout.failures_prefix(self.path)) if k.endswith(".json")]
+        """video -> why it was skipped, for the videos an ``extract --skip-bad`` recorded as unreadable. A
+        failure record that cannot be read still names its video (from its file name)."""
+        prefix = layout.failures_prefix(self.path)
+        keys = [k for k in self.backend.list_prefix(prefix) if k.endswith(".json")]
         out = {}
-        for rec in self.backend.get_many_json(keys):
-            if rec is not None:
-                out[rec["video"]] = Failure(**rec)
+        for key, raw in zip(keys, self.backend.get_many_bytes(keys), strict=True):
+            if raw is None:
+                continue
+            video = key[len(prefix) : -len(".json")]
+            try:
+                rec = json.loads(raw)
+                when, who = rec.get("written_at", ""), rec.get("written_by", {})
+                out[video] = Failure(video, str(rec["reason"]), when, who)
+            except (ValueError, KeyError, TypeError) as err:
+                out[video] = Failure(video, f"(unreadable failure record: {type(err).__name__})")
         return out
 
     def noise_levels(self) -> dict[int, dict[str, Any]]:
@@ -98,11 +120,15 @@ class RecipeGroup:
         for name in self.backend.list_dir(self.path):
             t = layout.parse_t_key(name)
             if t is not None:
-                out[t] = self.backend.group_attrs(f"{self.path}/{name}") or {}
+                try:
+                    out[t] = self.backend.group_attrs(f"{self.path}/{name}") or {}
+                except DamagedObjectError as err:
+                    raise StoreError(f"{err}; the extract command that wrote T={t} writes it again") from err
         return out
 
     # ---- reading -------------------------------------------------------------------------------------
     def commit_for(self, video: str, t: int, block: str) -> Commit:
+        self.check_readable([video])
         commit = self.index().lookup(video, t, block)
         if commit is None:
             raise CacheMissError(self.miss_message([video], [t], [block]))
@@ -112,16 +138,26 @@ class RecipeGroup:
         commit = self.commit_for(video, t, block)
         return layout.array_key(self.path, t, block, video, commit.gen)
 
-    def read(self, video: str, t: int, block: str) -> np.ndarray:
-        """One video's features at (T, block): (stored frames, C, h, w) float16."""
-        key = self.array_key(video, t, block)
+    def read(self, video: str, t: int, block: str, frames: tuple[int, int] | None = None) -> np.ndarray:
+        """One video's features at (T, block): (stored frames, C, h, w) float16, checked against its commit
+        record (metadata, every chunk present, every checksum; dvx/store/reader.py). ``frames`` = (start,
+        stop): only those stored frames (the chunks holding them are read and checked)."""
+        commit = self.commit_for(video, t, block)
+        key = layout.array_key(self.path, t, block, video, commit.gen)
         try:
-            arr = self.backend.open_array(key)
-            return np.asarray(arr[...])
-        except (FileNotFoundError, KeyError) as err:
+            data, _ = read_array(self.backend, key, commit.shapes[block], commit.entry(t, block), frames)
+        except ArrayDamage as err:
             raise StoreError(
-                f"{self.backend.location}: committed array {key} is missing (run `dvx cache verify`)"
+                f"{self.backend.location}: {self.path} video {video} T={t} {block}: {err}; run "
+                f"`{self.repair_command([video])}`, then the same extract command again to recompute it"
             ) from err
+        return data
+
+    def frames(self, video: str, t: int, block: str) -> StoredFrames:
+        """One video's features at (T, block) as a lazy (stored frames, C, h, w) array: slicing the frame
+        axis (``maps[a:b]``) reads and checks only the chunks holding those frames, so a reader of a long
+        video holds a few frames at a time."""
+        return StoredFrames(self, video, t, block, tuple(self.commit_for(video, t, block).shapes[block]))
 
     def tensor(
         self, video: str, t: int, block: str, device: str | None = None, dtype: torch.dtype | None = None
@@ -152,12 +188,37 @@ class RecipeGroup:
         return (
             f"cache miss in {self.backend.location}: {self.path} (model {self.recipe.model}, recipe "
             f"{self.recipe.fp8}) lacks T={ts} block(s) {','.join(blocks)} for {len(videos)} video(s): "
-            f"{shown}. "
-            f"Extract them with: dvx extract --model {self.recipe.model} --dataset {self.dataset} "
-            f"--data-root {data_root or 'DATA_ROOT'} "
-            f"--timesteps {ts} --blocks {','.join(blocks)} --store {self.backend.location} "
-            f"(same recipe options)"
+            f"{shown}. Extract them with the recipe's other options as before: "
+            f"`{self.extract_command(timesteps, blocks, data_root)}`"
         )
+
+    def extract_command(
+        self, timesteps: Iterable[int], blocks: Iterable[str], data_root: str | None = None
+    ) -> str:
+        """The ``dvx extract`` command for ``timesteps`` x ``blocks`` of this recipe (its resolution, clip,
+        stride, frame cap, seed and ensemble as recorded; DATA_ROOT where the caller does not know it)."""
+        r, q = self.recipe, shlex.quote
+        parts = [
+            f"dvx extract --model {r.model} --dataset {self.dataset}",
+            f"--data-root {q(data_root or 'DATA_ROOT')} --store {q(self.backend.location)}",
+            f"--timesteps {','.join(str(t) for t in timesteps)} --blocks {','.join(blocks)}",
+            f"--resolution {r.resolution[0]}x{r.resolution[1]} --dtype {r.dtype}",
+        ]
+        if r.source and not r.source.startswith("tiny:"):  # hub id or folder: its weights' digest must match
+            parts.append(f"--weights {q(r.source)}" + (f" --revision {q(r.revision)}" if r.revision else ""))
+        if r.clip_len is not None:
+            parts.append(f"--clip-len {r.clip_len}")
+        if r.frame_stride != 1:
+            parts.append(f"--frame-stride {r.frame_stride}")
+        if r.max_frames is not None:
+            parts.append(f"--max-frames {r.max_frames}")
+        if r.seed:
+            parts.append(f"--seed {r.seed}")
+        if r.ensemble != 1:
+            parts.append(f"--ensemble {r.ensemble}")
+        if r.latent == "sample":
+            parts.append("--latent sample")
+        return " ".join(parts)
 
     def require(
         self,
@@ -167,8 +228,40 @@ class RecipeGroup:
         data_root: str | None = None,
     ) -> None:
         """Raise CacheMissError naming what is missing, if any (video, T, block) is not committed."""
-        timesteps, blocks = list(timesteps), list(blocks)
+        timesteps, blocks, videos = list(timesteps), list(blocks), list(videos)
+        self.check_readable(videos)
         index = self.index()
         missing = [v for v in videos if not index.has(v, timesteps, blocks)]
         if missing:
             raise CacheMissError(self.miss_message(missing, timesteps, blocks, data_root))
+
+    def check_readable(self, videos: Iterable[str]) -> None:
+        """A StoreError naming the first of ``videos`` whose commit record is damaged (in the index this
+        group holds), and the repair; nothing if none is."""
+        index = self.index()
+        damaged = sorted(v for v in videos if v in index.damaged)
+        if damaged:
+            more = f" (and {len(damaged) - 1} more video(s))" if len(damaged) > 1 else ""
+            raise StoreError(
+                f"{self.backend.location}: {self.path} video {damaged[0]} is not readable: "
+                f"{index.damaged[damaged[0]]}{more}; run `{self.repair_command(damaged)}`, then the same "
+                "extract command again to recompute it"
+            )
+
+
+class StoredFrames:
+    """A committed array read lazily along its frame axis (:meth:`RecipeGroup.frames`); every read is a
+    verified read (:meth:`RecipeGroup.read` with a frame range)."""
+
+    def __init__(self, group: RecipeGroup, video: str, t: int, block: str, shape: tuple[int, ...]) -> None:
+        self.group, self.video, self.t, self.block, self.shape = group, video, t, block, shape
+        self.dtype = np.dtype(np.float16)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError("StoredFrames takes a contiguous slice of frames, e.g. maps[4:8]")
+        start, stop, _ = item.indices(self.shape[0])
+        return self.group.read(self.video, self.t, self.block, (start, stop))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dvx.store import layout
-from dvx.store.claims import live_claims
+from dvx.store.claims import current_claims, is_free, stale_reason
 from dvx.store.group import RecipeGroup
 from dvx.store.index import IndexView
 from dvx.store.root import FeatureStore
@@ -38,6 +39,9 @@ class GroupSummary:
     reclaimable: int = 0  # stored bytes of arrays no reader sees (uncommitted or superseded): `cache gc`
     writer_stats: list[dict[str, Any]] = field(default_factory=list)  # who wrote: commits, first, last
     in_progress: list[dict[str, Any]] = field(default_factory=list)  # live claims: video, holder, since
+    stale_claims: list[dict[str, Any]] = field(default_factory=list)  # held but free: video, holder, why
+    environments: list[dict[str, Any]] = field(default_factory=list)  # compute environments: env, commits
+    damaged: dict[str, str] = field(default_factory=dict)  # video -> why its commit record is damaged
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -78,6 +82,8 @@ def summarize(
                 writers=sorted(st["writer"] for st in stored["writer_stats"]),
                 last_written=max((c.written_at for c in index.commits), default=""),
                 recipe_fields=g.recipe.to_json(),
+                environments=_environments(index),
+                damaged=dict(index.damaged),
                 **stored,
             )
         )
@@ -109,14 +115,22 @@ def _stored(group: RecipeGroup, index: IndexView) -> dict[str, Any]:
         st = stats.setdefault(who, {"writer": who, "commits": 0, "first": c.written_at, "last": c.written_at})
         st["commits"] += 1
         st["first"], st["last"] = min(st["first"], c.written_at), max(st["last"], c.written_at)
+    now = time.time()
+    claims = current_claims(group, keys=objects)
     flight = [
         {
             "video": v,
             "holder": rec.holder(),
-            "since": datetime.fromtimestamp(rec.acquired_at, timezone.utc).isoformat(timespec="seconds"),
-            "expires_in": round(rec.expires_at - time.time(), 1),
+            "since": _iso(rec.acquired_at),
+            "expires_in": round(rec.expires_at - now, 1),
         }
-        for v, rec in sorted(live_claims(group, keys=objects).items())
+        for v, rec in sorted(claims.items())
+        if not is_free(rec, now)
+    ]
+    stale = [
+        {"video": v, "holder": rec.holder(), "since": _iso(rec.acquired_at), "why": why}
+        for v, rec in sorted(claims.items())
+        if rec.state == "held" and (why := stale_reason(rec, now)) is not None
     ]
     return {
         "stored_bytes": sum(size for size, _ in objects.values()),
@@ -125,4 +139,23 @@ def _stored(group: RecipeGroup, index: IndexView) -> dict[str, Any]:
         "reclaimable": reclaimable,
         "writer_stats": sorted(stats.values(), key=lambda s: s["last"]),
         "in_progress": flight,
+        "stale_claims": stale,
     }
+
+
+def _iso(stamp: float) -> str:
+    try:
+        return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # a damaged claim's time
+        return "?"
+
+
+def _environments(index: IndexView) -> list[dict[str, Any]]:
+    """The distinct compute environments of the visible commits (provenance), with how many commits each:
+    features computed in different environments may differ in their last bits (docs/store.md)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for c in index.commits:
+        env = dict(c.env) if c.env else {"unknown": "written before dvx recorded environments"}
+        key = json.dumps(env, sort_keys=True)
+        seen.setdefault(key, {"env": env, "commits": 0})["commits"] += 1
+    return sorted(seen.values(), key=lambda e: -e["commits"])

@@ -8,6 +8,7 @@
 <store>/<dataset>/<model>@<fp8>/_index/commits/<video>~<gen>.json   commit record: makes <gen> visible
 <store>/<dataset>/<model>@<fp8>/_index/failed/<video>.json          a video skipped with --skip-bad
 <store>/<dataset>/<model>@<fp8>/_index/claims/<video>/<seq>.json    a writer's expiring claim on a video
+<store>/<dataset>/<model>@<fp8>/_index/recipe.json                  a copy of the recipe group's zarr.json
 ```
 
 Claims are numbered (``00000001.json``, ``00000002.json``, ...): the highest number is the current claim,
@@ -29,6 +30,7 @@ GEN_SEP = "~"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TKEY = re.compile(r"^t(\d{4})$")
+_FP8 = re.compile(r"^[0-9a-f]{8}$")
 
 
 def check_name(kind: str, name: str) -> str:
@@ -57,6 +59,17 @@ def recipe_key(dataset: str, model: str, fp8: str) -> str:
 def split_recipe_name(name: str) -> tuple[str, str]:
     model, _, fp8 = name.rpartition("@")
     return model, fp8
+
+
+def is_recipe_name(name: str) -> bool:
+    """Whether a folder name has the form of a recipe group, ``<model>@<8 hex digits>``."""
+    model, fp8 = split_recipe_name(name)
+    return bool(model) and bool(_FP8.match(fp8))
+
+
+def recipe_copy_key(recipe: str) -> str:
+    """The second copy of a recipe group's zarr.json (what ``dvx cache verify --repair`` restores from)."""
+    return f"{recipe}/{INDEX}/recipe.json"
 
 
 def array_key(recipe: str, t: int, block: str, video: str, gen: str) -> str:

@@ -1,43 +1,59 @@
-"""``dvx cache verify``: check every visible array chunk against its checksum and name what to re-extract.
+"""``dvx cache verify``: find every damaged state of a store, name what to re-extract, and repair.
 
-For each recipe group, every (video, T, block) a reader would see (the newest commit covering it) is
-checked: the array's metadata exists and matches the commit record (shape, float16), every chunk along
-the frame axis exists (a missing chunk would silently read as NaN), and every chunk decodes with its
-crc32c checksum intact (a flipped byte or a truncated chunk fails it). Unreadable commit records are
-reported too. ``repair`` *uncommits* the damaged commits (deletes their commit records, nothing else), so
-the next ``dvx extract`` with the same options recomputes exactly those videos; the damaged arrays become
-unreferenced and ``dvx cache gc`` removes them.
+Checked, per recipe group (one damaged group never stops the others):
+
+- the group metadata: the root (at open), each dataset group, each recipe group (missing, unreadable, no
+  recipe, another recipe than its folder), each timestep group;
+- every commit record: a damaged one (unreadable, digest wrong, naming another file or recipe) hides its
+  video and is reported with the file it is; records from before digests are counted as legacy;
+- every (video, T, block) a reader would see: the same checks a read makes (dvx/store/reader.py) --
+  metadata bytes as recorded, every chunk present, and (unless ``quick``) every chunk's crc32c;
+- claims still marked held that are free (expired, implausible, holder gone) are listed as stale.
+
+``repair`` acts only on files that exist: it restores damaged group metadata from what the store holds
+(the root and a dataset group are rewritten; a recipe group from its second copy ``_index/recipe.json``;
+the root is restored when the store is opened, ``FeatureStore.open(restore_root=True)``), and it
+*uncommits* damaged commits by deleting their record files -- the file that was read, never a key built
+from a record's (untrusted) content -- repeating while an older commit that becomes visible is damaged too.
+The next ``dvx extract`` with the same options recomputes exactly those videos (and rewrites a damaged
+timestep group); the damaged arrays become unreferenced and ``dvx cache gc`` removes them.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dvx.store import layout
+from dvx.store.backend import DamagedObjectError
+from dvx.store.claims import stale_claims
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, IndexView
+from dvx.store.reader import ArrayDamage, check_presence, read_array
 from dvx.store.root import FeatureStore
 
 Log = Callable[[str], None]
 
+BAD_COMMIT, BAD_GROUP = "bad-commit", "bad-group"
+
 
 @dataclass(frozen=True)
 class Problem:
-    group: str  # <dataset>/<model>@<fp8>
-    video: str
+    group: str  # <dataset>/<model>@<fp8> (or the damaged group's path)
+    video: str  # "" for group metadata
     gen: str
-    kind: str  # bad-commit | missing-array | bad-metadata | missing-chunk | corrupt-chunk
+    kind: str  # bad-group | bad-commit | missing-array | bad-metadata | missing-chunk | corrupt-chunk
     key: str  # the object (or array) at fault
     detail: str
     t: int | None = None
     block: str | None = None
 
     def line(self) -> str:
-        where = f" T={self.t} {self.block}" if self.t is not None else ""
-        return f"{self.group} {self.video}{where}: {self.kind} {self.key} ({self.detail})"
+        where = "" if self.t is None else f" T={self.t}" + (f" {self.block}" if self.block else "")
+        video = f" {self.video}" if self.video else ""
+        return f"{self.group}{video}{where}: {self.kind} {self.key} ({self.detail})"
 
 
 @dataclass
@@ -47,7 +63,11 @@ class VerifyReport:
     arrays: int = 0
     chunks: int = 0
     nbytes: int = 0  # decoded bytes checked
+    legacy: int = 0  # commit records written before records carried digests
     problems: list[Problem] = field(default_factory=list)
+    stale_claims: list[dict[str, str]] = field(default_factory=list)  # group, video, holder, why
+    restored: list[str] = field(default_factory=list)  # group metadata rewritten by repair
+    unrestorable: list[str] = field(default_factory=list)  # damaged groups repair found no copy of
     uncommitted: dict[str, list[str]] = field(default_factory=dict)  # group -> videos uncommitted by repair
 
     @property
@@ -58,7 +78,8 @@ class VerifyReport:
         """group -> the videos whose features must be extracted again."""
         out: dict[str, set[str]] = {}
         for p in self.problems:
-            out.setdefault(p.group, set()).add(p.video)
+            if p.video:
+                out.setdefault(p.group, set()).add(p.video)
         return {g: sorted(v) for g, v in sorted(out.items())}
 
     def to_json(self) -> dict[str, Any]:
@@ -69,8 +90,12 @@ class VerifyReport:
             "arrays": self.arrays,
             "chunks": self.chunks,
             "bytes": self.nbytes,
+            "legacy_records": self.legacy,
             "problems": [p.__dict__ for p in self.problems],
             "to_reextract": self.to_reextract(),
+            "stale_claims": self.stale_claims,
+            "restored": self.restored,
+            "unrestorable": self.unrestorable,
             "uncommitted": self.uncommitted,
         }
 
@@ -84,47 +109,88 @@ def verify(
     quick: bool = False,
     log: Log | None = None,
 ) -> VerifyReport:
-    """Check the store (optionally one dataset / model / some videos); with ``repair``, uncommit damage.
+    """Check the store (optionally one dataset / model / some videos); with ``repair``, restore damaged
+    group metadata and uncommit damaged commits.
 
     ``quick`` checks metadata and chunk presence only (no decoding, so no checksums).
     """
     log = log or (lambda _: None)
     report = VerifyReport()
     wanted = set(videos) if videos is not None else None
-    for group in store.groups(dataset, model):
-        report.groups += 1
-        name = f"{group.dataset}/{group.recipe.name}"
-        commits, bad = _read_commits(group, name, wanted)
-        report.problems += bad
-        index = IndexView(commits)
-        targets = [v for v in index.videos() if wanted is None or v in wanted]
-        # one listing of the group (after its commit records, so it holds every array they name): on an
-        # object store that is one request per 1,000 objects instead of one per array
-        present = set(group.backend.stat_prefix(group.path)) if targets else set()
-        problems = []
-        for video in targets:
-            problems += _check_video(group, name, index, video, quick, report, present)
-        report.videos += len(targets)
-        report.problems += problems
-        if problems or bad:
-            log(f"{name}: {len({p.video for p in problems + bad})} damaged video(s)")
-        if repair and (problems or bad):
-            report.uncommitted[name] = _repair(group, name, bad, problems, quick, log, present, wanted)
+    survey = store.survey(dataset, model)
+    for node in survey.damaged:
+        if node.newer:  # not damage: a recipe this dvx cannot read, left alone
+            log(node.line(store.location))
+            continue
+        detail = node.why if node.restorable else f"{node.why}; no intact copy to restore it from"
+        report.problems.append(Problem(node.path, "", "", BAD_GROUP, f"{node.path}/zarr.json", detail))
+        if repair:
+            if store.restore(node):
+                report.restored.append(node.path)
+                log(f"{node.path}: restored its zarr.json")
+            else:
+                report.unrestorable.append(node.line(store.location))
+    if report.restored:  # the restored recipe groups are checked like the others
+        survey = store.survey(dataset, model)
+    for group in survey.groups:
+        _verify_group(group, report, wanted, repair, quick, log)
     return report
+
+
+def _verify_group(
+    group: RecipeGroup, report: VerifyReport, wanted: set[str] | None, repair: bool, quick: bool, log: Log
+) -> None:
+    report.groups += 1
+    name = f"{group.dataset}/{group.recipe.name}"
+    commits, bad = _read_commits(group, name, wanted)
+    report.legacy += sum(c.legacy for c in commits if wanted is None or c.video in wanted)
+    index = IndexView(commits, {p.video: p.detail for p in bad})
+    targets = [v for v in index.videos() if wanted is None or v in wanted]
+    # one listing of the group (after its commit records, so it holds every array they name): on an
+    # object store that is one request per 1,000 objects instead of one per array
+    objects = group.backend.stat_prefix(group.path)
+    present = set(objects)
+    problems = _check_timestep_groups(group, name, index)
+    for video in targets:
+        problems += _check_video(group, name, index, video, quick, report, present)
+    report.videos += len(targets)
+    report.problems += bad + problems
+    now = time.time()
+    for video, (rec, why) in stale_claims(group, now, keys=objects).items():
+        report.stale_claims.append({"group": name, "video": video, "holder": rec.holder(), "why": why})
+    damaged_videos = {p.video for p in problems + bad if p.video}
+    if damaged_videos:
+        log(f"{name}: {len(damaged_videos)} damaged video(s)")
+    if repair and damaged_videos:
+        report.uncommitted[name] = _repair(group, name, bad, problems, quick, log, present, wanted)
 
 
 def _read_commits(
     group: RecipeGroup, name: str, wanted: set[str] | None
 ) -> tuple[list[Commit], list[Problem]]:
-    """The group's commits, and a problem for each unreadable record of the ``wanted`` videos (all if
-    None)."""
+    """The group's intact commits, and a problem for each damaged record of the ``wanted`` videos (all if
+    None), naming the record's file."""
     commits, bad = group.commit_records()
     problems = [
-        Problem(name, video, gen, "bad-commit", key, why)
+        Problem(name, video, gen, BAD_COMMIT, key, why)
         for video, gen, key, why in bad
         if wanted is None or video in wanted
     ]
     return commits, problems
+
+
+def _check_timestep_groups(group: RecipeGroup, name: str, index: IndexView) -> list[Problem]:
+    """A timestep group whose zarr.json is unreadable (it holds the noise level recorded for T; readers of
+    features never need it, and a missing one only means no level was recorded)."""
+    out = []
+    for t in index.timesteps():
+        path = f"{group.path}/{layout.t_key(t)}"
+        try:
+            group.backend.group_attrs(path)
+        except DamagedObjectError as err:
+            detail = f"unreadable: {err}; the extract command that wrote T={t} writes it again"
+            out.append(Problem(name, "", "", BAD_GROUP, f"{path}/zarr.json", detail, t))
+    return out
 
 
 def _check_video(
@@ -134,7 +200,7 @@ def _check_video(
     video: str,
     quick: bool,
     report: VerifyReport,
-    present: set[str],
+    present: Collection[str],
 ) -> list[Problem]:
     problems = []
     for t, block, commit in index.slots(video):
@@ -152,48 +218,24 @@ def _check_array(
     block: str,
     quick: bool,
     report: VerifyReport,
-    present: set[str],
+    present: Collection[str],
 ) -> Problem | None:
-    """Check one array; ``present``: the keys of the group's listing (a chunk written after it, e.g. by a
-    commit made during repair, is looked up on its own before it is called missing)."""
+    """The checks a read makes (dvx/store/reader.py), without decoding when ``quick``. ``present``: the
+    keys of the group's listing (a chunk written after it, e.g. by a commit made during repair, is looked
+    up on its own before it is called missing)."""
     key = layout.array_key(group.path, t, block, commit.video, commit.gen)
-
-    def problem(kind: str, where: str, detail: str) -> Problem:
-        return Problem(name, commit.video, commit.gen, kind, where, detail, t, block)
-
+    shape, entry = commit.shapes[block], commit.entry(t, block)
     report.arrays += 1
     try:
-        arr = group.backend.open_array(key)
-    except Exception as err:  # absent or unparseable metadata
-        kind = "missing-array" if not group.backend.exists(f"{key}/zarr.json") else "bad-metadata"
-        return problem(kind, key, f"{type(err).__name__}: {err}")
-    want = tuple(commit.shapes.get(block, ()))
-    if tuple(arr.shape) != want or str(arr.dtype) != "float16":
-        return problem(
-            "bad-metadata", key, f"shape {tuple(arr.shape)} {arr.dtype}, commit says {want} float16"
-        )
-    n, step = arr.shape[0], arr.chunks[0]
-    nchunks = math.ceil(n / step) if n else 0
-    if any(c != s for c, s in zip(arr.chunks[1:], arr.shape[1:], strict=True)):
-        return problem("bad-metadata", key, f"chunks {arr.chunks} split a frame")
-    for i in range(nchunks):
-        chunk_key = f"{key}/{_chunk_name(arr, i)}"
-        report.chunks += 1
-        if chunk_key not in present and not group.backend.exists(chunk_key):
-            return problem("missing-chunk", chunk_key, f"frames {i * step}..{min(n, (i + 1) * step) - 1}")
         if quick:
-            continue
-        try:
-            data = arr[i * step : min(n, (i + 1) * step)]
-        except Exception as err:  # crc32c mismatch, truncated or undecodable chunk
-            return problem("corrupt-chunk", chunk_key, f"{type(err).__name__}: {err}")
-        report.nbytes += data.nbytes
+            report.chunks += check_presence(group.backend, key, shape, entry, present)
+        else:
+            data, chunks = read_array(group.backend, key, shape, entry)
+            report.chunks += chunks
+            report.nbytes += data.nbytes
+    except ArrayDamage as err:
+        return Problem(name, commit.video, commit.gen, err.kind, err.key, err.detail, t, block)
     return None
-
-
-def _chunk_name(arr: Any, i: int) -> str:
-    """The store key of chunk ``i`` along the frame axis (the other axes are one chunk each)."""
-    return arr.metadata.encode_chunk_key((i,) + (0,) * (arr.ndim - 1))
 
 
 def _repair(
@@ -203,25 +245,28 @@ def _repair(
     problems: list[Problem],
     quick: bool,
     log: Log,
-    present: set[str],
+    present: Collection[str],
     wanted: set[str] | None,
 ) -> list[str]:
-    """Delete the commit records of damaged commits (of the ``wanted`` videos only, all if None); repeat
+    """Delete the record files of damaged commits (of the ``wanted`` videos only, all if None); repeat
     while older commits that become visible are damaged too. Returns the videos whose visible features
     changed."""
     touched: set[str] = set()
     for _ in range(100):  # each round removes at least one commit record, so this ends
-        gens = {(p.video, p.gen) for p in bad + problems}
-        if not gens:
+        records = {p.key: p for p in bad}  # a damaged record: the file that was read
+        for p in problems:
+            if p.video:  # an intact record of damaged data: its own file (its name matched its content)
+                records.setdefault(layout.commit_key(group.path, p.video, p.gen), p)
+        if not records:
             break
-        for video, gen in sorted(gens):
-            group.backend.delete(layout.commit_key(group.path, video, gen))
-            touched.add(video)
-            log(f"{name} {video}: uncommitted generation {gen}")
+        for key, p in sorted(records.items()):
+            group.backend.delete(key)
+            touched.add(p.video)
+            log(f"{name} {p.video}: uncommitted generation {p.gen}")
         commits, bad = _read_commits(group, name, wanted)
-        index = IndexView(commits)
+        index = IndexView(commits, {p.video: p.detail for p in bad})
         scratch = VerifyReport()
         problems = []
-        for video in sorted({v for v, _ in gens}):
+        for video in sorted({p.video for p in records.values()}):
             problems += _check_video(group, name, index, video, quick, scratch, present)
     return sorted(touched)

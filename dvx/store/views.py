@@ -22,7 +22,8 @@ def dataarray(
     videos: Iterable[str] | None = None,
     dtype: str | np.dtype | None = None,
 ) -> xarray.DataArray:
-    """``(video, frame, channel, y, x)``, lazily read chunk by chunk; shorter videos NaN-padded.
+    """``(video, frame, channel, y, x)``, lazily read video by video (each read checked against its commit
+    record, :meth:`RecipeGroup.read`); shorter videos NaN-padded.
 
     ``dtype``: the stored float16 by default; ``"float32"`` for reductions (a float16 ``.mean()`` over
     many elements overflows). Coordinates: ``video`` (ids), ``frame`` (stored temporal index),
@@ -30,6 +31,7 @@ def dataarray(
     ``frame``: the name of the first input frame each stored index covers, ``""`` on padding). Attributes
     carry the dataset, recipe name, T and block.
     """
+    import dask
     import dask.array as da
     import xarray as xr
 
@@ -39,10 +41,9 @@ def dataarray(
         raise CacheMissError(group.miss_message(["<any>"], [t], [block]))
     arrays, frame_names = [], []
     for video in names:
-        key = group.array_key(video, t, block)
-        arr = group.backend.open_array(key)
-        arrays.append(da.from_zarr(arr, chunks=arr.chunks))
         commit = group.commit_for(video, t, block)
+        read = dask.delayed(group.read, pure=True)(video, t, block)
+        arrays.append(da.from_delayed(read, shape=tuple(commit.shapes[block]), dtype=np.float16))
         frame_names.append([commit.frame_names[covered[0]] for covered in commit.time_map])
     geom = {a.shape[1:] for a in arrays}
     if len(geom) != 1:

@@ -7,22 +7,31 @@ Protocol (see docs/store.md):
 3. the commit record ``_index/commits/<video>~<gen>.json`` is written last, atomically. A crash at any
    earlier instant leaves only unreferenced arrays (removed by ``dvx cache gc``), never a visible
    half-written video.
+
+An array's ``zarr.json`` is written here, explicitly, and nothing else: zarr's ``create_array`` would also
+create every missing parent group (the recipe, the dataset, the store root) with empty attributes, which
+turns a recipe that ``gc`` or a lossy object store removed meanwhile into a group of "a different recipe"
+for ever. The record keeps the sha256 of each array's ``zarr.json`` bytes and its chunk count, so readers
+check arrays against it (dvx/store/reader.py), and the compute environment that produced them.
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from dvx.errors import StoreError
 from dvx.store import layout
+from dvx.store.backend import DamagedObjectError, is_storage_failure, storage_error
 from dvx.store.codecs import DEFAULT_CODEC, compressors_for
 from dvx.store.group import RecipeGroup
-from dvx.store.index import Commit, Failure, new_gen, now_iso, writer_identity
+from dvx.store.index import ArrayEntry, Commit, Failure, array_slot, new_gen, now_iso, writer_identity
+from dvx.store.reader import metadata_digest
 
 #: chunks of about this size read an SVD clip faster than one 165 MB chunk per clip (zarr 3.1 decodes the
 #: chunks of an array in parallel, each chunk serially): 1.5-2.1 vs 0.35-1.1 GB/s in repeated runs of
@@ -57,6 +66,7 @@ class VideoWriter:
         self.compressors = compressors_for(codec)
         self.gen = new_gen()
         self._arrays: dict[tuple[int, str], Any] = {}
+        self._entries: dict[tuple[int, str], ArrayEntry] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._written: dict[tuple[int, str], int] = {}
 
@@ -65,8 +75,6 @@ class VideoWriter:
 
     def write(self, t: int, block: str, start: int, data: np.ndarray, total: int) -> None:
         """Write stored frames ``[start, start + len(data))`` of a (total, C, h, w) array."""
-        import zarr
-
         if data.dtype != np.float16:
             data = data.astype(np.float16)
         if start % self.chunk_frames:
@@ -79,21 +87,36 @@ class VideoWriter:
                     f"{self.video} {block}: shape {shape} differs across timesteps {self._shapes[block]}"
                 )
             self._shapes[block] = shape
-            arr = zarr.create_array(
-                store=self.group.backend.store,
-                name=self.key(t, block),
-                shape=shape,
-                chunks=(min(self._chunk_len(data), total), *data.shape[1:]),
-                dtype="float16",
-                fill_value=np.float16("nan"),  # never-written data reads as NaN, not as zeros
-                compressors=self.compressors,
-                filters=None,
-                dimension_names=("frame", "channel", "y", "x"),
-                config={"write_empty_chunks": True},
-            )
+            chunks = (min(self._chunk_len(data), total), *data.shape[1:])
+            arr, self._entries[(t, block)] = self._create(self.key(t, block), shape, chunks)
             self._arrays[(t, block)] = arr
         arr[start : start + len(data)] = data
         self._written[(t, block)] = self._written.get((t, block), 0) + len(data)
+
+    def _create(self, key: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[Any, ArrayEntry]:
+        """Write the array's ``zarr.json`` (and no parent group's) and return the array, bound to the store
+        without reading the metadata back, with its record entry."""
+        import zarr
+        from zarr.core.array import Array, AsyncArray
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.storage import MemoryStore, StorePath
+
+        template = zarr.create_array(  # zarr fills in and validates the metadata, in memory
+            store=MemoryStore(),
+            shape=shape,
+            chunks=chunks,
+            dtype="float16",
+            fill_value=np.float16("nan"),  # never read: a missing chunk is an error (dvx/store/reader.py)
+            compressors=self.compressors,
+            filters=None,
+            dimension_names=("frame", "channel", "y", "x"),
+        )
+        meta = template.metadata
+        raw = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        self.group.backend.put_bytes(f"{key}/zarr.json", raw)
+        store_path = StorePath(self.group.backend.store, key)
+        arr = Array(AsyncArray(meta, store_path, {"write_empty_chunks": True}))
+        return arr, ArrayEntry(metadata_digest(raw), math.ceil(shape[0] / chunks[0]))
 
     def _chunk_len(self, data: np.ndarray) -> int:
         frame_bytes = max(1, data[:1].nbytes)
@@ -106,8 +129,10 @@ class VideoWriter:
         frame_names: Sequence[str],
         time_map: Sequence[Sequence[int]],
         source_size: tuple[int, int],
+        env: Mapping[str, Any] | None = None,
     ) -> Commit:
-        """Check every (T, block) is complete, then write the commit record (the only visible step)."""
+        """Check every (T, block) is complete, then write the commit record (the only visible step).
+        ``env``: the compute environment that produced the arrays (provenance, see docs/store.md)."""
         for t in self.timesteps:
             for b in self.blocks:
                 total = self._shapes.get(b, (0,))[0]
@@ -131,6 +156,9 @@ class VideoWriter:
             nbytes=nbytes,
             written_at=now_iso(),
             written_by=writer_identity(),
+            recipe=self.group.recipe.fingerprint,
+            arrays={array_slot(t, b): self._entries[(t, b)] for t in self.timesteps for b in self.blocks},
+            env=dict(env or {}),
         )
         self.group.backend.put_json(
             layout.commit_key(self.group.path, self.video, self.gen), commit.to_json()
@@ -151,28 +179,17 @@ def clear_failure(group: RecipeGroup, video: str) -> None:
 
 
 def write_timestep_attrs(group: RecipeGroup, t: int, attrs: dict[str, Any]) -> None:
-    """Record T's effective noise level on its group (identical bytes from every writer of the recipe)."""
+    """Record T's effective noise level on its group (identical bytes from every writer of the recipe);
+    a missing or damaged timestep group is written anew."""
     path = f"{group.path}/{layout.t_key(t)}"
-    if group.backend.group_attrs(path) != attrs:
+    try:
+        have = group.backend.group_attrs(path)
+    except (
+        DamagedObjectError
+    ):  # unreadable (e.g. NUL-filled after a power loss): its content is ours to restore
+        have = None
+    if have != attrs:
         group.backend.write_group(path, attrs)
-
-
-class StoreWriteError(StoreError, OSError):
-    """A store write that failed (disk or quota full, I/O error): a :class:`StoreError`, so ``dvx`` prints
-    it as one line, and still the OSError it was (same ``errno``) for callers that catch those."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-def store_write_error(location: str, err: OSError) -> StoreWriteError:
-    """A failed store write as the one line ``dvx`` prints for it."""
-    wrapped = StoreWriteError(
-        f"writing to {location} failed: {err.strerror or err}; what was committed stays, rerun to resume"
-    )
-    wrapped.errno = err.errno
-    wrapped.__cause__ = err
-    return wrapped
 
 
 class BackgroundWriter:
@@ -201,10 +218,10 @@ class BackgroundWriter:
                     fn(*args)
             except StoreError as err:
                 self._error = err
-            except OSError as err:  # the store's disk or server failed us: one line, not a traceback
-                self._error = store_write_error(self.location, err)
             except BaseException as err:  # re-raised in the caller's thread
-                self._error = err
+                # the store's disk or server failed us (ENOSPC, EIO, an unreachable endpoint): one line
+                failed = isinstance(err, Exception) and is_storage_failure(err)
+                self._error = storage_error(self.location, err, writing=True) if failed else err
             finally:
                 self._queue.task_done()
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
+import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -12,8 +17,10 @@ from click.testing import CliRunner
 from dvx.cli import cli
 from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, write_world
+from dvx.errors import StoreError
 from dvx.extract.runner import run_extract
-from dvx.store.claims import Claims
+from dvx.store import layout
+from dvx.store.claims import HELD, ClaimRecord, Claims, process_identity
 from dvx.store.root import FeatureStore
 
 
@@ -67,7 +74,9 @@ def test_verify_repair_then_extract_redoes_only_the_damaged_video(extracted: Ext
         np.testing.assert_array_equal(group.read(v, 50, b), x)  # recomputed bit for bit
 
     listing = invoke("cache", "ls", "--store", store)
-    assert "reclaimable by `dvx cache gc`" in listing.output and "written by " in listing.output
+    assert (
+        f"reclaimable by `dvx cache gc --store {store}`" in listing.output and "written by " in listing.output
+    )
     assert "stored" in listing.output and "mid (" in listing.output
 
     shown = invoke("cache", "gc", "--store", store, "--dry-run", "--min-age", "0s")
@@ -104,3 +113,83 @@ def test_gc_removes_a_whole_recipe_by_age_only_when_asked(extracted: ExtractConf
     assert FeatureStore.open(store, mode="r").groups() == []
     bad = CliRunner().invoke(cli, ["cache", "gc", "--store", store, "--max-size", "lots"])
     assert "--max-size must look like 500G" in str(bad.exception)
+
+
+def parse(command: str) -> None:
+    """Parse ``command`` exactly as ``dvx`` would (command names, options, required options and their
+    types), without running it; a click.UsageError if it does not parse."""
+    argv = shlex.split(command)
+    assert argv[0] == "dvx", command
+    cmd: click.Command = cli
+    parent, name, args = None, "dvx", argv[1:]
+    while isinstance(cmd, click.Group):
+        ctx = click.Context(cmd, info_name=name, parent=parent)
+        sub = cmd.get_command(ctx, args[0])
+        assert sub is not None, f"{command}: no command {args[0]!r}"
+        parent, cmd, name, args = ctx, sub, args[0], args[1:]
+    cmd.make_context(name, args, parent=parent)
+
+
+def suggested(text: str) -> list[str]:
+    return re.findall(r"`(dvx [^`]+)`", text)
+
+
+def test_every_command_the_store_and_cache_messages_suggest_parses(
+    extracted: ExtractConfig, tmp_path: Path
+) -> None:
+    store = extracted.store
+    messages: list[str] = []
+
+    def caught(fn) -> None:
+        with pytest.raises(StoreError) as err:
+            fn()
+        messages.append(str(err.value))
+
+    rw = FeatureStore.open(store, mode="a")
+    [group] = rw.groups()
+    caught(lambda: group.require(["synth_000000", "synth_000777"], [50, 100], ["mid"], extracted.data_root))
+    caught(lambda: rw.find("synthetic", "tiny-svd"))  # nothing of that model yet
+    chunk = next(p for p in (Path(store) / group.array_key("synth_000001", 50, "up.1")).rglob("c/*/*/*/*"))
+    chunk.unlink()
+    caught(lambda: group.read("synth_000001", 50, "up.1"))
+    record = Path(store) / layout.commit_key(
+        group.path, "synth_000002", group.index().latest("synth_000002").gen
+    )
+    record.write_bytes(b"\0" * 10)
+    group.index(refresh=True)
+    caught(lambda: group.read("synth_000002", 50, "mid"))
+    caught(lambda: run_extract(extracted, log=lambda _: None))  # refuses a damaged video before any work
+    now = time.time()
+    remote = {**process_identity(), "host": "node-17", "pid": 1}
+    stale = ClaimRecord("synth_000009", 1, HELD, remote, "t", now - 99, now - 99, now - 9)
+    rw.backend.put_json(layout.claim_key(group.path, "synth_000009", 1), stale.to_json())
+    for argv in (["ls"], ["verify"], ["verify", "--repair"], ["ls"]):
+        messages.append(invoke("cache", *argv, "--store", store).output)
+    broken = tmp_path / "broken"
+    shutil.copytree(store, broken)
+    (broken / group.path / "zarr.json").write_bytes(b"\0" * 10)
+    caught(lambda: FeatureStore.open(str(broken), mode="r").find("synthetic", "tiny-sd"))
+    (broken / "zarr.json").write_bytes(b"\0" * 10)
+    caught(lambda: FeatureStore.open(str(broken), mode="r"))
+    messages.append(invoke("cache", "verify", "--store", str(broken)).output)
+
+    commands = [c for m in messages for c in suggested(m)]
+    kinds = {" ".join(shlex.split(c)[:3]) for c in commands}
+    assert kinds == {"dvx extract --model", "dvx cache verify", "dvx cache gc", "dvx cache unclaim"}, commands
+    for command in commands:
+        parse(command)
+    with pytest.raises(click.UsageError):  # the check can fail: a command without its required --store
+        parse("dvx cache verify --repair")
+
+
+def test_every_commit_records_the_environment_that_computed_it(extracted: ExtractConfig) -> None:
+    import torch
+
+    [group] = FeatureStore.open(extracted.store, mode="r").groups()
+    for commit in group.index().commits:
+        env = commit.env
+        assert (env["device"], env["dtype"], env["threads"], env["batch_size"]) == ("cpu", "float32", 1, 8)
+        assert env["torch"] == torch.__version__
+        assert all(env[k] for k in ("diffusers", "transformers", "zarr", "av"))
+    listing = invoke("cache", "ls", "--store", extracted.store, "-v").output
+    assert "computed with " in listing and "threads=1" in listing and "3 commit(s)" in listing

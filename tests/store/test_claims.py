@@ -241,3 +241,48 @@ def test_a_write_cut_short_leaves_no_temp_file(tmp_path: Path, monkeypatch: pyte
         backend.put_json_if_absent("a/b/00000001.json", {"x": 1})
     monkeypatch.undo()
     assert [p.name for p in (tmp_path / "s" / "a" / "b").iterdir()] == []
+
+
+def test_take_says_what_to_do_without_the_caller_reading_claim_records(group) -> None:
+    """The runner's one call per video: acquired / held by another job / held by a sibling rank / done
+    elsewhere / failed in this launch; ``is_done`` is read only when another writer may have committed."""
+    from dvx.store.claims import FAILED, Outcome
+
+    checks: list[str] = []
+
+    def done(answer: bool):
+        def is_done() -> bool:
+            checks.append("read")
+            return answer
+
+        return is_done
+
+    mine = Claims(group, ttl=60, run="launch-a")
+    first = mine.take("dog", done(False))
+    assert first.outcome is Outcome.ACQUIRED and first.claim is not None and checks == []  # never claimed
+    sibling = Claims(group, ttl=60, run="launch-a").take("dog", done(False))
+    other = Claims(group, ttl=60, run="launch-b").take("dog", done(False))
+    assert (sibling.outcome, other.outcome) == (Outcome.HELD_BY_SIBLING, Outcome.HELD_BY_OTHER)
+    assert other.holder == first.claim.holder() and checks == []
+    mine.release(first.claim)
+    assert Claims(group, ttl=60).take("dog", done(True)).outcome is Outcome.DONE_ELSEWHERE
+    assert checks == ["read"] and Claims(group).current("dog").seq == 1  # done: nothing claimed
+    rank = Claims(group, ttl=60, run="launch-a")
+    again = rank.take("dog", done(False))
+    assert again.outcome is Outcome.ACQUIRED and again.claim.seq == 2 and checks == ["read", "read"]
+    rank.release(again.claim, FAILED, "truncated file")  # a rank of launch-a could not read it
+    failed = Claims(group, ttl=60, run="launch-a").take("dog", done(False))
+    assert (failed.outcome, failed.reason) == (Outcome.FAILED_IN_LAUNCH, "truncated file")
+    assert Claims(group).current("dog").state == FAILED  # released as failed again, with the reason
+    retried = Claims(group, ttl=60, run="launch-b").take("dog", done(False))  # another launch tries itself
+    assert retried.outcome is Outcome.ACQUIRED
+
+
+def test_claim_ttls_are_bounded(group) -> None:
+    from dvx.errors import ConfigError
+    from dvx.store.claims import MAX_TTL
+
+    for bad in (0, -1, float("inf"), float("nan"), MAX_TTL * 2):
+        with pytest.raises(ConfigError, match="between 0 and 86400 seconds"):
+            Claims(group, ttl=bad)
+    assert Claims(group, ttl=MAX_TTL).ttl == MAX_TTL

@@ -175,7 +175,7 @@ def test_gc_and_verify_read_index_records_in_batches(
     assert [k for k in single if f"/{layout.INDEX}/" in k] == []  # no record read one at a time
     assert [p for p in dirs if "/claims/" in p.rstrip("/")] == []  # no listing per claimed video
     sizes = {kind: [len(b) for b in batches if b and kind in b[0]] for kind in ("/claims/", "/commits/")}
-    assert sizes == {"/claims/": [3, 3], "/commits/": [3, 3, 3]}  # claims: gc, ls; commits: gc, verify, ls
+    assert sizes == {"/claims/": [3, 3, 3], "/commits/": [3, 3, 3]}  # each of gc, verify and ls: one batch
 
 
 def test_ls_lists_a_recipe_once_claims_included(store_location: str, monkeypatch: pytest.MonkeyPatch) -> None:

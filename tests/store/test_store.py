@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 from dvx.errors import CacheMissError, RecipeMismatchError, StoreError
 from dvx.store import layout
@@ -95,12 +96,38 @@ def test_commit_refuses_incomplete_and_misaligned_writes(store_location: str) ->
         vw.write(0, "up.1", 3, feats(2), 5)
 
 
-def test_unwritten_frames_read_as_nan_not_zero(store_location: str) -> None:
+def test_a_missing_chunk_is_an_error_naming_the_repair_never_the_fill_value(store_location: str) -> None:
     group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
-    vw = VideoWriter(group, "dog", (0,), ("up.1",), chunk_frames=2)
-    vw.write(0, "up.1", 0, feats(2), 4)
-    arr = group.backend.open_array(vw.key(0, "up.1"))
-    assert np.isnan(arr[2:]).all() and not np.isnan(arr[:2]).any()
+    data = write_video(group, "dog")
+    key = group.array_key("dog", 50, "up.2")
+    chunk = sorted(k for k in group.backend.list_prefix(key) if not k.endswith("zarr.json"))[1]
+    group.backend.delete(chunk)
+    arr = zarr.open_array(store=group.backend.store, path=key, mode="r")
+    assert np.isnan(arr[2:4]).all()  # what zarr alone would hand a reader: the NaN fill value
+    with pytest.raises(StoreError) as err:
+        group.read("dog", 50, "up.2")
+    message = str(err.value)
+    assert "\n" not in message and f"{group.path} video dog T=50 up.2: missing-chunk {chunk}" in message
+    repair = f"--store {store_location} --dataset davis --model tiny-sd --videos dog --repair"
+    assert f"dvx cache verify {repair}" in message
+    np.testing.assert_array_equal(group.read("dog", 0, "up.1"), data[(0, "up.1")])  # the others read
+
+
+def test_frame_slices_read_and_check_only_their_chunks(store_location: str) -> None:
+    group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
+    data = write_video(group, "dog")[(50, "up.2")]  # 5 frames in chunks of 2: [0, 1] [2, 3] [4]
+    maps = group.frames("dog", 50, "up.2")
+    assert maps.shape == data.shape and len(maps) == 5
+    for a, b in [(0, 5), (1, 4), (3, 5), (4, 5), (2, 2), (0, 99)]:
+        np.testing.assert_array_equal(maps[a:b], data[a:b])
+    key = group.array_key("dog", 50, "up.2")
+    chunk = sorted(k for k in group.backend.list_prefix(key) if not k.endswith("zarr.json"))[1]
+    group.backend.delete(chunk)  # frames 2..3
+    np.testing.assert_array_equal(maps[0:2], data[0:2])  # a slice that does not need it reads
+    with pytest.raises(StoreError, match="missing-chunk"):
+        maps[1:3]  # one that does is damage, never the fill value
+    with pytest.raises(TypeError):
+        maps[[0, 2]]  # type: ignore[index]
 
 
 def test_newest_commit_wins_and_partial_commits_merge(store_location: str) -> None:
@@ -203,11 +230,10 @@ def test_cache_miss_names_what_is_missing_and_how_to_extract(store_location: str
     with pytest.raises(CacheMissError) as err:
         group.require(["a", "b"], [0, 50], ["up.1"], data_root="/data/DAVIS")
     msg = str(err.value)
+    assert "T=0,50" in msg and "up.1" in msg and "2 video(s): a, b" in msg
     assert (
-        "T=0,50" in msg
-        and "up.1" in msg
-        and "2 video(s): a, b" in msg
-        and "dvx extract --model tiny-sd --dataset davis --data-root /data/DAVIS --timesteps 0,50" in msg
+        f"`dvx extract --model tiny-sd --dataset davis --data-root /data/DAVIS --store {store_location} "
+        "--timesteps 0,50 --blocks up.1 --resolution 64x64 --dtype float32`" in msg
     )
 
 
@@ -265,10 +291,9 @@ def test_big_blocks_get_several_chunks_that_divide_the_unit(tmp_path: Path) -> N
         vw.write(0, "big", start, big[start : start + 14], 20)
         vw.write(0, "small", start, small[start : start + 14], 20)
     vw.commit([str(i) for i in range(20)], [[i] for i in range(20)], (4, 4))
-    assert (
-        group.backend.open_array(vw.key(0, "big")).chunks[0] == 2
-    )  # 3 frames fit: largest divisor of 14 is 2
-    assert group.backend.open_array(vw.key(0, "small")).chunks[0] == 14
+    store = group.backend.store
+    chunks = {b: zarr.open_array(store=store, path=vw.key(0, b)).chunks[0] for b in ("big", "small")}
+    assert chunks == {"big": 2, "small": 14}  # 3 frames of "big" fit: the largest divisor of 14 is 2
     np.testing.assert_array_equal(group.read("a", 0, "big"), big)
     np.testing.assert_array_equal(group.read("a", 0, "small"), small)
 

@@ -127,19 +127,21 @@ def test_repair_of_some_videos_leaves_the_others_committed(store_location: str) 
 
 
 @pytest.mark.parametrize("content", [b'{"video": "b"', b'{"video": "b", "gen": "0123456789ab"}'])
-def test_reading_an_index_with_a_damaged_record_names_the_repair(store_location: str, content: bytes) -> None:
-    """Valid JSON with a field missing used to be a bare KeyError; skipping the record instead could serve
-    the video's older, superseded features."""
+def test_a_damaged_record_hides_its_video_and_names_the_repair(store_location: str, content: bytes) -> None:
+    """Valid JSON with a field missing used to be a bare KeyError; skipping only the record instead could
+    serve the video's older, superseded features: the whole video is hidden, and reading it names the
+    repair. The other videos stay readable."""
     store = FeatureStore.open(store_location, mode="a")
     group = store.create_group("davis", RECIPE)
     write_video(group, "a")
     write_video(group, "b")
     bad = layout.commit_key(group.path, "b", "0123456789ab")
     group.backend.put_bytes(bad, content)
-    for read in (lambda: group.index(refresh=True), lambda: group.video_index("b")):
-        with pytest.raises(StoreError, match=r"cache verify .* --repair") as err:
-            read()
-        assert bad in str(err.value)
-    assert group.video_index("a").videos() == ["a"]  # another video's records are still readable
+    for index in (group.index(refresh=True), group.video_index("b")):
+        assert "b" not in index.videos() and not index.has("b", [0], ["up.1"]) and bad in index.damaged["b"]
+    with pytest.raises(StoreError, match=r"b is not readable: commit record .*--videos b --repair") as e:
+        group.read("b", 0, "up.1")
+    assert bad in str(e.value)
+    assert group.index().videos() == ["a"] and group.read("a", 0, "up.1").shape == (5, 4, 3, 5)
     verify(store, repair=True)
     assert group.index(refresh=True).videos() == ["a", "b"]  # b's intact older commit is visible again

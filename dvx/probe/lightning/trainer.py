@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from dvx.errors import ConfigError
 from dvx.probe.lightning.devices import accelerator_for, parse_devices
 
 #: Lightning warnings that say nothing to a probe user (tiny datasets, the metric logging of test epochs)
@@ -84,6 +85,18 @@ def loggers(log_dir: Path, stage: str = "") -> list[Any]:
     return out
 
 
+def check_strategy(strategy: str | None) -> str:
+    """``--strategy`` as Lightning takes it: ``auto`` or a registered strategy name; one line if not."""
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    name = strategy or "auto"
+    if name != "auto" and name not in StrategyRegistry:
+        raise ConfigError(
+            f"--strategy {name!r} is not a Lightning strategy (e.g. auto, ddp, ddp_spawn, fsdp)"
+        )
+    return name
+
+
 def make_trainer(
     log_dir: Path,
     epochs: int,
@@ -107,7 +120,7 @@ def make_trainer(
         max_epochs=epochs,
         accelerator=accel,
         devices=chosen,
-        strategy=strategy or "auto",
+        strategy=check_strategy(strategy),
         logger=loggers(log_dir),
         callbacks=[ckpt, *callbacks],
         enable_progress_bar=progress,

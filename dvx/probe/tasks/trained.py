@@ -55,8 +55,11 @@ class TrainedOptions(Options):
     def __post_init__(self) -> None:
         super().__post_init__()
         from dvx.probe.lightning.devices import parse_devices
+        from dvx.probe.lightning.trainer import check_strategy
 
         parse_devices(self.devices)
+        if self.strategy is not None:
+            check_strategy(self.strategy)
 
 
 class TrainedTask(Task):

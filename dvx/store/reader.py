@@ -1,0 +1,207 @@
+"""Verified reads of committed arrays: the one place where stored bytes become features.
+
+A committed array is trusted only as far as its commit record vouches for it (dvx/store/index.py):
+
+1. **metadata**: the array's ``zarr.json`` must be the very bytes the writer wrote: their sha256 equals
+   the record's ``meta`` digest, so shape, chunking, dtype, fill value and the codec chain are exactly the
+   writer's (an edited codec, a NUL-filled file, a changed shape all fail here). A legacy record (no
+   digests) gets structural checks instead: float16, the record's shape, frame-axis chunks, crc32c last;
+2. **presence**: every chunk the metadata implies (and the record counts) must exist. zarr would read a
+   missing chunk as the fill value; here it is an error, so no reader ever returns data nobody wrote;
+3. **checksum**: every chunk decodes through the recorded codec chain, whose last codec is crc32c, so a
+   flipped or truncated chunk fails.
+
+Any failure raises :class:`ArrayDamage` (kind, the object at fault, detail); callers add the context a
+user needs (:meth:`dvx.store.group.RecipeGroup.read`: store, recipe, video, T, block and the repair
+command; ``dvx cache verify``: a problem line). The steps are separate functions on purpose: a faster
+chunk reader (one that reads chunk files straight into the output) replaces :func:`_fetch_and_decode`
+and keeps :func:`check_metadata` and :func:`chunk_keys` unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dvx.store.index import ArrayEntry
+
+if TYPE_CHECKING:
+    from zarr.core.metadata.v3 import ArrayV3Metadata
+
+    from dvx.store.backend import Backend
+
+#: what can be wrong with a committed array
+MISSING_ARRAY, BAD_METADATA, MISSING_CHUNK, CORRUPT_CHUNK = (
+    "missing-array",
+    "bad-metadata",
+    "missing-chunk",
+    "corrupt-chunk",
+)
+
+
+class ArrayDamage(Exception):
+    """A committed array that does not hold what its commit record says."""
+
+    def __init__(self, kind: str, key: str, detail: str) -> None:
+        super().__init__(f"{kind} {key} ({detail})")
+        self.kind, self.key, self.detail = kind, key, detail
+
+
+def metadata_digest(raw: bytes) -> str:
+    """What a commit record stores as an array's ``meta``: the sha256 of its ``zarr.json`` bytes."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    meta: ArrayV3Metadata
+    pipeline: Any  # zarr's codec pipeline for ``meta``
+    spec: Any  # the ArraySpec of one chunk (every chunk of a regular grid has the same)
+
+
+_PARSED: OrderedDict[str, _Parsed] = OrderedDict()  # digest -> parsed metadata (arrays of one shape share)
+_PARSED_MAX = 256
+
+
+def _parse(raw: bytes, digest: str) -> _Parsed:
+    hit = _PARSED.get(digest)
+    if hit is not None:
+        _PARSED.move_to_end(digest)
+        return hit
+    from zarr.core.array import create_codec_pipeline
+    from zarr.core.array_spec import ArrayConfig
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.metadata.v3 import ArrayV3Metadata
+
+    meta = ArrayV3Metadata.from_dict(json.loads(raw))
+    config = ArrayConfig.from_dict({})  # type: ignore[typeddict-item]  # zarr fills in the defaults
+    spec = meta.get_chunk_spec((0,) * len(meta.shape), config, default_buffer_prototype())
+    parsed = _Parsed(meta, create_codec_pipeline(meta), spec)
+    _PARSED[digest] = parsed
+    if len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+    return parsed
+
+
+def check_metadata(
+    key: str, raw: bytes | None, shape: Sequence[int], entry: ArrayEntry | None
+) -> ArrayV3Metadata:
+    """The metadata of array ``key`` (its ``zarr.json`` bytes ``raw``), checked against the commit record:
+    the exact bytes (``entry``), or for a legacy record (``entry`` None) the record's ``shape``, float16,
+    whole frames per chunk and a crc32c checksum as the last codec."""
+    return _checked(key, raw, shape, entry).meta
+
+
+def _checked(key: str, raw: bytes | None, shape: Sequence[int], entry: ArrayEntry | None) -> _Parsed:
+    where = f"{key}/zarr.json"
+    if raw is None:
+        raise ArrayDamage(MISSING_ARRAY, where, "the commit record names it, but it does not exist")
+    digest = metadata_digest(raw)
+    if entry is not None and digest != entry.meta:
+        raise ArrayDamage(BAD_METADATA, where, "not the bytes the writer recorded (changed since the commit)")
+    try:
+        parsed = _parse(raw, digest)
+    except Exception as err:  # untrusted bytes: any parse failure means damage, whatever zarr raises
+        raise ArrayDamage(BAD_METADATA, where, f"unreadable: {type(err).__name__}: {err}") from None
+    meta = parsed.meta
+    if entry is None:  # a legacy record: check what the bytes say instead
+        codecs = [c.to_dict().get("name") for c in meta.codecs]
+        chunk = meta.chunks
+        if tuple(meta.shape) != tuple(shape) or str(meta.dtype.to_native_dtype()) != "float16":
+            why = f"shape {tuple(meta.shape)} {meta.dtype}, the commit says {tuple(shape)} float16"
+            raise ArrayDamage(BAD_METADATA, where, why)
+        if tuple(chunk[1:]) != tuple(meta.shape[1:]) or chunk[0] < 1:
+            raise ArrayDamage(BAD_METADATA, where, f"chunks {chunk} split a frame")
+        if not codecs or codecs[-1] != "crc32c":
+            raise ArrayDamage(BAD_METADATA, where, f"codec chain {codecs} does not end with crc32c")
+    return parsed
+
+
+def chunk_keys(key: str, meta: ArrayV3Metadata) -> list[str]:
+    """The store keys of every chunk of array ``key`` (chunked along frames only), in frame order."""
+    n = math.ceil(meta.shape[0] / meta.chunks[0]) if meta.shape[0] else 0
+    zeros = (0,) * (len(meta.shape) - 1)
+    return [f"{key}/{meta.encode_chunk_key((i, *zeros))}" for i in range(n)]
+
+
+def _expected_keys(key: str, parsed: _Parsed, entry: ArrayEntry | None) -> list[str]:
+    keys = chunk_keys(key, parsed.meta)
+    if entry is not None and entry.chunks != len(keys):  # the digest matched, so this is a dvx bug
+        raise ArrayDamage(BAD_METADATA, key, f"{len(keys)} chunks, the commit record says {entry.chunks}")
+    return keys
+
+
+def check_presence(
+    backend: Backend, key: str, shape: Sequence[int], entry: ArrayEntry | None, present: Collection[str]
+) -> int:
+    """``verify --quick``: the metadata check and every chunk present, without reading a chunk.
+    ``present``: keys of a listing made after the record was read (a chunk absent from it is looked up on
+    its own before it is called missing). Returns the number of chunks."""
+    parsed = _checked(key, backend.get_bytes(f"{key}/zarr.json"), shape, entry)
+    keys = _expected_keys(key, parsed, entry)
+    for i, chunk in enumerate(keys):
+        if chunk not in present and not backend.exists(chunk):
+            raise ArrayDamage(MISSING_CHUNK, chunk, _frames(parsed.meta, i))
+    return len(keys)
+
+
+def read_array(
+    backend: Backend,
+    key: str,
+    shape: Sequence[int],
+    entry: ArrayEntry | None,
+    frames: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Array ``key`` as (frames, C, h, w) float16 after all three checks, and its chunk count. ``frames``
+    = (start, stop) reads only stored frames ``start:stop`` (the chunks holding them, each checked as a
+    whole read checks it): what a memory-bounded reader of a long video slices."""
+    parsed = _checked(key, backend.get_bytes(f"{key}/zarr.json"), shape, entry)
+    keys = _expected_keys(key, parsed, entry)
+    n = int(parsed.meta.shape[0])
+    start, stop = (0, n) if frames is None else (max(0, frames[0]), min(n, frames[1]))
+    return _fetch_and_decode(backend, parsed, keys, start, max(start, stop)), len(keys)
+
+
+def _frames(meta: ArrayV3Metadata, i: int) -> str:
+    step = meta.chunks[0]
+    return f"frames {i * step}..{min(meta.shape[0], (i + 1) * step) - 1}"
+
+
+def _fetch_and_decode(backend: Backend, parsed: _Parsed, keys: list[str], lo: int, hi: int) -> np.ndarray:
+    """Fetch the chunks holding stored frames ``lo:hi`` concurrently, decode each through the codec chain
+    (crc32c checked) and copy its frames into their slice of the output. A chunk that is absent or fails
+    to decode raises ArrayDamage naming it."""
+    from zarr.core.buffer import default_buffer_prototype
+
+    meta, step = parsed.meta, parsed.meta.chunks[0]
+    out = np.empty((hi - lo, *meta.shape[1:]), dtype=np.float16)
+    prototype = default_buffer_prototype()
+    store = backend.store
+
+    async def one(i: int, chunk: str) -> None:
+        buf = await store.get(chunk, prototype=prototype)
+        if buf is None:
+            raise ArrayDamage(MISSING_CHUNK, chunk, _frames(meta, i))
+        try:
+            [decoded] = await parsed.pipeline.decode([(buf, parsed.spec)])
+            if decoded is None:
+                raise ValueError("decoded to nothing")
+            start, stop = max(lo, i * step), min(hi, (i + 1) * step)
+            out[start - lo : stop - lo] = decoded.as_numpy_array()[start - i * step : stop - i * step]
+        except Exception as err:  # untrusted bytes: any codec failure (crc32c mismatch first) is damage
+            raise ArrayDamage(CORRUPT_CHUNK, chunk, f"{type(err).__name__}: {err}") from None
+
+    async def every() -> None:
+        first, last = lo // step, -(-hi // step)  # the chunks overlapping lo:hi
+        await asyncio.gather(*(one(i, keys[i]) for i in range(first, last)))
+
+    backend.run(every())
+    return out
