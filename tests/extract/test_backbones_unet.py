@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dvx.errors import ConfigError
 from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 from tests.extract.backbone_checks import (
+    check_block_shapes,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -42,6 +44,18 @@ def test_features_have_the_unet_geometry_and_are_deterministic(backbone) -> None
     assert tuple(a[50]["up.2"].shape) == (n, 32, 8, 16)
     assert torch.equal(a[50]["up.1"], b[50]["up.1"])
     assert not torch.allclose(a[0]["up.2"], a[50]["up.2"])  # T matters
+
+
+def test_any_multiple_of_the_vae_factor_is_accepted_and_skips_keep_their_sizes(backbone) -> None:
+    """DIFT's DAVIS frames are 480x832 (latent 60x104, not a multiple of 8 latent cells): the UNet forwards
+    the skip sizes, so every up block has the size of its down level. Checked on a scaled-down 72x136
+    (latent 9x17: odd sides at every level) and on the config arithmetic at 480x832."""
+    assert backbone.resolution_multiple == 8
+    check_block_shapes(backbone, frames(backbone.clip_len or 1, 72, 136), timestep=50)
+    shapes = backbone.block_shapes((480, 832))
+    assert shapes["up.2"][1:] == (60, 104) and shapes["up.1"][1:] == (30, 52) and shapes["mid"][1:] == (8, 13)
+    with pytest.raises(ConfigError, match="multiples of 8"):
+        backbone.check_resolution((60, 64))
 
 
 def test_one_forward_for_all_blocks_equals_one_forward_per_block(backbone) -> None:

@@ -15,9 +15,10 @@ import numpy as np
 
 from dvx.config import ProbeConfig
 from dvx.data.base import Masks, VideoRef
+from dvx.data.input_size import input_size
 from dvx.errors import DataError
 from dvx.probe import baselines
-from dvx.probe.jandf import DavisResult, SequenceScore, evaluate_sequence
+from dvx.probe.jandf import VOID, DavisResult, SequenceScore, evaluate_sequence
 from dvx.probe.prediction_io import write_davis_sequence
 from dvx.probe.propagation import PropagationConfig, labels_to_masks, mask_to_onehot, propagate
 from dvx.probe.results import ResultRecord
@@ -66,7 +67,7 @@ class DavisPropagationTask(Task):
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         _, prop = common.propagation_config(self.cfg)
-        resolution = tuple(ctx.group.recipe.resolution)
+        recipe = ctx.group.recipe
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
         strides: dict[tuple[int, str], int | None] = {}
@@ -75,12 +76,14 @@ class DavisPropagationTask(Task):
             gt, names = masks.labels, masks.frame_names
             for t, block in pairs:
                 commit = ctx.group.commit_for(ref.id, t, block)
+                # the size this video was fed at (per video under an aspect-keeping preset)
+                resolution = input_size(recipe.resolution, recipe.conditioning, commit.source_size)
                 feats, where = common.annotated_features(ctx.group, commit, ref.id, t, block, names)
                 soft = propagate(
                     feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device
                 )
                 pred = labels_to_masks(soft.cpu(), out_size=gt.shape[1:], frame_size=resolution)[where]
-                pred[0] = gt[0]
+                pred[0] = np.where(gt[0] == VOID, 0, gt[0])  # void is never an object, not even in frame 0
                 if ctx.out is not None:
                     write_davis_sequence(ctx.out / str(t) / block, ref.id, pred, names, masks.palette)
                 if len(names) >= 3:
@@ -88,7 +91,7 @@ class DavisPropagationTask(Task):
                 strides[(t, block)] = block_stride(resolution, commit.shapes[block])
             needed = sorted({s for s in strides.values() if s is not None})
             if len(names) >= 3 and needed:
-                self._baselines(ctx, ref, masks, needed, prop, base)
+                self._baselines(ctx, ref, masks, needed, prop, base, resolution)
             ctx.log(f"{self.name}: {ref.id} propagated at {len(pairs)} (T, block) pair(s)")
         summary = {
             stride: {name: _jf(DavisResult(seqs)) | {"stride": stride} for name, seqs in by_baseline.items()}
@@ -114,6 +117,7 @@ class DavisPropagationTask(Task):
         strides: list[int],
         prop: PropagationConfig,
         base: dict[int, dict[str, dict[str, SequenceScore]]],
+        resolution: tuple[int, int],
     ) -> None:
         """Score one video's baselines at each stride: the video is decoded and resized once, and
         copy_first_mask (which no stride changes) is scored once."""
@@ -121,9 +125,7 @@ class DavisPropagationTask(Task):
         copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
-        frames = common.resize_frames(
-            video.frames[[by_name[n] for n in names]], tuple(ctx.group.recipe.resolution)
-        )
+        frames = common.resize_frames(video.frames[[by_name[n] for n in names]], resolution)
         for stride in strides:
             into = base.setdefault(stride, {b: {} for b in BASELINES})
             into["copy_first_mask"][ref.id] = copied
