@@ -614,7 +614,8 @@ class _Job:
             for t in ts:
                 for b in bs:
                     computed = feats[t][b][: unit.keep]
-                    data = computed.numpy().astype(np.float16)
+                    with np.errstate(over="ignore"):  # an overflow is reported by check_finite
+                        data = computed.numpy().astype(np.float16)
                     check_finite(
                         computed,
                         data,

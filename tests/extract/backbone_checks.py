@@ -58,8 +58,10 @@ def check_block_shapes(backbone: Backbone, x: torch.Tensor, timestep: int = 0) -
     real forward at the frames' size."""
     feats = backbone.features(x, [timestep], backbone.block_names, seed_fn, ensemble=1)[timestep]
     got = {b: tuple(v.shape[1:]) for b, v in feats.items()}
-    assert got == backbone.block_shapes(tuple(x.shape[-2:])) == type(backbone).block_shapes_for(
-        backbone.folder, tuple(x.shape[-2:]), backbone.clip_len
+    assert (
+        got
+        == backbone.block_shapes(tuple(x.shape[-2:]))
+        == type(backbone).block_shapes_for(backbone.folder, tuple(x.shape[-2:]), backbone.clip_len)
     )
 
 

@@ -34,6 +34,13 @@ def has_object(labels: np.ndarray) -> bool:
     return bool(((labels != 0) & (labels != 255)).any())
 
 
+def first_objects(first: np.ndarray) -> np.ndarray:
+    """The first annotation as a prediction: its objects, void (255) written as background. Void is never
+    an object (davis2017-evaluation sets it to 0 and counts objects after that; a 255 in a prediction would
+    be read as object 255 and stop the official tool)."""
+    return np.where(first == VOID, 0, first).astype(first.dtype)
+
+
 def block_stride(resolution: tuple[int, int], hw: tuple[int, ...]) -> int | None:
     """Pixels per feature cell, when the block's map tiles the frame exactly (else None)."""
     h, w = hw[-2:]
@@ -83,7 +90,7 @@ class DavisPropagationTask(Task):
                     feats, mask_to_onehot(gt[0], tuple(feats.shape[-2:])), prop, device=ctx.device
                 )
                 pred = labels_to_masks(soft.cpu(), out_size=gt.shape[1:], frame_size=resolution)[where]
-                pred[0] = np.where(gt[0] == VOID, 0, gt[0])  # void is never an object, not even in frame 0
+                pred[0] = first_objects(gt[0])
                 if ctx.out is not None:
                     write_davis_sequence(ctx.out / str(t) / block, ref.id, pred, names, masks.palette)
                 if len(names) >= 3:
@@ -122,7 +129,7 @@ class DavisPropagationTask(Task):
         """Score one video's baselines at each stride: the video is decoded and resized once, and
         copy_first_mask (which no stride changes) is scored once."""
         gt, names = masks.labels, masks.frame_names
-        copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id)
+        copied = evaluate_sequence(gt, baselines.copy_first_mask(first_objects(gt[0]), len(names)), ref.id)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
         frames = common.resize_frames(video.frames[[by_name[n] for n in names]], resolution)
