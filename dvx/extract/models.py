@@ -41,20 +41,36 @@ def load_backbone(spec: ModelSpec, run: RunOptions) -> Backbone:
     return backbone_class(spec.name).load(spec, run)
 
 
+def _local_folder(spec: ModelSpec, cls: type[Backbone]) -> Path:
+    """The model's files on this machine (tiny twins are built); never downloads."""
+    if spec.source.startswith("tiny:"):
+        return cls.folder_for(spec)
+    if Path(spec.source).expanduser().is_dir():
+        return Path(spec.source).expanduser()
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(spec.source, local_files_only=True))
+
+
 def block_names(name: str) -> list[str] | None:
     """Block names of a registered model from its config alone; None when its files are not available
     locally (real weights are never downloaded just to list them)."""
     spec = model_spec(name)
     try:
         cls = backbone_class(name)
-        if spec.source.startswith("tiny:"):
-            folder = cls.folder_for(spec)
-        elif Path(spec.source).expanduser().is_dir():
-            folder = Path(spec.source).expanduser()
-        else:
-            from huggingface_hub import snapshot_download
+        return cls.block_names_for(_local_folder(spec, cls))
+    except Exception:
+        return None
 
-            folder = Path(snapshot_download(spec.source, local_files_only=True))
-        return cls.block_names_for(folder)
+
+def block_geometry(
+    name: str, resolution: tuple[int, int] | None = None
+) -> dict[str, tuple[int, int, int]] | None:
+    """Block -> (C, h, w) per stored frame of a registered model at ``resolution`` (default: its registered
+    size) from its config alone; None when its files are not available locally (nothing is downloaded)."""
+    spec = model_spec(name)
+    try:
+        cls = backbone_class(name)
+        return cls.block_shapes_for(_local_folder(spec, cls), resolution or spec.resolution, spec.clip_len)
     except Exception:
         return None

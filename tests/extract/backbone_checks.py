@@ -12,7 +12,7 @@ import torch
 from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, write_world
 from dvx.extract.base import Backbone
-from dvx.extract.models import block_names
+from dvx.extract.models import block_geometry, block_names, model_spec
 from dvx.extract.runner import run_extract
 from dvx.store.group import RecipeGroup
 from dvx.store.root import FeatureStore
@@ -58,11 +58,11 @@ def check_block_shapes(backbone: Backbone, x: torch.Tensor, timestep: int = 0) -
     real forward at the frames' size."""
     feats = backbone.features(x, [timestep], backbone.block_names, seed_fn, ensemble=1)[timestep]
     got = {b: tuple(v.shape[1:]) for b, v in feats.items()}
-    assert (
-        got
-        == backbone.block_shapes(tuple(x.shape[-2:]))
-        == type(backbone).block_shapes_for(backbone.folder, tuple(x.shape[-2:]), backbone.clip_len)
-    )
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    assert got == backbone.block_shapes(size)
+    assert got == type(backbone).block_shapes_for(backbone.folder, size, backbone.clip_len)
+    if backbone.clip_len == model_spec(backbone.spec.name).clip_len:  # the registry's helper: default clip
+        assert block_geometry(backbone.spec.name, size) == got
 
 
 def check_norm_is_last_hidden_state(

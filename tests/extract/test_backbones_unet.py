@@ -116,3 +116,34 @@ def test_the_time_embedding_sees_the_pipeline_timestep_under_bf16(backbone) -> N
         assert seen[0].dtype == torch.float32 and torch.equal(seen[0].flatten()[:1], want)
     else:
         assert seen[0].dtype == torch.int64 and seen[0].tolist() == [500]
+
+
+def test_sampled_latents_are_fresh_for_every_ensemble_member(
+    backbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DIFT's ensemble: the frame repeated through ``latent_dist.sample()``, so every member has its own
+    latent sample as well as its own noise. Member m of an ensemble equals a single draw seeded as member m
+    (latent included); the VAE still runs once per unit; member 0 draws what an ensemble of one drew."""
+    sampler = load_backbone(model_spec(backbone.spec.name), RunOptions(batch_size=4, latent="sample"))
+    sampler.ensure_loaded()
+    x = frames(sampler.clip_len or 2, 64, 128, seed=5)
+    calls: list[int] = []
+    encode = sampler.vae.encode
+    monkeypatch.setattr(sampler.vae, "encode", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    ens = sampler.features(x, [50], ["up.2"], seed_fn, ensemble=3)[50]["up.2"]
+    per_unit = len(calls)
+    draws = [
+        sampler.features(x, [50], ["up.2"], lambda i, t, k, m=m: seed_fn(i, t, m), 1)[50]["up.2"]
+        for m in range(3)
+    ]
+    torch.testing.assert_close(ens, torch.stack(draws).mean(0), rtol=1e-4, atol=1e-5)
+    assert per_unit == len(calls) // 4  # the ensemble of 3 encoded as often as each single draw
+    assert not torch.allclose(draws[0], draws[1])
+    # the shared-sample behaviour this replaces: members' latents seeded like member 0 -> another result
+    shared = [
+        sampler.features(x, [50], ["up.2"], lambda i, t, k, m=m: seed_fn(i, t, 0 if t < 0 else m), 1)[50][
+            "up.2"
+        ]
+        for m in range(3)
+    ]
+    assert not torch.allclose(ens, torch.stack(shared).mean(0), rtol=1e-4, atol=1e-5)

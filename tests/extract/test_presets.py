@@ -102,3 +102,21 @@ def test_what_t16_means_for_a_flow_model() -> None:
     # read as a shifted sigma of 0.016 instead, it would be dvx T = 5.4
     assert flow_t_for_sigma(0.016, 3.0) == pytest.approx(5.39, abs=0.01)
     assert flow_sigma_for(round(flow_t_for_sigma(0.25, 3.0)), 3.0) == pytest.approx(0.25, abs=2e-3)
+
+
+def test_sd3_and_wan_compute_in_bfloat16_on_cuda_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_options
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+    def dtype(model: str, **kw: object) -> str:
+        cfg = ExtractConfig(model=model, dataset="synthetic", data_root="/", store="s", device="cuda", **kw)
+        return run_options(cfg).dtype
+
+    assert dtype("tiny-sd3") == dtype("wan-2.1") == "bfloat16"
+    assert dtype("svd") == dtype("dinov2") == "float16"
+    assert dtype("sd3", dtype="float16") == "float16"  # an explicit --dtype wins (and is recorded)
