@@ -19,19 +19,23 @@ those either way. Such pixels are counted and reported ("yes, N tie px"); any ot
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import gc
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks._common import REPO, SHARED_DATA, command_line, load_average, machine, write_section
+from benchmarks._common import (
+    REPO,
+    SHARED_DATA,
+    command_line,
+    load_average,
+    machine,
+    peak_memory,
+    write_section,
+)
 from dvx.data.images import read_label_png, read_rgb
 from dvx.probe.baselines import copy_first_mask, pixel_features
 from dvx.probe.jandf import evaluate_sequence
@@ -59,42 +63,6 @@ class Row:
     real_px: int | None = None  # ... of those, not at a float tie of the reference
     jf_pixels: float = float("nan")
     jf_copy: float = float("nan")
-
-
-def _peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object, float, int | None]:
-    """Run ``fn``; return its result, seconds, and peak memory growth in bytes (None if unmeasurable)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        t0 = time.perf_counter()
-        out = fn()
-        torch.cuda.synchronize(device)
-        return out, time.perf_counter() - t0, torch.cuda.max_memory_allocated(device) - base
-    _trim()
-    try:  # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        base = _status("VmRSS")
-    except OSError:
-        base = None
-    t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    return out, dt, (_status("VmHWM") - base) if base is not None else None
-
-
-def _trim() -> None:
-    """Return freed heap to the OS (glibc), so that memory freed by an earlier call is not reused
-    silently and the next call's peak growth is visible."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
 
 
 def _load(seq_dir: Path, mask_dir: Path, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +128,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         feats = pixel_features(frames, stride=args.stride).to(device)
         h, w = feats.shape[-2:]
         first = mask_to_onehot(gt[0], (h, w)).to(device)
-        fast, t_fast, m_fast = _peak_memory(
+        fast, t_fast, m_fast = peak_memory(
             lambda f=feats, fi=first: propagate(
                 f, fi, cfg, device=device, max_bytes=args.max_bytes_mib * 2**20, cpu_threads=args.threads
             ),
@@ -170,9 +138,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         fast_masks[0] = gt[0]
         row = Row(name, n, (h, w), (n - 1) / t_fast, m_fast)
         if not args.skip_reference:
-            ref, t_ref, m_ref = _peak_memory(
-                lambda f=feats, fi=first: reference_propagate(f, fi, cfg), device
-            )
+            ref, t_ref, m_ref = peak_memory(lambda f=feats, fi=first: reference_propagate(f, fi, cfg), device)
             row.ref_fps, row.ref_peak = (n - 1) / t_ref, m_ref
             row.differ_px, row.real_px = mask_disagreement(
                 fast[1:].cpu(), ref[1:].cpu(), (H, W), (h * args.stride, w * args.stride)

@@ -33,6 +33,7 @@ RUNS: list[tuple[str, str, bool]] = [
         "--section propagation-dift-full",
         True,
     ),
+    ("tracking", "bench_tracking --out OUT", False),
     ("probe-cache", "bench_probe_cache --out OUT", False),
     ("probe-epoch", "bench_probe_epoch --threads 1 --out OUT", False),
     ("scaling", "bench_scaling --out OUT", False),

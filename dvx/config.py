@@ -121,6 +121,7 @@ class ExtractConfig:
         None  # None: the family's default (seed 002: 50 UNets, 16 DiTs, 0 ViTs)
     )
     blocks: tuple[str, ...] | None = None  # None: every block
+    heads: tuple[int, ...] | None = None  # attention q/k blocks as these heads' blocks <name>.h<i>
     resolution: tuple[int, int] | None = None  # None: the model's default (or ``resize``)
     resize: str | None = None  # a named size instead (dvx.data.input_size: dift, dino, videowalk)
     preset: str | None = None  # the extraction preset the values were resolved from (dvx.extract.presets)
@@ -157,6 +158,8 @@ class ExtractConfig:
             raise ConfigError("--max-frames must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("--threads must be >= 1")
+        if self.heads is not None and (not self.heads or min(self.heads) < 0):
+            raise ConfigError("--heads must be head indices >= 0, e.g. 0,3")
         if not self.claim_ttl > 0:
             raise ConfigError("--claim-ttl must be > 0 seconds")
         if self.latent not in ("mean", "sample"):

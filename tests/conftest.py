@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -15,6 +16,10 @@ import pytest
 from dvx.data import DATASETS
 from dvx.data.base import Video, VideoDataset, VideoRef
 from dvx.errors import CorruptVideoError
+
+if TYPE_CHECKING:
+    from dvx.extract.runner import ExtractReport
+    from dvx.store.group import RecipeGroup
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -80,6 +85,30 @@ def make_toy(root: Path, lengths: dict[str, int], size: tuple[int, int] = (48, 8
             frames.append(img + rng.integers(0, 20, size=img.shape))
         np.save(root / f"{vid}.npy", np.clip(np.stack(frames), 0, 255).astype(np.uint8))
     return root
+
+
+def extract_tiny(
+    model: str, dataset: str, data_root: Path, store: Path, blocks: tuple[str, ...], **options: object
+) -> tuple[ExtractReport, RecipeGroup]:
+    """``dvx extract`` of a tiny model at T=50 and 64x64 into a fresh ``store`` (no progress, no log): the
+    run's report and the store's one recipe group."""
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+    from dvx.store.root import FeatureStore
+
+    kw: dict[str, object] = {"timesteps": (50,), "resolution": (64, 64), **options}
+    cfg = ExtractConfig(
+        model=model,
+        dataset=dataset,
+        data_root=str(data_root),
+        store=str(store),
+        blocks=blocks,
+        progress=False,
+        **kw,  # type: ignore[arg-type]
+    )
+    report = run_extract(cfg, log=lambda _: None)
+    [group] = FeatureStore.open(str(store), mode="r").groups()
+    return report, group
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from dvx.config import parse_names, parse_size_choice, parse_timesteps
+from dvx.config import parse_int_list, parse_names, parse_size_choice, parse_timesteps
 from dvx.extract.presets import PRESETS
 
 
@@ -36,7 +36,16 @@ from dvx.extract.presets import PRESETS
     "DiTs SD3/Wan, 0 for baselines].",
 )
 @click.option(
-    "--blocks", default=None, help="Comma-separated block names or globs (up.1,up.*) [default: every block]."
+    "--blocks",
+    default=None,
+    help="Comma-separated block names or globs (up.1,up.*) [default: every hidden-state block]. Attention "
+    "q/k blocks only when named, component-wise globs allowed: layer.*.attn1.q,up.1.s0.0.attn1.k.",
+)
+@click.option(
+    "--heads",
+    default=None,
+    help="Attention q/k blocks asked for in --blocks are stored per head, these heads only (0,3 stores "
+    "<name>.h0 and <name>.h3).",
 )
 @click.option(
     "--resolution",
@@ -117,6 +126,7 @@ def extract(
     store: str,
     timesteps: str | None,
     blocks: str | None,
+    heads: str | None,
     resolution: str | None,
     clip_len: int | None,
     frame_stride: int,
@@ -172,6 +182,7 @@ def extract(
         data_root,
         store,
         **given,
+        heads=parse_int_list(heads, "--heads") if heads else None,
         clip_len=clip_len,
         frame_stride=frame_stride,
         max_frames=max_frames,

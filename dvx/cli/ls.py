@@ -17,11 +17,12 @@ def ls() -> None:
 def models(as_json: bool) -> None:
     """Every model with its source and block names (from its config; real models only when cached)."""
     from dvx.extract import MODELS
-    from dvx.extract.models import block_names
+    from dvx.extract.models import attention_layers, block_names
 
     rows = []
     for entry in MODELS:
         o = entry.options
+        layers = attention_layers(entry.name)
         rows.append(
             {
                 "name": entry.name,
@@ -31,6 +32,9 @@ def models(as_json: bool) -> None:
                 "resolution": list(o["resolution"]),
                 "help": entry.help,
                 "blocks": block_names(entry.name),
+                "attention": None
+                if layers is None
+                else [{"layer": a.name, "blocks": a.blocks, "heads": a.heads} for a in layers],
             }
         )
     if as_json:
@@ -41,6 +45,9 @@ def models(as_json: bool) -> None:
         click.echo(f"{r['name']:<14} {r['family']:<10} {kind:<17} {r['source']}")
         blocks = r["blocks"]
         click.echo("    blocks: " + (", ".join(blocks) if blocks else "(config not in the local cache)"))
+        if r["attention"]:
+            names = ", ".join(f"{a['layer']} ({a['heads']} heads)" for a in r["attention"])
+            click.echo(f"    attention q/k (<layer>.q, <layer>.k, per head .h<i>): {names}")
 
 
 @ls.command("datasets")

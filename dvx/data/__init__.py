@@ -21,6 +21,17 @@ DATASETS.register("ucf101", "dvx.data.actions:Ucf101Dataset", "UCF101 videos in 
 DATASETS.register("hmdb51", "dvx.data.actions:Hmdb51Dataset", "HMDB51 videos in class folders + split files")
 DATASETS.register("cityscapes", "dvx.data.cityscapes:CityscapesDataset", "Cityscapes leftImg8bit + gtFine")
 DATASETS.register("movi", "dvx.data.movi:MoviDataset", "a MOVi-C/E export: frames + instance masks")
+DATASETS.register(
+    "tapvid-davis", "dvx.data.tapvid:TapVidDavis", "TAP-Vid-DAVIS point tracks (tapvid_davis.pkl)"
+)
+DATASETS.register(
+    "tapvid-kinetics", "dvx.data.tapvid:TapVidKinetics", "TAP-Vid-Kinetics point tracks (pickle shards)"
+)
+DATASETS.register(
+    "tapvid-rgb-stacking",
+    "dvx.data.tapvid:TapVidRgbStacking",
+    "TAP-Vid-RGB-Stacking point tracks (tapvid_rgb_stacking.pkl)",
+)
 
 
 def open_dataset(name: str, root: str, split: str | None = None) -> VideoDataset:

@@ -87,6 +87,29 @@ class Joints:
     names: list[str]  # J joint names
 
 
+@dataclass
+class PointTracks:
+    """Point tracks in the TAP-Vid layout: positions normalised by the frame size, x then y, so that
+    ``points[..., 0] * W`` is the 0-based pixel column (pixel centres at integers) of a W-wide frame.
+
+    TAP-Vid's pickles hold exactly these arrays per video (``points`` (N, F, 2), ``occluded`` (N, F)).
+    """
+
+    points: np.ndarray  # (N, F, 2) float32, x then y in [0, 1] (may lie outside when off-frame)
+    occluded: np.ndarray  # (N, F) bool
+    frame_names: list[str]
+
+    def __post_init__(self) -> None:
+        p, o = self.points, self.occluded
+        if p.ndim != 3 or p.shape[-1] != 2 or o.shape != p.shape[:2]:
+            raise DataError(
+                f"point tracks must be points (N, F, 2) and occluded (N, F), got {self.points.shape} and "
+                f"{self.occluded.shape}"
+            )
+        if self.points.shape[1] != len(self.frame_names):
+            raise DataError(f"point tracks cover {self.points.shape[1]} frames, not {len(self.frame_names)}")
+
+
 class VideoDataset(ABC):
     """A folder of videos in one of the layouts dvx reads.
 
@@ -97,7 +120,7 @@ class VideoDataset(ABC):
 
     name: ClassVar[str]
     #: which annotation accessors work: a subset of {"masks", "joints", "action", "semantic", "depth",
-    #: "instances"}
+    #: "instances", "point_tracks"}
     annotations: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
@@ -137,6 +160,10 @@ class VideoDataset(ABC):
 
     def classes(self) -> list[str]:
         raise self._no("action-class")
+
+    def point_tracks(self, ref: VideoRef) -> PointTracks:
+        """TAP-Vid style point tracks (positions normalised by the frame size)."""
+        raise self._no("point-track")
 
     def split_videos(self, split: str) -> list[VideoRef]:
         """The videos an official split file lists (for trained probes: train/test lists)."""

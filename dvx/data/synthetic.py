@@ -20,7 +20,7 @@ import numpy as np
 
 from dvx import __version__
 from dvx.data import synth_layouts as layouts
-from dvx.data.base import Joints, Masks, Video, VideoDataset, VideoRef
+from dvx.data.base import Joints, Masks, PointTracks, Video, VideoDataset, VideoRef
 from dvx.data.images import read_id_png, read_label_png, read_npy
 from dvx.data.synth_render import (
     BACKGROUND_DEPTH,
@@ -268,7 +268,7 @@ class SyntheticWorld(VideoDataset):
 
     name: ClassVar[str] = "synthetic"
     annotations: ClassVar[frozenset[str]] = frozenset(
-        {"masks", "joints", "action", "semantic", "depth", "instances", "tracks"}
+        {"masks", "joints", "action", "semantic", "depth", "instances", "tracks", "point_tracks"}
     )
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
@@ -394,6 +394,14 @@ class SyntheticWorld(VideoDataset):
         return Tracks(
             xy.astype(np.float32), occluded.astype(bool), owner.astype(np.int32), list(self.frame_names)
         )
+
+    def point_tracks(self, ref: VideoRef) -> PointTracks:
+        """The tracks in TAP-Vid's layout: (N, F, 2) positions divided by the frame size (W, H), so that
+        ``points * (W, H)`` is the 0-based pixel position, as in TAP-Vid's pickles; (N, F) occlusion."""
+        tracks = self.tracks(ref)
+        size = np.array([float(self.world["width"]), float(self.world["height"])], dtype=np.float32)
+        points = (tracks.xy / size).transpose(1, 0, 2).astype(np.float32)
+        return PointTracks(points, np.ascontiguousarray(tracks.occluded.T), list(tracks.frame_names))
 
     def joints(self, ref: VideoRef) -> Joints:
         """The actor's (instance 1's) tracked points as keypoints; visible = not occluded."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,9 +22,14 @@ import torch
 from torch import nn
 
 from dvx.errors import ConfigError, UnknownNameError
+from dvx.extract.attention import AttentionIndex, AttentionLayer, capture_qk, layers_from_config
 from dvx.extract.hooks import capture, run_until_stop
 from dvx.extract.noise import seeded_noise
 from dvx.registry import did_you_mean
+
+_HEADS_NEED_ATTENTION = (
+    "--heads keeps heads of attention q/k blocks; ask for some with --blocks, e.g. 'layer.*.attn1.q'"
+)
 
 #: seed_fn(item, t, member) -> seed; item = frame index (image models) or clip index (video models)
 SeedFn = Callable[[int, int, int], int]
@@ -65,6 +71,9 @@ class Backbone(ABC):
     family: ClassVar[str]
     is_video: ClassVar[bool] = False
     is_diffusion: ClassVar[bool] = True
+    #: the diffusers denoiser's subfolder, also the attribute it is loaded as ("unet", "transformer"), whose
+    #: self-attention q/k can be stored; None: the family has no attention q/k blocks
+    denoiser: ClassVar[str | None] = None
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         """Read configs only (cheap): a cache hit never loads weights. Modules load on first use."""
@@ -110,6 +119,25 @@ class Backbone(ABC):
         """Block names in execution order; the config files are read once per backbone."""
         return list(self._block_names)
 
+    @classmethod
+    def attention_layers_for(cls, folder: Path) -> list[AttentionLayer]:
+        """Self-attention layers whose q/k can be stored (dvx/extract/attention.py), from the config of the
+        denoiser in ``folder/<denoiser>`` alone; none for families without a ``denoiser``. Their blocks are
+        ``<layer>.q`` / ``<layer>.k``."""
+        return layers_from_config(folder / cls.denoiser) if cls.denoiser else []
+
+    @cached_property
+    def attention_index(self) -> AttentionIndex:
+        """The attention layers and their q/k block names (read from the config once per backbone)."""
+        return AttentionIndex(self.attention_layers_for(self.folder))
+
+    def attention_root(self) -> nn.Module:
+        """The loaded denoiser whose submodules the attention layers' paths name."""
+        if not self.denoiser:
+            raise ConfigError(f"{self.spec.name} has no attention q/k blocks")
+        self.ensure_loaded()
+        return getattr(self, self.denoiser)
+
     @abstractmethod
     def block_modules(self) -> dict[str, nn.Module]:
         """Block name -> module whose output is the block's feature, in execution order (loaded)."""
@@ -149,21 +177,41 @@ class Backbone(ABC):
         return {"T": t}
 
     # ---- extraction ----------------------------------------------------------------------------------
-    def resolve_blocks(self, wanted: Sequence[str] | None) -> list[str]:
-        """Requested names or globs ('up.*') -> block names in execution order; did-you-mean on unknown."""
+    def resolve_blocks(self, wanted: Sequence[str] | None, heads: Sequence[int] | None = None) -> list[str]:
+        """Requested names or globs ('up.*') -> block names in execution order; did-you-mean on unknown.
+
+        Attention q/k blocks are only ever asked for explicitly: a pattern matches them component by
+        component (``layer.*.attn1.q``, ``up.1.*.*.attn1.*``), so ``up.*`` keeps meaning the hidden-state
+        blocks. They follow the hidden-state blocks, in layer order; with ``heads`` each becomes its
+        per-head blocks ``<name>.h<i>``."""
         names = self.block_names
         if not wanted:
+            if heads:
+                raise ConfigError(_HEADS_NEED_ATTENTION)
             return names
         chosen: set[str] = set()
+        attention: dict[str, None] = {}
         for pat in wanted:
             hits = fnmatch.filter(names, pat)
-            if not hits:
+            # hidden-state names have at most two components: only longer patterns can name q/k blocks
+            attn = self.attention_index.match(pat) if pat.count(".") >= 2 else []
+            if not hits and not attn:
+                every = names + self.attention_index.block_names
+                more = (
+                    f" and {len(every) - len(names)} attention q/k blocks (dvx ls models)"
+                    if len(every) > len(names)
+                    else ""
+                )
                 raise UnknownNameError(
-                    f"model {self.spec.name!r} has no block {pat!r}.{did_you_mean(pat, names)} "
-                    f"Blocks: {', '.join(names)}"
+                    f"model {self.spec.name!r} has no block {pat!r}.{did_you_mean(pat, every)} "
+                    f"Blocks: {', '.join(names)}{more}"
                 )
             chosen.update(hits)
-        return [n for n in names if n in chosen]
+            attention.update(dict.fromkeys(attn))
+        if heads and not attention:
+            raise ConfigError(_HEADS_NEED_ATTENTION)
+        picked = self.attention_index.ordered(attention)
+        return [n for n in names if n in chosen] + self.attention_index.expand(picked, heads)
 
     def check_resolution(self, resolution: tuple[int, int]) -> None:
         m = self.resolution_multiple
@@ -190,19 +238,32 @@ class Backbone(ABC):
         """
 
     def capture_blocks(self, blocks: Sequence[str], fn: Callable[[], Any]) -> dict[str, torch.Tensor]:
-        """Run ``fn`` with hooks on ``blocks``, stopping after the deepest of them."""
+        """Run ``fn`` with hooks on ``blocks``, stopping after the deepest of them. Attention q/k blocks are
+        captured in the same forward (dvx.extract.attention.capture_qk), in the layout of the family's
+        hidden-state block outputs; the forward then runs at least through the block owning their layer."""
         self.ensure_loaded()
         modules = self.block_modules()
         order = list(modules)
-        deepest = max(blocks, key=order.index)
-        with capture(
-            {b: modules[b] for b in blocks}, stop_after=deepest, select=self.block_selectors()
-        ) as got:
+        hidden = [b for b in blocks if b in modules]
+        parsed = {b: self.attention_index.parse(b) for b in blocks if b not in modules}
+        unknown = [b for b, a in parsed.items() if a is None]
+        if unknown:
+            raise UnknownNameError(f"model {self.spec.name!r} has no block(s) {', '.join(unknown)}")
+        attention_blocks = [a for a in parsed.values() if a is not None]
+        deepest = max([*hidden, *(a.layer.owner for a in attention_blocks)], key=order.index)
+        hooked = {b: modules[b] for b in [*hidden, deepest]}
+        with ExitStack() as stack:
+            got = stack.enter_context(capture(hooked, stop_after=deepest, select=self.block_selectors()))
+            qk = (
+                stack.enter_context(capture_qk(self.attention_root(), attention_blocks))
+                if attention_blocks
+                else {}
+            )
             run_until_stop(fn)
-        missing = [b for b in blocks if b not in got]
+        missing = [b for b in hidden if b not in got]
         if missing:
             raise RuntimeError(f"{self.spec.name}: blocks {missing} produced no output")
-        return dict(got)
+        return {**{b: got[b] for b in hidden}, **qk}
 
     def block_selectors(self) -> dict[str, Callable[[Any], torch.Tensor]]:
         """Block name -> function picking the feature tensor from the module output (default: first)."""

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dvx.extract import MODELS
+from dvx.extract.attention import AttentionLayer
 from dvx.extract.base import Backbone, ModelSpec, RunOptions
 
 
@@ -41,24 +42,26 @@ def load_backbone(spec: ModelSpec, run: RunOptions) -> Backbone:
     return backbone_class(spec.name).load(spec, run)
 
 
-def _local_folder(spec: ModelSpec, cls: type[Backbone]) -> Path:
-    """The model's files on this machine (tiny twins are built); never downloads."""
+def local_folder(name: str) -> tuple[type[Backbone], Path]:
+    """A registered model's class and local folder (tiny twins are built; real weights are never downloaded:
+    a hub model must already be in the local cache, else the hub raises)."""
+    spec = model_spec(name)
+    cls = backbone_class(name)
     if spec.source.startswith("tiny:"):
-        return cls.folder_for(spec)
+        return cls, cls.folder_for(spec)
     if Path(spec.source).expanduser().is_dir():
-        return Path(spec.source).expanduser()
+        return cls, Path(spec.source).expanduser()
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(spec.source, local_files_only=True))
+    return cls, Path(snapshot_download(spec.source, local_files_only=True))
 
 
 def block_names(name: str) -> list[str] | None:
     """Block names of a registered model from its config alone; None when its files are not available
     locally (real weights are never downloaded just to list them)."""
-    spec = model_spec(name)
     try:
-        cls = backbone_class(name)
-        return cls.block_names_for(_local_folder(spec, cls))
+        cls, folder = local_folder(name)
+        return cls.block_names_for(folder)
     except Exception:
         return None
 
@@ -70,7 +73,17 @@ def block_geometry(
     size) from its config alone; None when its files are not available locally (nothing is downloaded)."""
     spec = model_spec(name)
     try:
-        cls = backbone_class(name)
-        return cls.block_shapes_for(_local_folder(spec, cls), resolution or spec.resolution, spec.clip_len)
+        cls, folder = local_folder(name)
+        return cls.block_shapes_for(folder, resolution or spec.resolution, spec.clip_len)
+    except Exception:
+        return None
+
+
+def attention_layers(name: str) -> list[AttentionLayer] | None:
+    """The attention layers whose q/k blocks a registered model can store (``<layer>.q``, ``<layer>.k``,
+    per head ``.h<i>``), from its config alone; None when its files are not available locally."""
+    try:
+        cls, folder = local_folder(name)
+        return cls.attention_layers_for(folder)
     except Exception:
         return None

@@ -354,7 +354,7 @@ def _run(
     # 2. the backbone
     run = run_options(cfg, rank.local_rank)
     backbone = load_backbone(spec, run)  # type: ignore[arg-type]
-    blocks = backbone.resolve_blocks(cfg.blocks)
+    blocks = backbone.resolve_blocks(cfg.blocks, cfg.heads)
     timesteps = cfg.timesteps or default_timesteps(backbone.family)
     if not backbone.is_diffusion and timesteps != (0,):
         raise ConfigError(f"{cfg.model} is not a diffusion model: it has no noise level; use --timesteps 0")
@@ -743,6 +743,21 @@ def unit_forwards(backbone: Backbone, unit: Unit, n_timesteps: int, ensemble: in
     return -(-(items * n_timesteps * ensemble) // batch_size)
 
 
+def block_geometry(
+    backbone: Backbone, size: tuple[int, int], blocks: list[str], t: int
+) -> dict[str, tuple[int, int, int]]:
+    """(C, h, w) per stored frame of ``blocks`` at input ``size``: hidden-state blocks from the config
+    (:meth:`~dvx.extract.base.Backbone.block_shapes`, no weights), attention q/k blocks from one forward on
+    a blank unit (only when some are asked for)."""
+    known = backbone.block_shapes(size)
+    rest = [b for b in blocks if b not in known]
+    if rest:
+        blank = torch.zeros(backbone.clip_len or 1, 3, *size)
+        feats = backbone.features(blank, [t], rest, lambda *_: 0, 1)[t]
+        known = {**known, **{b: tuple(int(v) for v in f.shape[1:]) for b, f in feats.items()}}
+    return {b: known[b] for b in blocks}  # type: ignore[misc]
+
+
 def _plan(
     report: ExtractReport,
     backbone: Backbone,
@@ -760,7 +775,7 @@ def _plan(
     where that could not count)."""
     shapes: dict[tuple[int, int], dict[str, tuple[int, int, int]]] = {}
     for size in sorted(set(sizes.values())):
-        shapes[size] = {b: backbone.block_shapes(size)[b] for b in blocks}
+        shapes[size] = block_geometry(backbone, size, blocks, timesteps[0])
         geometry = ", ".join(f"{b} {c}x{h}x{w}" for b, (c, h, w) in shapes[size].items())
         log(f"{size[0]}x{size[1]} input -> (C x h x w per stored frame) {geometry}")
     if shapes:
@@ -778,7 +793,7 @@ def _plan(
             n = len(video.frames)
             size = input_size(report.recipe.resolution, report.recipe.conditioning, video.frames.shape[1:3])
             if size not in shapes:
-                shapes[size] = {b: backbone.block_shapes(size)[b] for b in blocks}
+                shapes[size] = block_geometry(backbone, size, blocks, timesteps[0])
         per_stored = sum(int(np.prod(v)) * 2 for v in shapes[size].values())  # bytes, all blocks
         units = plan_units(
             stored_count(int(n), cfg.frame_stride, cfg.max_frames), backbone.clip_len, cfg.batch_size, tmap

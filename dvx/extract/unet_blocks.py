@@ -2,8 +2,9 @@
 
 Blocks: ``down.N`` is the hidden-state output of ``down_blocks[N]`` (after its downsampler), ``mid`` the
 mid block's output and ``up.N`` the output of ``up_blocks[N]``, which is what DIFT's ``up_ft_index=N``
-means. A UNet family reads its unet and vae configs at construction (no weights) and loads the networks
-on first use.
+means. Attention q/k blocks (``up.1.s0.0.attn1.q``, ``down.2.t0.0.attn1.k``; dvx/extract/attention.py)
+come from the UNet's spatial and temporal self-attention layers. A UNet family reads its unet and vae
+configs at construction (no weights) and loads the networks on first use.
 
 Input size: any multiple of the VAE factor (8). The VAE encoder needs it; the UNet does not need more:
 every downsampler is a stride-2 convolution with padding 1 (a side of n becomes ceil(n / 2)), and when a
@@ -70,6 +71,7 @@ class UNetBackbone(DiffusionBackbone):
     tiny_name: ClassVar[str]
     build_tiny: ClassVar[Callable[[Path], None]]
 
+    denoiser = "unet"
     unet: nn.Module
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:

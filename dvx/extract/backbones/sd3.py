@@ -16,7 +16,8 @@ once the null conditioning is computed.
 
 ``layer.N`` is the image-token output of ``transformer_blocks[N]`` (a JointTransformerBlock returns
 ``(context, image)`` tokens; the last block is ``context_pre_only`` and returns ``(None, image)``),
-reshaped to (C, H/16, W/16) (VAE factor 8 x patch 2).
+reshaped to (C, H/16, W/16) (VAE factor 8 x patch 2). ``layer.N.attn.q`` / ``.k``: the image-token part
+of block N's joint-attention query/key (dvx/extract/attention.py), in the same layout.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def build_tiny(folder: Path) -> None:
 
 class SD3Backbone(DiffusionBackbone):
     family = "sd3"
+    denoiser = "transformer"
     is_video = False
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:

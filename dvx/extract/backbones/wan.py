@@ -17,7 +17,9 @@ timestep ``1000 sigma``.
 Conditioning: the empty prompt through UMT5 as ``WanPipeline.encode_prompt`` computes it (the pipeline
 class is instantiated with the text components only), 512 tokens: the hidden states of the real tokens,
 zeros after them. The text encoder is dropped once computed. ``layer.N`` is the token output of
-``blocks[N]`` reshaped to (F', C, H/16, W/16) (VAE factor 8 x patch 2; F' = latent frames / patch_t).
+``blocks[N]`` reshaped to (F', C, H/16, W/16) (VAE factor 8 x patch 2; F' = latent frames / patch_t);
+``layer.N.attn1.q`` / ``.k`` the self-attention query/key after its RMSNorm and 3-D rotary embedding
+(dvx/extract/attention.py), in the same layout.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def flow_shift(scheduler_config: dict[str, Any], name: str) -> float:
 
 class WanBackbone(DiffusionBackbone):
     family = "wan"
+    denoiser = "transformer"
     is_video = True
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
