@@ -743,7 +743,7 @@ def unit_forwards(backbone: Backbone, unit: Unit, n_timesteps: int, ensemble: in
     return -(-(items * n_timesteps * ensemble) // batch_size)
 
 
-def block_geometry(
+def plan_geometry(
     backbone: Backbone, size: tuple[int, int], blocks: list[str], t: int
 ) -> dict[str, tuple[int, int, int]]:
     """(C, h, w) per stored frame of ``blocks`` at input ``size``: hidden-state blocks from the config
@@ -775,7 +775,7 @@ def _plan(
     where that could not count)."""
     shapes: dict[tuple[int, int], dict[str, tuple[int, int, int]]] = {}
     for size in sorted(set(sizes.values())):
-        shapes[size] = block_geometry(backbone, size, blocks, timesteps[0])
+        shapes[size] = plan_geometry(backbone, size, blocks, timesteps[0])
         geometry = ", ".join(f"{b} {c}x{h}x{w}" for b, (c, h, w) in shapes[size].items())
         log(f"{size[0]}x{size[1]} input -> (C x h x w per stored frame) {geometry}")
     if shapes:
@@ -793,7 +793,7 @@ def _plan(
             n = len(video.frames)
             size = input_size(report.recipe.resolution, report.recipe.conditioning, video.frames.shape[1:3])
             if size not in shapes:
-                shapes[size] = block_geometry(backbone, size, blocks, timesteps[0])
+                shapes[size] = plan_geometry(backbone, size, blocks, timesteps[0])
         per_stored = sum(int(np.prod(v)) * 2 for v in shapes[size].values())  # bytes, all blocks
         units = plan_units(
             stored_count(int(n), cfg.frame_stride, cfg.max_frames), backbone.clip_len, cfg.batch_size, tmap
