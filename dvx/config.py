@@ -117,9 +117,7 @@ class ExtractConfig:
     dataset: str
     data_root: str
     store: str
-    timesteps: tuple[int, ...] | None = (
-        None  # None: the family's default (seed 002: 50 UNets, 16 DiTs, 0 ViTs)
-    )
+    timesteps: tuple[int, ...] | None = None  # None: per family (seed 002: UNets 50, DiTs 16, ViTs 0)
     blocks: tuple[str, ...] | None = None  # None: every block
     heads: tuple[int, ...] | None = None  # attention q/k blocks as these heads' blocks <name>.h<i>
     resolution: tuple[int, int] | None = None  # None: the model's default (or ``resize``)

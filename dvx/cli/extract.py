@@ -93,7 +93,10 @@ from dvx.extract.presets import PRESETS
     help="Record unreadable videos and videos with non-finite features in the store index and go on.",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Print what is cached and the storage the run needs; write nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Print what is cached, each block's map size, the storage and forward passes the run needs; "
+    "write nothing.",
 )
 @click.option(
     "--devices",
