@@ -123,6 +123,22 @@ def check_output_folder(path: str | None, what: str) -> None:
         raise ConfigError(f"{what} {path!r} is a file; give a folder")
 
 
+def parse_size_choice(text: str) -> tuple[tuple[int, int] | None, str | None]:
+    """``--resolution``: ``HxW`` -> ((H, W), None); a preset name (``dift``, ``videowalk``, ...) -> (None,
+    name); ``model`` -> (None, None), the model's own size."""
+    from dvx.data.input_size import MODEL_DEFAULT, SIZE_PRESETS
+
+    name = text.strip().lower()
+    if name == MODEL_DEFAULT:
+        return None, None
+    if name in SIZE_PRESETS:
+        return None, name
+    if name and name[0].isalpha():
+        known = ", ".join([MODEL_DEFAULT, *SIZE_PRESETS])
+        raise ConfigError(f"--resolution {text!r} is neither HxW nor a preset ({known})")
+    return parse_resolution(text), None
+
+
 def parse_names(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
@@ -138,10 +154,12 @@ class ExtractConfig:
     dataset: str
     data_root: str
     store: str
-    timesteps: tuple[int, ...] | None = None  # None: the model's default (50 for diffusion, 0 for baselines)
+    timesteps: tuple[int, ...] | None = None  # None: per family (seed 002: UNets 50, DiTs 16, ViTs 0)
     blocks: tuple[str, ...] | None = None  # None: every block
     heads: tuple[int, ...] | None = None  # attention q/k blocks as these heads' blocks <name>.h<i>
-    resolution: tuple[int, int] | None = None  # None: the model's default
+    resolution: tuple[int, int] | None = None  # None: the model's default (or ``resize``)
+    resize: str | None = None  # a named size instead (dvx.data.input_size: dift, dino, videowalk)
+    preset: str | None = None  # the extraction preset the values were resolved from (dvx.extract.presets)
     clip_len: int | None = None  # None: the model's native clip length (video models)
     frame_stride: int = 1
     max_frames: int | None = None
@@ -149,7 +167,7 @@ class ExtractConfig:
     seed: int = 0
     batch_size: int = 8
     device: str = "auto"
-    dtype: str | None = None  # None: float16 on CUDA, float32 on CPU
+    dtype: str | None = None  # None: float32 on CPU; on CUDA bfloat16 for SD3/Wan, float16 otherwise
     latent: str = "mean"
     split: str | None = None
     videos: tuple[str, ...] | None = None  # restrict to these video ids
@@ -191,6 +209,14 @@ class ExtractConfig:
             raise ConfigError("--weights is empty: give a hub id (org/name) or a local model folder")
         if self.resolution is not None and max(self.resolution) > MAX_SIDE:
             raise ConfigError(f"--resolution {self.resolution}: at most {MAX_SIDE} pixels per side")
+        if self.resize is not None:
+            from dvx.data.input_size import size_preset
+
+            size_preset(self.resize)
+            if self.resolution is not None:
+                raise ConfigError(
+                    f"--resolution is both {self.resolution[0]}x{self.resolution[1]} and {self.resize!r}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -165,6 +165,22 @@ def build(cls: type[T], given: Mapping[str, Any], defaults: Mapping[str, Any] | 
     return cls(**values)
 
 
+def to_argv(obj: Any, base: Any) -> list[str]:
+    """The command-line flags that turn options ``base`` into ``obj`` (two instances of one options
+    dataclass): each command-line field where they differ, as :func:`click_params` reads it back."""
+    argv: list[str] = []
+    for f in dataclasses.fields(obj):
+        value, spec = getattr(obj, f.name), spec_of(f)
+        if not spec.cli or value == getattr(base, f.name) or value is None:
+            continue
+        if isinstance(value, bool) and spec.parse is None:
+            argv.append(flag_of(f))  # a flag: present means the non-default value (--no-progress too)
+        else:
+            text = ",".join(str(v) for v in value) if isinstance(value, tuple | list) else str(value)
+            argv += [flag_of(f), text]
+    return argv
+
+
 def redefault(parent: type, name: str, value: Any) -> Any:
     """Field ``name`` of options class ``parent`` with another default, keeping its declaration (help,
     flag, checks): a subclass's own default without a second help text."""

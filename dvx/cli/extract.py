@@ -6,7 +6,8 @@ import json
 
 import click
 
-from dvx.config import ExtractConfig, parse_int_list, parse_names, parse_resolution, parse_timesteps
+from dvx.config import parse_int_list, parse_names, parse_size_choice, parse_timesteps
+from dvx.extract.presets import PRESETS
 
 
 @click.command(context_settings={"show_default": True})
@@ -18,12 +19,21 @@ from dvx.config import ExtractConfig, parse_int_list, parse_names, parse_resolut
 )
 @click.option("--data-root", required=True, help="The dataset's folder (or its parent).")
 @click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default=None,
+    help="A published recipe: "
+    + "; ".join(f"{k}: {v}" for k, v in PRESETS.items())
+    + ". Options given beside it override it.",
+)
+@click.option(
     "--store", required=True, help="Feature store: a local path or an fsspec URL (s3://bucket/prefix)."
 )
 @click.option(
     "--timesteps",
     default=None,
-    help="Comma-separated T on the DDPM scale 0..999 [default: 50; 0 for baselines].",
+    help="Comma-separated T on the DDPM scale 0..999 [default: seed 002's: 50 for UNets, 16 for the flow "
+    "DiTs SD3/Wan, 0 for baselines].",
 )
 @click.option(
     "--blocks",
@@ -37,7 +47,13 @@ from dvx.config import ExtractConfig, parse_int_list, parse_names, parse_resolut
     help="Attention q/k blocks asked for in --blocks are stored per head, these heads only (0,3 stores "
     "<name>.h0 and <name>.h3).",
 )
-@click.option("--resolution", default=None, help="HxW the frames are resized to [default: the model's].")
+@click.option(
+    "--resolution",
+    default=None,
+    help="HxW the frames are resized to, or a preset: dift (DAVIS as DIFT: shorter side 480, longer side "
+    "floored to a multiple of 32, aspect kept; per video), dino (the same with 64), videowalk (320x320, "
+    "JHMDB as videowalk), model [default: the model's].",
+)
 @click.option(
     "--clip-len", type=int, default=None, help="Frames per clip for video models [default: native]."
 )
@@ -59,16 +75,28 @@ from dvx.config import ExtractConfig, parse_int_list, parse_names, parse_resolut
     "--dtype",
     type=click.Choice(["float32", "float16", "bfloat16"]),
     default=None,
-    help="Compute dtype [default: float16 on CUDA, float32 on CPU].",
+    help="Compute dtype [default: float32 on CPU; on CUDA bfloat16 for SD3/Wan, float16 otherwise].",
 )
-@click.option("--split", default=None, help="Official split file to follow [default: every video present].")
+@click.option(
+    "--split",
+    default=None,
+    help="Official split file to follow [default: the dataset's: DAVIS ImageSets/2017/val.txt when present; "
+    "else every video present]; 'all' (DAVIS) = every video present.",
+)
 @click.option("--videos", default=None, help="Only these comma-separated video ids.")
 @click.option("--weights", default=None, help="Hub id or local folder replacing the model's default weights.")
 @click.option("--revision", default=None, help="Hub revision of --weights / the default weights.")
 @click.option("--codec", default="raw", help="Store codec: raw, lz4, zstd, blosc-zstd-bitshuffle.")
-@click.option("--skip-bad", is_flag=True, help="Record unreadable videos in the store index and go on.")
 @click.option(
-    "--dry-run", is_flag=True, help="Print what is cached and the storage the run needs; write nothing."
+    "--skip-bad",
+    is_flag=True,
+    help="Record unreadable videos and videos with non-finite features in the store index and go on.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what is cached, each block's map size, the storage and forward passes the run needs; "
+    "write nothing.",
 )
 @click.option(
     "--devices",
@@ -97,6 +125,7 @@ def extract(
     model: str,
     dataset: str,
     data_root: str,
+    preset: str | None,
     store: str,
     timesteps: str | None,
     blocks: str | None,
@@ -129,26 +158,40 @@ def extract(
     One forward per (clip, T) captures all requested blocks; videos already committed for every
     requested (T, block) are skipped ("N cached, M to compute").
     """
+    from dvx.extract.presets import extract_config
     from dvx.extract.runner import run_extract
 
-    cfg = ExtractConfig(
-        model=model,
-        dataset=dataset,
-        data_root=data_root,
-        store=store,
-        timesteps=parse_timesteps(timesteps) if timesteps else None,
-        blocks=parse_names(blocks),
+    size, resize = parse_size_choice(resolution) if resolution else (None, None)
+    chosen = {
+        "timesteps": parse_timesteps(timesteps) if timesteps else None,
+        "blocks": parse_names(blocks),
+        "resolution": size,
+        "resize": resize,
+        "ensemble": ensemble,
+        "latent": latent,
+        "dtype": dtype,
+    }
+    ctx = click.get_current_context()
+    source = {"resize": "resolution"}  # the option each field comes from
+    given = {
+        k: v
+        for k, v in chosen.items()
+        if ctx.get_parameter_source(source.get(k, k)) != click.core.ParameterSource.DEFAULT
+    }
+    cfg = extract_config(
+        preset,
+        model,
+        dataset,
+        data_root,
+        store,
+        **given,
         heads=parse_int_list(heads, "--heads") if heads else None,
-        resolution=parse_resolution(resolution) if resolution else None,
         clip_len=clip_len,
         frame_stride=frame_stride,
         max_frames=max_frames,
-        ensemble=ensemble,
         seed=seed,
-        latent=latent,
         batch_size=batch_size,
         device=device,
-        dtype=dtype,
         split=split,
         videos=parse_names(videos),
         weights=weights,
@@ -181,6 +224,9 @@ def extract(
                     "failed": report.failed,
                     "bytes_written": report.bytes_written,
                     "planned_bytes": report.planned_bytes,
+                    "planned_forwards": report.planned_forwards,
+                    "geometry": {b: list(v) for b, v in report.geometry.items()},
+                    "preset": cfg.preset,
                     "seconds": round(report.seconds, 3),
                 },
                 indent=1,

@@ -9,11 +9,22 @@ semantic and instance labels and depth from ``disparity`` + ``camera``.
   :data:`DEFAULT_BASELINE_M` / :data:`DEFAULT_FX_PX` when that file is missing.
 - instances: ``<name>_gtFine_instanceIds.png``; values >= 1000 are instances (label id * 1000 + k) and are
   kept as they are; values < 1000 (stuff, or a crowd region without instances) become 0.
+
+Video models (:meth:`CityscapesDataset.for_video_model`): seed 002 credits video models' scene
+understanding to motion, so they must see motion. Cityscapes ships, per annotated image, a 30-frame snippet
+``leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png`` (17 Hz) whose 20th frame is the
+annotated one (frames ``n - 19 .. n + 10`` around annotated frame ``n``). With that folder present a video
+model sees ``clip_len`` consecutive snippet frames centred on the annotated frame (clamped to the snippet;
+the whole snippet when the clip is longer), the annotated frame at its true position, and only the annotated
+frame's features are stored (``ref.meta["store_frames"]``), so every probe reads it like the 1-frame video.
+Without the folder the annotated frame is repeated to the clip length (a static clip). Which of the two was
+used, and the frame map, are recorded in the recipe (``conditioning.input.frames``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +32,8 @@ import numpy as np
 from dvx.data.base import Video, VideoDataset, VideoRef, safe_id
 from dvx.data.images import read_id_png, read_rgb
 from dvx.data.layout import locate, sorted_unique, subdirs
-from dvx.errors import DataError
+from dvx.data.video_io import read_frames
+from dvx.errors import CorruptVideoError, DataError
 
 #: label id -> train id for the 19 evaluated classes (cityscapesScripts labels.py); other ids -> 255
 LABEL_TO_TRAIN_ID: dict[int, int] = {
@@ -55,6 +67,11 @@ IGNORE = 255
 DEFAULT_BASELINE_M = 0.209313
 DEFAULT_FX_PX = 2262.52
 
+#: the 30-frame snippets around each annotated image, and where the annotated frame sits in one
+SEQUENCE_DIR = "leftImg8bit_sequence"
+SNIPPET_FRAMES = 30
+ANNOTATED_INDEX = 19  # the 20th frame
+
 _LUT = np.full(256, IGNORE, dtype=np.uint8)
 for _id, _train in LABEL_TO_TRAIN_ID.items():
     _LUT[_id] = _train
@@ -63,6 +80,15 @@ for _id, _train in LABEL_TO_TRAIN_ID.items():
 def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
     """Map Cityscapes label ids (uint8 array) to the 19 train ids, 255 elsewhere."""
     return _LUT[np.asarray(label_ids, dtype=np.uint8)]
+
+
+def snippet_window(clip_len: int) -> tuple[int, int]:
+    """(first snippet index, number of frames) a video model of ``clip_len`` sees: ``clip_len`` frames of the
+    30-frame snippet centred on the annotated frame and clamped to the snippet (the whole snippet when
+    ``clip_len`` exceeds it)."""
+    n = min(clip_len, SNIPPET_FRAMES)
+    start = min(max(ANNOTATED_INDEX - n // 2, 0), SNIPPET_FRAMES - n)
+    return start, n
 
 
 def disparity_to_depth(raw: np.ndarray, baseline: float, fx: float) -> np.ndarray:
@@ -84,8 +110,11 @@ class CityscapesDataset(VideoDataset):
     annotations = frozenset({"semantic", "depth", "instances"})
     probe_splits = ("train", "val")
 
-    def __init__(self, root: str | Path, split: str | None = None) -> None:
+    def __init__(self, root: str | Path, split: str | None = None, clip_len: int | None = None) -> None:
+        """``clip_len``: read each image's sequence snippet for a video model of that clip length (see the
+        module docstring); None: the annotated image alone."""
         super().__init__(root, split)
+        self.clip_len = clip_len
         found = locate(self.root, lambda p: (p / "leftImg8bit").is_dir(), "Cityscapes", names=("cityscapes",))
         if found is None:
             raise DataError(f"cityscapes: no leftImg8bit/<split>/<city>/ under {self.root}")
@@ -123,12 +152,63 @@ class CityscapesDataset(VideoDataset):
             ]
             if not refs:
                 raise DataError(f"cityscapes: no *_leftImg8bit.png images under {self.images_dir}")
+            if self.clip_len is not None:
+                n = snippet_window(self.clip_len)[1]
+                refs = [
+                    replace(r, meta={**r.meta, "n_frames": n, "store_frames": (r.meta["name"],)})
+                    for r in refs
+                ]
             self._refs = sorted_unique(refs, self.name)
         return list(self._refs)
 
     def load(self, ref: VideoRef) -> Video:
+        if self.clip_len is not None:
+            return self._load_snippet(ref)
         frame = read_rgb(ref.path, ref.id)
         return Video(id=ref.id, frames=frame[None], frame_names=[ref.meta["name"]])
+
+    # ---- sequence snippets (video models) -------------------------------------------------------------
+    def for_video_model(self, clip_len: int) -> tuple[CityscapesDataset, dict[str, object]]:
+        """This dataset as a video model of ``clip_len`` frames reads it, and the recipe's record of how:
+        snippets when ``leftImg8bit_sequence/`` is present, else the static repeat of the annotated image."""
+        if not (self.dataset_dir / SEQUENCE_DIR).is_dir():
+            return self, {
+                "source": "static",
+                "rule": f"no {SEQUENCE_DIR}/ under the root: the annotated image repeated to the clip length",
+            }
+        start, n = snippet_window(clip_len)
+        note = {
+            "source": SEQUENCE_DIR,
+            "clip_frames": n,
+            "annotated_index": ANNOTATED_INDEX - start,
+            "rule": f"{n} consecutive frames of the {SNIPPET_FRAMES}-frame snippet (snippet frames {start}.."
+            f"{start + n - 1}; the annotated image is its frame {ANNOTATED_INDEX}), annotated frame at clip "
+            f"index {ANNOTATED_INDEX - start}; features stored for the annotated frame only",
+        }
+        return CityscapesDataset(self.root, self.split, clip_len=clip_len), note
+
+    def snippet_files(self, ref: VideoRef) -> list[Path]:
+        """The sequence frames a video model sees for ``ref``, in time order."""
+        assert self.clip_len is not None
+        meta = ref.meta
+        city, seq, frame = meta["name"].rsplit("_", 2)
+        start, n = snippet_window(self.clip_len)
+        first = int(frame) - ANNOTATED_INDEX + start
+        folder = self.dataset_dir / SEQUENCE_DIR / meta["split"] / meta["city"]
+        width = len(frame)
+        return [folder / f"{city}_{seq}_{first + i:0{width}d}_leftImg8bit.png" for i in range(n)]
+
+    def _load_snippet(self, ref: VideoRef) -> Video:
+        files = self.snippet_files(ref)
+        absent = [p.name for p in files if not p.is_file()]
+        if absent:
+            raise CorruptVideoError(
+                ref.id,
+                f"{len(absent)} of its {len(files)} {SEQUENCE_DIR} frames are missing (first: {absent[0]})",
+            )
+        suffix = "_leftImg8bit"
+        names = [p.stem[: -len(suffix)] for p in files]
+        return Video(id=ref.id, frames=read_frames(files, ref.id), frame_names=names)
 
     # ---- annotations -----------------------------------------------------------------------------
     def _file(self, ref: VideoRef, folder: str, suffix: str) -> Path:

@@ -1,9 +1,16 @@
 """DAVIS-2016 / DAVIS-2017 reader: ``JPEGImages/<res>/<seq>/%05d.jpg``, ``Annotations/<res>/<seq>/%05d.png``.
 
 Masks come in two conventions and both are read: DAVIS-2016 single-channel 0/255 PNGs (binarised: >127 -> 1)
-and DAVIS-2017 palette PNGs (0 background, k object k, 255 void). Splits come from the official lists:
-DAVIS-2017 ``ImageSets/2017/<split>.txt`` (a sequence per line) or DAVIS-2016 ``ImageSets/480p/<split>.txt``
-(lines ``/JPEGImages/480p/<seq>/00000.jpg /Annotations/480p/<seq>/00000.png``).
+and DAVIS-2017 palette PNGs, read as the official davis2017-evaluation reads them (``np.array(Image.open())``:
+the palette indices, 0 background, k object k, 255 void; void is never an object, see docs/probes.md). Frames
+and masks may have any size (DAVIS-2017 480p holds 854-, 910- and 1152-wide sequences). Splits come from the
+official lists: DAVIS-2017 ``ImageSets/2017/<split>.txt`` (a sequence per line) or DAVIS-2016
+``ImageSets/480p/<split>.txt`` (lines ``/JPEGImages/480p/<seq>/00000.jpg /Annotations/480p/<seq>/00000.png``).
+
+Default split: the official evaluation (davis2017-evaluation ``--set val``, DIFT's and DINO's DAVIS scripts)
+scores the 30 sequences of ``ImageSets/2017/val.txt``, so without a split the reader follows that list when
+the root has it, for extraction and probing alike; ``split="all"`` takes every sequence present (train + val,
+90 in the standard download), and a root without a 2017 list (a DAVIS-2016 copy) lists every sequence present.
 """
 
 from __future__ import annotations
@@ -28,11 +35,17 @@ class DavisDataset(VideoDataset):
     ``resolution`` is the sub-folder of ``JPEGImages``/``Annotations`` ("480p", or "Full-Resolution" for
     DAVIS-2017 / "1080p" for DAVIS-2016); ``annotation_folder`` names the masks folder (e.g. a derived
     ``Annotations_palette_DERIVED``). ``split`` is "train", "val", "trainval", "test-dev", ... or
-    "<year>/<split>" to pick the 2016 or 2017 list explicitly.
+    "<year>/<split>" to pick the 2016 or 2017 list explicitly; None is :attr:`DEFAULT_SPLIT` when the root
+    has that list, else every sequence present; ``"all"`` is every sequence present. ``self.split`` is the
+    split actually followed (None = every sequence present).
     """
 
     name = "davis"
     annotations = frozenset({"masks"})
+    #: the official evaluation list followed when no split is given (if the root has it)
+    DEFAULT_SPLIT = "2017/val"
+    #: the split name meaning "every sequence present"
+    ALL = "all"
 
     def __init__(
         self,
@@ -52,6 +65,10 @@ class DavisDataset(VideoDataset):
             have = ", ".join(p.name for p in subdirs(found / "JPEGImages")) or "nothing"
             raise DataError(f"davis: no JPEGImages/{resolution} under {found} (JPEGImages holds: {have})")
         self.annotations_dir = found / annotation_folder / resolution
+        if split is None and (found / "ImageSets" / f"{self.DEFAULT_SPLIT}.txt").is_file():
+            self.split = self.DEFAULT_SPLIT
+        elif split == self.ALL:
+            self.split = None
         self._refs: list[VideoRef] | None = None
 
     # ---- listing ---------------------------------------------------------------------------------
@@ -104,7 +121,7 @@ class DavisDataset(VideoDataset):
         )
         raise DataError(
             f"davis: no list file for split {split!r} under {sets} "
-            f"(available: {', '.join(have) or 'none'}); run without a split to use every sequence present"
+            f"(available: {', '.join(have) or 'none'}); use --split {self.ALL} for every sequence present"
         )
 
     def split_sequences(self, split: str) -> list[str]:

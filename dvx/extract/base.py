@@ -169,6 +169,19 @@ class Backbone(ABC):
     def block_modules(self) -> dict[str, nn.Module]:
         """Block name -> module whose output is the block's feature, in execution order (loaded)."""
 
+    @classmethod
+    @abstractmethod
+    def block_shapes_for(
+        cls, folder: Path, resolution: tuple[int, int], clip_len: int | None = None
+    ) -> dict[str, tuple[int, int, int]]:
+        """Block name -> (C, h, w) of one stored frame for input frames of ``resolution`` (and, for video
+        models, clips of ``clip_len``), from the model's config files alone (no weights loaded)."""
+
+    def block_shapes(self, resolution: tuple[int, int]) -> dict[str, tuple[int, int, int]]:
+        """(C, h, w) per stored frame of every block at ``resolution`` (this model's config and clip length):
+        what ``--dry-run`` prints and sizes the store with."""
+        return self.block_shapes_for(self.folder, resolution, self.clip_len)
+
     @property
     @abstractmethod
     def resolution_multiple(self) -> int:
@@ -292,6 +305,9 @@ class DiffusionBackbone(Backbone):
     features).
     """
 
+    #: the VAE posterior (mean, std) shared by the members of one unit (see :meth:`member_latents`)
+    _posterior_memo: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
     @abstractmethod
     def encode(self, frames: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
         """(n, 3, H, W) in [0, 1] -> clean latents (items, *latent_shape) on the device, float32.
@@ -321,16 +337,14 @@ class DiffusionBackbone(Backbone):
         ensemble: int,
     ) -> UnitFeatures:
         self.ensure_loaded()
-        z0 = self.encode(frames, seed_fn)
-        n_items = z0.shape[0]
+        z0 = self.member_latents(frames, seed_fn, ensemble)
+        n_items = z0[0].shape[0]
         samples = [(i, t, m) for t in timesteps for i in range(n_items) for m in range(ensemble)]
         sums: dict[tuple[int, str, int], torch.Tensor] = {}
         for start in range(0, len(samples), self.run.batch_size):
             batch = samples[start : start + self.run.batch_size]
-            z = torch.stack([z0[i] for i, _, _ in batch])
-            eps = torch.stack([seeded_noise(z0.shape[1:], seed_fn(i, t, m)) for i, t, m in batch]).to(
-                z.device
-            )
+            z = torch.stack([z0[m][i] for i, _, m in batch])
+            eps = torch.stack([seeded_noise(z.shape[1:], seed_fn(i, t, m)) for i, t, m in batch]).to(z.device)
             t_vec = torch.tensor([t for _, t, _ in batch], dtype=torch.int64, device=z.device)
             x, model_t = self.add_noise(z, t_vec, eps)
             out = self.forward_blocks(x.to(self.dtype), model_t, blocks)
@@ -348,18 +362,38 @@ class DiffusionBackbone(Backbone):
                 result[t][b] = torch.stack(per_item) if not self.is_video else per_item[0]
         return result
 
+    def member_latents(self, frames: torch.Tensor, seed_fn: SeedFn, ensemble: int) -> list[torch.Tensor]:
+        """Clean latents for each ensemble member: one shared tensor with the posterior mean; with
+        ``--latent sample`` a fresh sample per member, as DIFT's ensemble (the frame repeated ``ensemble``
+        times through ``latent_dist.sample()``). The VAE runs once; member m's sample is seeded with
+        ``seed_fn(item, -1, m)``, so member 0 (and an ensemble of 1) draws what it always drew."""
+        if self.run.latent != "sample" or ensemble == 1:
+            return [self.encode(frames, seed_fn)] * ensemble
+        self._posterior_memo = []
+        try:
+            return [self.encode(frames, lambda i, t, _m, m=m: seed_fn(i, t, m)) for m in range(ensemble)]
+        finally:
+            self._posterior_memo = None
+
     def vae_latents(self, vae: nn.Module, x: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
         """Encode (n, 3, H, W) in [-1, 1] with ``vae`` in chunks of ``batch_size`` frames and take the
         posterior mean (default) or a seeded sample (``--latent sample``).
 
         The sample's noise is seeded per item (frame of an image model, clip of a video model) with
-        ``seed_fn(item, -1, 0)``, so it never depends on the batch it was encoded in."""
-        means, stds = [], []
-        for start in range(0, len(x), self.run.batch_size):
-            dist = vae.encode(x[start : start + self.run.batch_size]).latent_dist
-            means.append(dist.mean)
-            stds.append(dist.std)
-        mean = torch.cat(means)
+        ``seed_fn(item, -1, 0)``, so it never depends on the batch it was encoded in. Within
+        :meth:`member_latents` the posterior of the first call is reused by the later members' calls."""
+        memo = self._posterior_memo
+        if memo:
+            mean, std = memo[0]
+        else:
+            means, stds = [], []
+            for start in range(0, len(x), self.run.batch_size):
+                dist = vae.encode(x[start : start + self.run.batch_size]).latent_dist
+                means.append(dist.mean)
+                stds.append(dist.std)
+            mean, std = torch.cat(means), torch.cat(stds)
+            if memo is not None:  # inside member_latents: the next members reuse it
+                memo.append((mean, std))
         if self.run.latent == "mean":
             return mean
         if self.run.latent == "sample":
@@ -369,5 +403,5 @@ class DiffusionBackbone(Backbone):
                 noise = torch.stack(
                     [seeded_noise(mean.shape[1:], seed_fn(i, -1, 0)) for i in range(len(mean))]
                 )
-            return mean + torch.cat(stds) * noise.to(mean.device, mean.dtype)
+            return mean + std * noise.to(mean.device, mean.dtype)
         raise ConfigError(f"unknown latent mode {self.run.latent!r}; use mean or sample")

@@ -44,17 +44,20 @@ class UNet:
 
 @dataclass(frozen=True)
 class Layers:
-    """``layer.0..layer.<n-1>``: transformer blocks, counted by ``key`` in the config file ``file``."""
+    """``layer.0..layer.<n-1>``: transformer blocks, counted by ``key`` in the config file ``file``; then
+    ``after`` (a ViT's ``norm``: the final LayerNorm on the last layer)."""
 
     n: int
     file: str
     key: str
+    after: tuple[str, ...] = ()
+    settings: tuple[tuple[str, Any], ...] = ()  # other config values the family's rule reads
 
     def names(self) -> list[str]:
-        return [f"layer.{i}" for i in range(self.n)]
+        return [*(f"layer.{i}" for i in range(self.n)), *self.after]
 
     def config(self) -> dict[str, dict[str, Any]]:
-        return {self.file: {self.key: self.n}}
+        return {self.file: {self.key: self.n, **dict(self.settings)}}
 
 
 def dit(n: int) -> Layers:
@@ -64,7 +67,15 @@ def dit(n: int) -> Layers:
 
 def vit(n: int) -> Layers:
     """A transformers encoder (DINOv2, VideoMAE, V-JEPA 2): ``config.json`` ``num_hidden_layers``."""
-    return Layers(n, "config.json", "num_hidden_layers")
+    return Layers(n, "config.json", "num_hidden_layers", after=("norm",))
+
+
+def videomae_vit(n: int) -> Layers:
+    """VideoMAE: a ViT whose pre-training checkpoints (``use_mean_pooling`` false, as MCG-NJU/videomae-*
+    ship) end with the ``layernorm`` that gives block ``norm``; fine-tuned ones pool instead and have none."""
+    return Layers(
+        n, "config.json", "num_hidden_layers", after=("norm",), settings=(("use_mean_pooling", False),)
+    )
 
 
 Geometry = UNet | Layers
@@ -84,7 +95,7 @@ BLOCKS: dict[str, Geometry] = {
     "sd3": dit(24),
     "sd3-no-t5": dit(24),
     "dinov2": vit(24),
-    "videomae": vit(24),
+    "videomae": videomae_vit(24),
     "vjepa2": vit(24),
     # tiny twins (the configs dvx builds them from)
     "tiny-svd": UNet(4, 4),
@@ -93,7 +104,7 @@ BLOCKS: dict[str, Geometry] = {
     "tiny-sd3": dit(4),
     "tiny-wan": dit(4),
     "tiny-dinov2": vit(4),
-    "tiny-videomae": vit(4),
+    "tiny-videomae": videomae_vit(4),
     "tiny-vjepa2": vit(4),
 }
 

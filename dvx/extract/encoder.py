@@ -30,6 +30,8 @@ PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.jso
 CONFIG_PATTERNS = ["config.json", *PREPROCESSOR_FILES]
 SAFETENSORS_PATTERNS = ["*.safetensors", "*.safetensors.index.json"]
 BIN_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+#: the block holding the last layer after the encoder's final LayerNorm
+NORM = "norm"
 
 
 def pixel_normalization(folder: Path) -> dict[str, Any]:
@@ -82,8 +84,13 @@ def resolve_transformers_folder(spec: ModelSpec, build_tiny: Callable[[Path], No
 
 
 class EncoderBackbone(Backbone):
-    """A pretrained transformers ViT encoder whose layers ``layer.N`` (``model.encoder.layer[N]``) are read
-    from one forward of the (normalised) pixels."""
+    """A pretrained transformers ViT encoder whose layers ``layer.N`` (``model.encoder.layer[N]``) and final
+    LayerNorm (``norm``) are read from one forward of the (normalised) pixels.
+
+    ``norm`` is the last layer's tokens after the encoder's final LayerNorm: what transformers returns as
+    ``last_hidden_state`` and DINO's ``get_intermediate_layers(x, n=1)`` returns (``self.norm(x)``), the
+    features DINO's DAVIS protocol propagates; ``layer.N`` are the blocks' raw outputs, before any norm.
+    """
 
     is_diffusion = False
     #: name of the tiny twin in the dvx cache, and the function that builds it
@@ -99,11 +106,34 @@ class EncoderBackbone(Backbone):
     @classmethod
     def block_names_for(cls, folder: Path) -> list[str]:
         cfg = json.loads((folder / "config.json").read_text())
-        return [f"layer.{i}" for i in range(cfg["num_hidden_layers"])]
+        return [f"layer.{i}" for i in range(cfg["num_hidden_layers"])] + (
+            [NORM] if cls.has_final_norm(cfg) else []
+        )
+
+    @classmethod
+    def has_final_norm(cls, config: dict[str, Any]) -> bool:
+        """Whether the encoder ends with a LayerNorm (then block ``norm`` exists)."""
+        return True
+
+    @abstractmethod
+    def final_norm(self) -> nn.Module:
+        """The encoder's final LayerNorm (loaded), whose output is block ``norm``."""
 
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
-        return {f"layer.{i}": m for i, m in enumerate(self.model.encoder.layer)}
+        modules = {f"layer.{i}": m for i, m in enumerate(self.model.encoder.layer)}
+        if NORM in self.block_names:
+            modules[NORM] = self.final_norm()
+        return modules
+
+    @classmethod
+    def block_shapes_for(
+        cls, folder: Path, resolution: tuple[int, int], clip_len: int | None = None
+    ) -> dict[str, tuple[int, int, int]]:
+        cfg = json.loads((folder / "config.json").read_text())
+        p = int(cfg["patch_size"])
+        shape = (int(cfg["hidden_size"]), resolution[0] // p, resolution[1] // p)
+        return {name: shape for name in cls.block_names_for(folder)}
 
     @property
     def resolution_multiple(self) -> int:

@@ -71,3 +71,19 @@ def attention_layers_in(name: str, folder: str | Path) -> list[AttentionLayer]:
         raise ConfigError(
             f"--weights {folder}: not a {family} model folder ({type(err).__name__}: {err})"
         ) from None
+
+
+def block_geometry_in(
+    name: str, folder: str | Path, resolution: tuple[int, int] | None = None
+) -> dict[str, tuple[int, int, int]]:
+    """Block -> (C, h, w) per stored frame of registered model ``name`` at ``resolution`` (default: its
+    registered size), from the config files in a local model ``folder`` (no weights loaded)."""
+    spec = model_spec(name)
+    path = Path(folder).expanduser()
+    try:
+        return backbone_class(name).block_shapes_for(path, resolution or spec.resolution, spec.clip_len)
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        family = MODELS.entry(name).options["family"]
+        raise ConfigError(
+            f"--weights {folder}: not a {family} model folder ({type(err).__name__}: {err})"
+        ) from None

@@ -68,12 +68,21 @@ def seeded_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
     return torch.randn(tuple(shape), generator=gen, dtype=torch.float32)
 
 
+def flow_t_for_sigma(sigma: float, shift: float = 1.0) -> float:
+    """The (fractional) T whose shifted sigma is ``sigma``: the inverse of :func:`flow_sigma_for`,
+    ``s = sigma / (shift - (shift - 1) sigma)``, ``T = 1000 s``."""
+    return NUM_TRAIN_TIMESTEPS * sigma / (shift - (shift - 1.0) * sigma)
+
+
 def flow_noise_level(t: int, shift: float) -> dict[str, float | None]:
-    """What a flow model's store records for T: sigma, SNR ((1-sigma)/sigma)^2 (None = clean, infinite)
-    and the network's timestep 1000 sigma."""
+    """What a flow model's store records for T: sigma before the shift (``sigma_unshifted`` = T/1000) and
+    after it (``sigma``, what noises the latents), the shift, SNR ((1-sigma)/sigma)^2 (None = clean,
+    infinite) and the network's timestep 1000 sigma."""
     sigma = flow_sigma_for(t, shift)
     return {
         "T": t,
+        "sigma_unshifted": t / NUM_TRAIN_TIMESTEPS,
+        "shift": shift,
         "sigma": sigma,
         "snr": ((1 - sigma) / sigma) ** 2 if sigma > 0 else None,
         "model_timestep": 1000 * sigma,

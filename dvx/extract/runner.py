@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from dvx.config import ExtractConfig, human_bytes
 from dvx.data import open_dataset
 from dvx.data.base import Video, VideoDataset, VideoRef
-from dvx.errors import ConfigError, CorruptVideoError, DataError, NoStoreError, StoreError
+from dvx.data.input_size import PER_VIDEO, input_size, size_preset
+from dvx.errors import ConfigError, CorruptVideoError, DataError, DvxError, NoStoreError, StoreError
 from dvx.extract.base import Backbone, RunOptions
 from dvx.extract.distributed import (
     RankInfo,
@@ -40,8 +41,10 @@ from dvx.extract.distributed import (
     pick_device,
     work_order,
 )
+from dvx.extract.finite import NonFiniteFeaturesError, check_finite
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
+from dvx.extract.presets import default_dtype, default_timesteps
 from dvx.extract.windows import Unit, chunk_frames, plan_units
 from dvx.store.backend import is_url, local_path, store_write_error
 from dvx.store.claims import FAILED, ClaimRecord, Claims, Outcome
@@ -73,6 +76,8 @@ class ExtractReport:
     failed: dict[str, str] = field(default_factory=dict)
     bytes_written: int = 0
     planned_bytes: int | None = None  # --dry-run: bytes the missing videos need
+    planned_forwards: int | None = None  # --dry-run: denoiser/encoder forward passes the missing videos need
+    geometry: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # block -> (C, h, w), first size
     seconds: float = 0.0
     others: list[str] = field(default_factory=list)  # committed by another process during this run
     lost: list[str] = field(default_factory=list)  # computed, but another job took the claim over first
@@ -81,9 +86,9 @@ class ExtractReport:
     def summary(self) -> str:
         if self.planned_bytes is not None:
             return (
-                f"dry run: {self.group} needs {human_bytes(self.planned_bytes)} for "
-                f"{self.total - self.cached} video(s) x {len(self.timesteps)} timestep(s) x "
-                f"{len(self.blocks)} block(s); nothing was written"
+                f"dry run: {self.group} needs {human_bytes(self.planned_bytes)} and "
+                f"{self.planned_forwards} forward pass(es) for {self.total - self.cached} video(s) x "
+                f"{len(self.timesteps)} timestep(s) x {len(self.blocks)} block(s); nothing was written"
             )
         parts = [f"{self.group}: {self.cached} cached, {len(self.computed)} computed"]
         if self.ranks > 1:
@@ -108,12 +113,31 @@ def run_options(cfg: ExtractConfig, local_rank: int = 0) -> RunOptions:
     device = pick_device(
         cfg.device, local_rank, torch.cuda.device_count() if torch.cuda.is_available() else 0
     )
-    dtype = cfg.dtype or ("float16" if device.startswith("cuda") else "float32")
+    dtype = cfg.dtype or default_dtype(model_spec(cfg.model).family, device)
     return RunOptions(device=device, dtype=dtype, batch_size=cfg.batch_size, latent=cfg.latent)
 
 
-def build_recipe(cfg: ExtractConfig, backbone: Backbone, resolution: tuple[int, int]) -> Recipe:
+#: the recipe's ``latent`` for a VAE sample drawn afresh for each ensemble member (DIFT's ensemble); a
+#: single member keeps "sample" (the same draw as before per-member sampling existed)
+SAMPLE_PER_MEMBER = "sample per member"
+
+
+def build_recipe(
+    cfg: ExtractConfig,
+    backbone: Backbone,
+    resolution: tuple[int, int],
+    input_notes: dict[str, object] | None = None,
+) -> Recipe:
+    """The recipe; ``input_notes`` (how frames were prepared beyond the resolution: a per-video resize rule,
+    Cityscapes' temporal context) join ``conditioning.input``, only when there are any, so a recipe without
+    them keeps its fingerprint."""
     fields = backbone.recipe_fields()
+    latent = fields.get("latent", "none")
+    if latent == "sample" and cfg.ensemble > 1:
+        latent = SAMPLE_PER_MEMBER
+    conditioning = dict(fields.get("conditioning", {}))
+    if input_notes:
+        conditioning["input"] = {**conditioning.get("input", {}), **input_notes}
     return Recipe(
         model=cfg.model,
         family=backbone.family,
@@ -123,9 +147,9 @@ def build_recipe(cfg: ExtractConfig, backbone: Backbone, resolution: tuple[int, 
         clip_len=backbone.clip_len,
         frame_stride=cfg.frame_stride,
         max_frames=cfg.max_frames,
-        latent=fields.get("latent", "none"),
+        latent=latent,
         noise=fields.get("noise", {}),
-        conditioning=fields.get("conditioning", {}),
+        conditioning=conditioning,
         seed=cfg.seed,
         ensemble=cfg.ensemble,
         source=backbone.spec.source,
@@ -133,10 +157,68 @@ def build_recipe(cfg: ExtractConfig, backbone: Backbone, resolution: tuple[int, 
     )
 
 
+def recipe_resolution(
+    cfg: ExtractConfig, backbone: Backbone
+) -> tuple[tuple[int, int], dict[str, object] | None]:
+    """The recipe's resolution and, for an aspect-keeping preset, the rule recorded beside it
+    (``conditioning.input.resize``; the resolution is then :data:`PER_VIDEO`)."""
+    if cfg.resize is None:
+        return cfg.resolution or backbone.spec.resolution, None
+    preset = size_preset(cfg.resize)
+    snap = backbone.resolution_multiple
+    if preset.fixed is not None:  # each side floored to the model's multiple (DINOv2: 320 -> 308)
+        return (max(snap, preset.fixed[0] // snap * snap), max(snap, preset.fixed[1] // snap * snap)), None
+    return PER_VIDEO, preset.params(snap)
+
+
+def header_frame_size(ref: VideoRef) -> tuple[int, int] | None:
+    """(H, W) of a video's frames from a file header (the first frame image, or a container's stream
+    header): nothing is decoded. None when it cannot be told so (the video is then checked when loaded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from dvx.data.video_io import VIDEO_EXTS, list_frame_files, probe_video
+
+    path = ref.path
+    try:
+        if path.is_dir():
+            files = list_frame_files(path, (".jpg", ".jpeg", ".png")) or list_frame_files(
+                path / "rgb", (".png", ".jpg")
+            )
+            if not files:
+                return None
+            path = files[0]
+        if path.suffix.lower() in VIDEO_EXTS:
+            info = probe_video(path, ref.id)
+            return info.height, info.width
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (OSError, UnidentifiedImageError, CorruptVideoError):
+        return None
+
+
+def check_sizes(backbone: Backbone, recipe: Recipe, refs: list[VideoRef]) -> dict[str, tuple[int, int]]:
+    """Each video's input size (from its header; per video under an aspect-keeping preset), every distinct
+    size checked against the model before anything is computed."""
+    if tuple(recipe.resolution) != PER_VIDEO:
+        fixed = (int(recipe.resolution[0]), int(recipe.resolution[1]))
+        backbone.check_resolution(fixed)
+        return {ref.id: fixed for ref in refs}
+    sizes: dict[str, tuple[int, int]] = {}
+    for ref in refs:
+        frame = header_frame_size(ref)
+        if frame is not None:
+            sizes[ref.id] = input_size(recipe.resolution, recipe.conditioning, frame)
+    for size in sorted(set(sizes.values())):
+        backbone.check_resolution(size)
+    return sizes
+
+
 def select_videos(dataset: VideoDataset, wanted: Sequence[str] | None) -> list[VideoRef]:
     refs = dataset.videos()
     if not refs:
-        raise DataError(f"dataset {dataset.name!r} at {dataset.root} has no videos")
+        split = getattr(dataset, "split", None)
+        which = f" in split {split!r} (--split all takes every video)" if split else ""
+        raise DataError(f"dataset {dataset.name!r} at {dataset.root} has no videos{which}")
     if wanted:
         by_id = {r.id: r for r in refs}
         absent = [v for v in wanted if v not in by_id]
@@ -273,16 +355,25 @@ def _run(
     run = run_options(cfg, rank.local_rank)
     backbone = load_backbone(spec, run)  # type: ignore[arg-type]
     blocks = backbone.resolve_blocks(cfg.blocks, cfg.heads)
-    resolution = cfg.resolution or spec.resolution
-    backbone.check_resolution(resolution)
-    timesteps = cfg.timesteps or ((50,) if backbone.is_diffusion else (0,))
+    timesteps = cfg.timesteps or default_timesteps(backbone.family)
     if not backbone.is_diffusion and timesteps != (0,):
         raise ConfigError(f"{cfg.model} is not a diffusion model: it has no noise level; use --timesteps 0")
     if not backbone.is_diffusion and cfg.ensemble != 1:
         raise ConfigError(
             f"{cfg.model} is not a diffusion model: it has no noise to average; use --ensemble 1"
         )
-    recipe = build_recipe(cfg, backbone, resolution)
+    resolution, resize = recipe_resolution(cfg, backbone)
+    notes: dict[str, object] = {"resize": resize} if resize else {}
+    adapt = getattr(dataset, "for_video_model", None)
+    if backbone.is_video and adapt is not None and backbone.clip_len is not None:
+        dataset, notes["frames"] = adapt(backbone.clip_len)  # e.g. Cityscapes' sequence snippets
+        refs = select_videos(dataset, cfg.videos)
+        log(f"{cfg.dataset} for a video model: {notes['frames']['rule']}")  # type: ignore[index]
+    recipe = build_recipe(cfg, backbone, resolution, notes)
+    sizes = check_sizes(backbone, recipe, refs)
+    if resize:
+        shown = ", ".join(f"{h}x{w}" for h, w in sorted(set(sizes.values())))
+        log(f"resolution preset {cfg.resize}: {resize['rule']}; input sizes {shown}")
     report = ExtractReport(recipe, "", store.location if store else cfg.store, timesteps, tuple(blocks))
     report.ranks = rank.world
     with _full_store_is_a_store_error(report.store):
@@ -300,8 +391,8 @@ def _run(
         if cfg.dry_run or rank.world > 1:  # what the byte plan and the ranks' balanced shares need
             todo = with_frame_counts(todo)
         if cfg.dry_run:
-            report.planned_bytes = _plan_bytes(backbone, dataset, todo, cfg, resolution, timesteps, blocks)
-            _log_disk(cfg.store, report.planned_bytes, log)
+            _plan(report, backbone, dataset, todo, cfg, sizes, timesteps, blocks, log)
+            _log_disk(cfg.store, report.planned_bytes or 0, log)
             report.seconds = time.perf_counter() - t_start
             return report
         assert group is not None and index is not None
@@ -311,18 +402,7 @@ def _run(
             report.seconds = time.perf_counter() - t_start
             return report
         job = _Job(
-            backbone,
-            dataset,
-            group,
-            index,
-            cfg,
-            resolution,
-            timesteps,
-            blocks,
-            report,
-            log,
-            rank,
-            env=compute_env(run),
+            backbone, dataset, group, index, cfg, timesteps, blocks, report, log, rank, env=compute_env(run)
         )
         job.run(todo)
     report.seconds = time.perf_counter() - t_start
@@ -403,7 +483,6 @@ class _Job:
         group: RecipeGroup,
         index: IndexView,
         cfg: ExtractConfig,
-        resolution: tuple[int, int],
         timesteps: tuple[int, ...],
         blocks: list[str],
         report: ExtractReport,
@@ -413,7 +492,7 @@ class _Job:
     ) -> None:
         """``env``: the compute environment recorded in every commit (:func:`compute_env`)."""
         self.backbone, self.dataset, self.group, self.index = backbone, dataset, group, index
-        self.cfg, self.resolution, self.timesteps, self.blocks = cfg, resolution, timesteps, blocks
+        self.cfg, self.timesteps, self.blocks = cfg, timesteps, blocks
         self.report, self.log, self.rank, self.env = report, log, rank, env or {}
         self.tmap = temporal_map(backbone)
         self.per_chunk = chunk_frames(backbone.clip_len, cfg.batch_size, self.tmap)
@@ -502,31 +581,84 @@ class _Job:
         try:
             video = self.dataset.load(ref)
         except CorruptVideoError as err:
-            if not cfg.skip_bad:
-                self.claims.release(claim, FAILED, err.reason)
-                raise CorruptVideoError(
-                    ref.id, f"{err.reason} (use --skip-bad to record it and go on)"
-                ) from err
-            record_failure(self.group, ref.id, err.reason)
-            self.report.failed[ref.id] = err.reason
-            self.log(f"skipped {ref.id}: {err.reason}")
-            self.claims.release(claim, FAILED, err.reason)
-            return False
-        frames, names = sample_frames(video, cfg.frame_stride, cfg.max_frames)
-        units = plan_units(len(frames), self.backbone.clip_len, cfg.batch_size, self.tmap)
-        total = units[-1].store_start + units[-1].keep
+            hint = CorruptVideoError(ref.id, f"{err.reason} (use --skip-bad to record it and go on)")
+            return self._unusable(ref, claim, err.reason, hint, err)
         vw = VideoWriter(self.group, ref.id, ts, bs, self.per_chunk, cfg.codec)
-        for unit in units:
-            feats = _run_unit(self.backbone, frames, unit, ref.id, cfg, self.resolution, ts, bs)
-            for t in ts:
-                for b in bs:
-                    data = feats[t][b][: unit.keep].numpy().astype(np.float16)
-                    writer.submit(vw.write, t, b, unit.store_start, data, total)
-                    self.report.bytes_written += data.nbytes
-        time_map = [m for u in units for m in u.time_map]
+        try:
+            names, time_map = self._compute(ref, video, ts, bs, vw, writer)
+        except NonFiniteFeaturesError as err:
+            return self._unusable(ref, claim, err.reason, err, err)
         writer.submit(self._commit, vw, claim, names, time_map, tuple(video.frames.shape[1:3]))
         self.report.computed.append(ref.id)
         return True
+
+    def _unusable(
+        self, ref: VideoRef, claim: ClaimRecord, reason: str, err: DvxError, cause: Exception
+    ) -> bool:
+        """A video that cannot be extracted (unreadable, non-finite features): the run stops with ``err``,
+        or with --skip-bad the failure is recorded in the store and the run goes on."""
+        self.claims.release(claim, FAILED, reason)
+        if not self.cfg.skip_bad:
+            raise err from cause
+        record_failure(self.group, ref.id, reason)
+        self.report.failed[ref.id] = reason
+        self.log(f"skipped {ref.id}: {reason}")
+        return False
+
+    def _compute(
+        self,
+        ref: VideoRef,
+        video: Video,
+        ts: tuple[int, ...],
+        bs: list[str],
+        vw: VideoWriter,
+        writer: BackgroundWriter,
+    ) -> tuple[list[str], list[tuple[int, ...]]]:
+        """Run every forward unit of ``video`` and queue its arrays (checked finite) for writing; returns the
+        frame names and time map its commit records. A video whose ref names ``store_frames`` (e.g.
+        Cityscapes' annotated frame inside its snippet) stores only the outputs covering those frames."""
+        cfg, backbone = self.cfg, self.backbone
+        recipe = self.report.recipe
+        frames, names = sample_frames(video, cfg.frame_stride, cfg.max_frames)
+        size = input_size(recipe.resolution, recipe.conditioning, video.frames.shape[1:3])
+        backbone.check_resolution(size)
+        units = plan_units(len(frames), backbone.clip_len, cfg.batch_size, self.tmap)
+        keep = kept_outputs(units, names, ref.meta.get("store_frames"), ref.id)
+        total = units[-1].store_start + units[-1].keep if keep is None else len(keep[1])
+        held: dict[tuple[int, str], list[np.ndarray]] = {}
+        for unit in units:
+            feats = _run_unit(backbone, frames, unit, ref.id, cfg, size, ts, bs)
+            for t in ts:
+                for b in bs:
+                    computed = feats[t][b][: unit.keep]
+                    with np.errstate(over="ignore"):  # an overflow is reported by check_finite
+                        data = computed.numpy().astype(np.float16)
+                    check_finite(
+                        computed,
+                        data,
+                        model=cfg.model,
+                        dtype=backbone.run.dtype,
+                        t=t,
+                        block=b,
+                        video=ref.id,
+                        time_map=unit.time_map,
+                        names=names,
+                    )
+                    if keep is None:
+                        writer.submit(vw.write, t, b, unit.store_start, data, total)
+                        self.report.bytes_written += data.nbytes
+                    else:
+                        picked = [
+                            i - unit.store_start for i in keep[0] if 0 <= i - unit.store_start < unit.keep
+                        ]
+                        held.setdefault((t, b), []).append(data[picked])
+        if keep is None:
+            return names, [m for u in units for m in u.time_map]
+        for (t, b), parts in held.items():
+            data = np.concatenate(parts)
+            writer.submit(vw.write, t, b, 0, data, total)
+            self.report.bytes_written += data.nbytes
+        return keep[1], keep[2]
 
     def _commit(
         self,
@@ -560,6 +692,29 @@ def _missing(
     return tuple(t for t in timesteps if t in ts), [b for b in blocks if b in bs]
 
 
+def kept_outputs(
+    units: list[Unit], names: list[str], store_frames: Sequence[str] | None, video: str
+) -> tuple[list[int], list[str], list[tuple[int, ...]]] | None:
+    """For a video whose ref names ``store_frames``: the stored indices covering them, the kept frames' names
+    and the time map into those names (the other frames are temporal context only). None: keep everything."""
+    if not store_frames:
+        return None
+    wanted = set(store_frames)
+    absent = wanted - set(names)
+    if absent:
+        raise DataError(f"{video}: frame(s) {sorted(absent)} to store are not among the frames read")
+    kept_names = [n for n in names if n in wanted]
+    position = {n: i for i, n in enumerate(kept_names)}
+    indices, time_map = [], []
+    for unit in units:
+        for j, covered in enumerate(unit.time_map):
+            mine = tuple(position[names[f]] for f in covered if names[f] in wanted)
+            if mine:
+                indices.append(unit.store_start + j)
+                time_map.append(mine)
+    return indices, kept_names, time_map
+
+
 def _run_unit(
     backbone: Backbone,
     frames: np.ndarray,
@@ -583,39 +738,77 @@ def _run_unit(
     return backbone.features(x, timesteps, blocks, seed_fn, cfg.ensemble)
 
 
-def _plan_bytes(
+def unit_forwards(backbone: Backbone, unit: Unit, n_timesteps: int, ensemble: int, batch_size: int) -> int:
+    """Network forward passes for one unit: diffusion models batch (item, T, member) samples by
+    ``batch_size`` (an image unit's items are its frames, a clip is one item); encoders run once per batch."""
+    if not backbone.is_diffusion:
+        return 1 if backbone.is_video else -(-len(unit.frames) // batch_size)
+    items = 1 if backbone.is_video else len(unit.frames)
+    return -(-(items * n_timesteps * ensemble) // batch_size)
+
+
+def plan_geometry(
+    backbone: Backbone, size: tuple[int, int], blocks: list[str], t: int
+) -> dict[str, tuple[int, int, int]]:
+    """(C, h, w) per stored frame of ``blocks`` at input ``size``: hidden-state blocks from the config
+    (:meth:`~dvx.extract.base.Backbone.block_shapes`, no weights), attention q/k blocks from one forward on
+    a blank unit (only when some are asked for)."""
+    known = backbone.block_shapes(size)
+    rest = [b for b in blocks if b not in known]
+    if rest:
+        blank = torch.zeros(backbone.clip_len or 1, 3, *size)
+        feats = backbone.features(blank, [t], rest, lambda *_: 0, 1)[t]
+        known = {**known, **{b: tuple(int(v) for v in f.shape[1:]) for b, f in feats.items()}}
+    return {b: known[b] for b in blocks}  # type: ignore[misc]
+
+
+def _plan(
+    report: ExtractReport,
     backbone: Backbone,
     dataset: VideoDataset,
     todo: list[VideoRef],
     cfg: ExtractConfig,
-    resolution: tuple[int, int],
+    sizes: dict[str, tuple[int, int]],
     timesteps: tuple[int, ...],
     blocks: list[str],
-) -> int:
-    """Bytes the missing videos need: per-block geometry from one forward on a blank unit, frame counts
-    from ``meta["n_frames"]`` (:func:`with_frame_counts`; decoding only where that could not count)."""
-    if not todo:
-        return 0
-    clip = backbone.clip_len
+    log: Log,
+) -> None:
+    """--dry-run: every block's (C, h, w), and the bytes and forward passes the missing videos need.
+    Geometry comes from the model's config (:meth:`~dvx.extract.base.Backbone.block_shapes`; no weights,
+    no forward), frame counts from ``meta["n_frames"]`` (:func:`with_frame_counts`; a video is decoded only
+    where that could not count)."""
+    shapes: dict[tuple[int, int], dict[str, tuple[int, int, int]]] = {}
+    for size in sorted(set(sizes.values())):
+        shapes[size] = plan_geometry(backbone, size, blocks, timesteps[0])
+        geometry = ", ".join(f"{b} {c}x{h}x{w}" for b, (c, h, w) in shapes[size].items())
+        log(f"{size[0]}x{size[1]} input -> (C x h x w per stored frame) {geometry}")
+    if shapes:
+        report.geometry = next(iter(shapes.values()))
     tmap = temporal_map(backbone)
-    n_in = clip or 1
-    blank = torch.zeros(n_in, 3, *resolution)
-    feats = backbone.features(blank, timesteps[:1], blocks, lambda *_: 0, 1)[timesteps[0]]
-    per_stored = sum(
-        int(np.prod(v.shape[1:])) * 2 for v in feats.values()
-    )  # bytes per stored frame, all blocks
-    total = 0
+    total = forwards = 0
     for ref in todo:
         n = ref.meta.get("n_frames")
-        if n is None:
+        size = sizes.get(ref.id)
+        if n is None or size is None:
             try:
-                n = len(dataset.load(ref).frames)
+                video = dataset.load(ref)
             except CorruptVideoError:
                 continue
-        n = stored_count(int(n), cfg.frame_stride, cfg.max_frames)
-        units = plan_units(n, clip, cfg.batch_size, tmap)
-        total += (units[-1].store_start + units[-1].keep) * per_stored * len(timesteps)
-    return total
+            n = len(video.frames)
+            size = input_size(report.recipe.resolution, report.recipe.conditioning, video.frames.shape[1:3])
+            if size not in shapes:
+                shapes[size] = plan_geometry(backbone, size, blocks, timesteps[0])
+        per_stored = sum(int(np.prod(v)) * 2 for v in shapes[size].values())  # bytes, all blocks
+        units = plan_units(
+            stored_count(int(n), cfg.frame_stride, cfg.max_frames), backbone.clip_len, cfg.batch_size, tmap
+        )
+        kept = ref.meta.get("store_frames")
+        stored = len(kept) if kept else units[-1].store_start + units[-1].keep
+        total += stored * per_stored * len(timesteps)
+        forwards += sum(
+            unit_forwards(backbone, u, len(timesteps), cfg.ensemble, cfg.batch_size) for u in units
+        )
+    report.planned_bytes, report.planned_forwards = total, forwards
 
 
 def _log_disk(location: str, need: int, log: Log) -> None:

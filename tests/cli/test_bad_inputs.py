@@ -56,8 +56,8 @@ def paths(shared: Paths, tmp_path: Path) -> Paths:
 
 
 EXTRACT = [
-    "extract", "--model", "tiny-sd", "--dataset", "davis", "--timesteps", "50", "--resolution", "64x64",
-    "--threads", "1", "--no-progress",
+    "extract", "--model", "tiny-sd", "--dataset", "davis", "--split", "all", "--timesteps", "50",
+    "--resolution", "64x64", "--threads", "1", "--no-progress",
 ]  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from dvx.data.cityscapes import (
     disparity_to_depth,
     label_ids_to_train_ids,
 )
-from dvx.errors import DataError
+from dvx.errors import CorruptVideoError, DataError
 from tests.data._media import shared
 
 NAME = "frankfurt_000000_000294"
@@ -139,3 +139,54 @@ def test_layout_errors(tmp_path: Path) -> None:
         CityscapesDataset(tmp_path)
     with pytest.raises(DataError, match=r"no split 'test'.*present: val"):
         CityscapesDataset(_pseudo(), split="test")
+
+
+# ---- video models: the leftImg8bit_sequence snippets -------------------------------------------------------
+def write_sequence_layout(tmp_path: Path) -> Path:
+    """The real annotated image with a 30-frame ``leftImg8bit_sequence`` snippet around it: snippet frame i
+    (number 275 + i) is the image shifted right by i - 19 pixels, so frame 19 (number 294) is the image."""
+    root = tmp_path / "cityscapes"
+    for sub in ("leftImg8bit/val", "gtFine/val"):
+        (root / sub).mkdir(parents=True)
+        (root / sub / "frankfurt").symlink_to(_pseudo() / sub / "frankfurt")
+    image = np.asarray(Image.open(_pseudo() / "leftImg8bit/val/frankfurt" / f"{NAME}_leftImg8bit.png"))
+    seq = root / "leftImg8bit_sequence/val/frankfurt"
+    seq.mkdir(parents=True)
+    for i in range(30):
+        Image.fromarray(np.roll(image, i - 19, axis=1)).save(
+            seq / f"frankfurt_000000_{275 + i:06d}_leftImg8bit.png"
+        )
+    return root
+
+
+def test_video_models_read_the_snippet_around_the_annotated_frame(tmp_path: Path) -> None:
+    from dvx.data.cityscapes import snippet_window
+
+    root = write_sequence_layout(tmp_path)
+    still = CityscapesDataset(root)
+    ds, note = still.for_video_model(14)
+    assert (
+        note["source"] == "leftImg8bit_sequence"
+        and note["clip_frames"] == 14
+        and note["annotated_index"] == 7
+    )
+    [ref] = ds.videos()
+    assert ref.meta["store_frames"] == (NAME,) and ref.meta["n_frames"] == 14
+    video = ds.load(ref)
+    assert video.frame_names == [f"frankfurt_000000_{n:06d}" for n in range(287, 301)]
+    np.testing.assert_array_equal(video.frames[7], still.load(still.videos()[0]).frames[0])
+    assert not np.array_equal(video.frames[6], video.frames[7])  # real motion around it
+    # clips: centred and clamped to the snippet; longer clips see the whole snippet
+    assert snippet_window(16) == (11, 16) and snippet_window(1) == (19, 1)
+    assert snippet_window(29) == (1, 29) and snippet_window(81) == (0, 30)
+    # the labels are those of the annotated frame, as for image models
+    np.testing.assert_array_equal(ds.semantic(ref), still.semantic(still.videos()[0]))
+    (root / "leftImg8bit_sequence/val/frankfurt/frankfurt_000000_000290_leftImg8bit.png").unlink()
+    with pytest.raises(CorruptVideoError, match=r"1 of its 14 leftImg8bit_sequence frames are missing"):
+        ds.load(ref)
+
+
+def test_without_sequences_video_models_get_the_static_repeat_and_say_so() -> None:
+    ds = CityscapesDataset(_pseudo())
+    same, note = ds.for_video_model(14)
+    assert same is ds and note["source"] == "static" and "repeated" in str(note["rule"])

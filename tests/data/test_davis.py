@@ -245,3 +245,21 @@ def test_layout_errors(tmp_path: Path) -> None:
     write_frames(root / "JPEGImages" / "480p" / "b", noise_frames(1, 17, 20), names=["00001"], ext=".jpg")
     with pytest.raises(DataError, match=r"one size"):
         ds.load(ds.video("b"))
+
+
+# ---- the default split: the official val list ----------------------------------------------------------
+def test_the_official_val_list_is_the_default_and_all_takes_every_sequence(tmp_path: Path) -> None:
+    root = _layout(tmp_path, _davis2016() / "DAVIS", ["blackswan", "dog", "libby"])
+    assert DavisDataset(root).split is None  # no ImageSets/2017: every sequence present (a DAVIS-2016 copy)
+    assert [r.id for r in DavisDataset(root).videos()] == ["blackswan", "dog", "libby"]
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("libby\ndog\n")
+    default = open_dataset("davis", str(tmp_path))
+    assert default.split == "2017/val" and [r.id for r in default.videos()] == ["dog", "libby"]
+    everything = open_dataset("davis", str(tmp_path), split="all")
+    assert everything.split is None and [r.id for r in everything.videos()] == ["blackswan", "dog", "libby"]
+    (root / "ImageSets" / "2017" / "val.txt").write_text("libby\ncamel\n")
+    with pytest.raises(DataError, match=r"split '2017/val' lists 1 video\(s\) absent.*camel"):
+        DavisDataset(root).videos()
+    with pytest.raises(DataError, match="use --split all for every sequence present"):
+        DavisDataset(root, split="test-dev").videos()

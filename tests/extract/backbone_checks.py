@@ -13,6 +13,7 @@ from dvx.config import ExtractConfig
 from dvx.data.synthetic import SynthConfig, write_world
 from dvx.extract.base import Backbone
 from dvx.extract.block_table import shipped_block_names
+from dvx.extract.models import block_geometry_in, model_spec
 from dvx.extract.runner import run_extract
 from dvx.store.group import RecipeGroup
 from dvx.store.root import FeatureStore
@@ -51,6 +52,34 @@ def check_one_forward_equals_one_per_block(
         alone = backbone.features(x, timesteps, [b], seed_fn, ensemble=1)
         for t in timesteps:
             torch.testing.assert_close(alone[t][b], together[t][b])
+
+
+def check_block_shapes(backbone: Backbone, x: torch.Tensor, timestep: int = 0) -> None:
+    """The per-block (C, h, w) computed from the config alone (what --dry-run prints) equals the shapes of a
+    real forward at the frames' size."""
+    feats = backbone.features(x, [timestep], backbone.block_names, seed_fn, ensemble=1)[timestep]
+    got = {b: tuple(v.shape[1:]) for b, v in feats.items()}
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    assert got == backbone.block_shapes(size)
+    assert got == type(backbone).block_shapes_for(backbone.folder, size, backbone.clip_len)
+    if backbone.clip_len == model_spec(backbone.spec.name).clip_len:  # the registry's helper: default clip
+        assert block_geometry_in(backbone.spec.name, backbone.folder, size) == got
+
+
+def check_norm_is_last_hidden_state(
+    backbone: Backbone, x: torch.Tensor, last_hidden: torch.Tensor, grid: tuple[int, int, int]
+) -> None:
+    """Block ``norm`` is the model's ``last_hidden_state`` (patch tokens, reshaped), and after the store's
+    float16 cast it equals it within float16 rounding."""
+    from dvx.extract.tokens import tokens_to_maps
+
+    norm = backbone.features(x, [0], ["norm"], seed_fn, ensemble=1)[0]["norm"]
+    ref = tokens_to_maps(last_hidden, grid)[0]
+    torch.testing.assert_close(norm, ref)
+    stored = torch.from_numpy(norm.numpy().astype(np.float16)).float()
+    torch.testing.assert_close(stored, ref, rtol=2**-10, atol=1e-6)
+    last = backbone.features(x, [0], [backbone.block_names[-2]], seed_fn, ensemble=1)[0]
+    assert not torch.allclose(last[backbone.block_names[-2]], norm)  # the LayerNorm is really applied
 
 
 def check_stops_after_deepest(backbone: Backbone, x: torch.Tensor, t: int, block: str) -> None:

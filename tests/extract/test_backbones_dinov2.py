@@ -14,6 +14,8 @@ from dvx.extract.encoder import IMAGENET_MEAN, pixel_normalization
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.tokens import tokens_to_maps
 from tests.extract.backbone_checks import (
+    check_block_shapes,
+    check_norm_is_last_hidden_state,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -23,7 +25,7 @@ from tests.extract.backbone_checks import (
     write_tiny_world,
 )
 
-BLOCKS = ["layer.0", "layer.1", "layer.2", "layer.3"]
+BLOCKS = ["layer.0", "layer.1", "layer.2", "layer.3", "norm"]
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,15 @@ def test_features_are_patch_tokens_of_each_layer_without_cls(backbone) -> None:
     with torch.no_grad():
         ref = backbone.model(pixel_values=backbone.normalize(x), output_hidden_states=True).hidden_states
     torch.testing.assert_close(a[0]["layer.2"], tokens_to_maps(ref[3][:, 1:], (1, 4, 8))[:, 0])
+
+
+def test_norm_is_the_last_hidden_state_patch_tokens(backbone) -> None:
+    """``norm`` = DINO's get_intermediate_layers(n=1) = transformers' last_hidden_state, CLS dropped."""
+    x = frames(2, 56, 84, seed=4)
+    with torch.no_grad():
+        last = backbone.model(pixel_values=backbone.normalize(x)).last_hidden_state
+    check_norm_is_last_hidden_state(backbone, x, last[:, 1:].flatten(0, 1)[None], (2, 4, 6))
+    check_block_shapes(backbone, x)
 
 
 def test_one_forward_for_all_blocks_and_the_early_stop(backbone) -> None:

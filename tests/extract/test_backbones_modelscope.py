@@ -11,6 +11,7 @@ from dvx.errors import ConfigError
 from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 from tests.extract.backbone_checks import (
+    check_block_shapes,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -83,8 +84,10 @@ def test_recipe_noise_levels_and_bad_inputs(backbone) -> None:
     assert fields["conditioning"]["prompt"] == ""
     level = backbone.noise_level(50)
     assert level["model_timestep"] == 50 and 19 < level["snr"] < 20.5  # SD's schedule at T=50
-    with pytest.raises(ConfigError, match="multiples of 64"):
-        backbone.check_resolution((48, 64))
+    with pytest.raises(ConfigError, match="multiples of 8"):
+        backbone.check_resolution((44, 64))
+    backbone.check_resolution((40, 56))  # the VAE factor suffices (tests/extract/test_backbones_unet.py)
+    check_block_shapes(backbone, frames(backbone.clip_len, 40, 56), timestep=50)
     with pytest.raises(ConfigError, match="clip length 0"):
         load_backbone(model_spec("tiny-modelscope", clip_len=0), RunOptions())
 

@@ -13,6 +13,7 @@ from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import flow_sigma_for
 from tests.extract.backbone_checks import (
+    check_block_shapes,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -61,6 +62,7 @@ def test_features_are_image_tokens_on_the_patch_grid(backbone) -> None:
 
 def test_one_forward_for_all_blocks_and_the_early_stop(backbone) -> None:
     x = frames(2, 64, 64, seed=1)
+    check_block_shapes(backbone, frames(1, 48, 80), timestep=16)
     check_one_forward_equals_one_per_block(backbone, x, [50], ["layer.0", "layer.3"])
     check_stops_after_deepest(backbone, x, 50, "layer.1")
 

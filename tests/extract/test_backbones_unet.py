@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dvx.errors import ConfigError
 from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 from tests.extract.backbone_checks import (
+    check_block_shapes,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -42,6 +44,18 @@ def test_features_have_the_unet_geometry_and_are_deterministic(backbone) -> None
     assert tuple(a[50]["up.2"].shape) == (n, 32, 8, 16)
     assert torch.equal(a[50]["up.1"], b[50]["up.1"])
     assert not torch.allclose(a[0]["up.2"], a[50]["up.2"])  # T matters
+
+
+def test_any_multiple_of_the_vae_factor_is_accepted_and_skips_keep_their_sizes(backbone) -> None:
+    """DIFT's DAVIS frames are 480x832 (latent 60x104, not a multiple of 8 latent cells): the UNet forwards
+    the skip sizes, so every up block has the size of its down level. Checked on a scaled-down 72x136
+    (latent 9x17: odd sides at every level) and on the config arithmetic at 480x832."""
+    assert backbone.resolution_multiple == 8
+    check_block_shapes(backbone, frames(backbone.clip_len or 1, 72, 136), timestep=50)
+    shapes = backbone.block_shapes((480, 832))
+    assert shapes["up.2"][1:] == (60, 104) and shapes["up.1"][1:] == (30, 52) and shapes["mid"][1:] == (8, 13)
+    with pytest.raises(ConfigError, match="multiples of 8"):
+        backbone.check_resolution((60, 64))
 
 
 def test_one_forward_for_all_blocks_equals_one_forward_per_block(backbone) -> None:
@@ -102,3 +116,34 @@ def test_the_time_embedding_sees_the_pipeline_timestep_under_bf16(backbone) -> N
         assert seen[0].dtype == torch.float32 and torch.equal(seen[0].flatten()[:1], want)
     else:
         assert seen[0].dtype == torch.int64 and seen[0].tolist() == [500]
+
+
+def test_sampled_latents_are_fresh_for_every_ensemble_member(
+    backbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DIFT's ensemble: the frame repeated through ``latent_dist.sample()``, so every member has its own
+    latent sample as well as its own noise. Member m of an ensemble equals a single draw seeded as member m
+    (latent included); the VAE still runs once per unit; member 0 draws what an ensemble of one drew."""
+    sampler = load_backbone(model_spec(backbone.spec.name), RunOptions(batch_size=4, latent="sample"))
+    sampler.ensure_loaded()
+    x = frames(sampler.clip_len or 2, 64, 128, seed=5)
+    calls: list[int] = []
+    encode = sampler.vae.encode
+    monkeypatch.setattr(sampler.vae, "encode", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    ens = sampler.features(x, [50], ["up.2"], seed_fn, ensemble=3)[50]["up.2"]
+    per_unit = len(calls)
+    draws = [
+        sampler.features(x, [50], ["up.2"], lambda i, t, k, m=m: seed_fn(i, t, m), 1)[50]["up.2"]
+        for m in range(3)
+    ]
+    torch.testing.assert_close(ens, torch.stack(draws).mean(0), rtol=1e-4, atol=1e-5)
+    assert per_unit == len(calls) // 4  # the ensemble of 3 encoded as often as each single draw
+    assert not torch.allclose(draws[0], draws[1])
+    # the shared-sample behaviour this replaces: members' latents seeded like member 0 -> another result
+    shared = [
+        sampler.features(x, [50], ["up.2"], lambda i, t, k, m=m: seed_fn(i, t, 0 if t < 0 else m), 1)[50][
+            "up.2"
+        ]
+        for m in range(3)
+    ]
+    assert not torch.allclose(ens, torch.stack(shared).mean(0), rtol=1e-4, atol=1e-5)

@@ -11,6 +11,8 @@ from dvx.errors import ConfigError
 from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 from tests.extract.backbone_checks import (
+    check_block_shapes,
+    check_norm_is_last_hidden_state,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -20,7 +22,7 @@ from tests.extract.backbone_checks import (
     write_tiny_world,
 )
 
-BLOCKS = ["layer.0", "layer.1", "layer.2", "layer.3"]
+BLOCKS = ["layer.0", "layer.1", "layer.2", "layer.3", "norm"]
 H, W = 128, 256  # the tiny's config.image_size: VideoMAE's position table fixes the resolution
 
 
@@ -49,6 +51,14 @@ def test_features_are_tubelet_tokens_reshaped_per_layer(backbone) -> None:
         ).hidden_states
     # tokens are (t, y, x)-major: token (t=1, y=2, x=3) is index 1*128 + 2*16 + 3
     torch.testing.assert_close(a["layer.1"][1, :, 2, 3], ref[2][0, 128 + 32 + 3])
+
+
+def test_norm_is_the_last_hidden_state(backbone) -> None:
+    x = frames(16, H, W, seed=4)
+    with torch.no_grad():
+        last = backbone.model(pixel_values=backbone.normalize(x)[None]).last_hidden_state
+    check_norm_is_last_hidden_state(backbone, x, last, (8, H // 16, W // 16))
+    check_block_shapes(backbone, x)
 
 
 def test_one_forward_for_all_blocks_and_the_early_stop(backbone) -> None:

@@ -12,6 +12,8 @@ from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.tokens import tokens_to_maps
 from tests.extract.backbone_checks import (
+    check_block_shapes,
+    check_norm_is_last_hidden_state,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -21,7 +23,7 @@ from tests.extract.backbone_checks import (
     write_tiny_world,
 )
 
-BLOCKS = ["layer.0", "layer.1", "layer.2", "layer.3"]
+BLOCKS = ["layer.0", "layer.1", "layer.2", "layer.3", "norm"]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,15 @@ def layer_output(model: torch.nn.Module, x: torch.Tensor, n: int) -> torch.Tenso
         model.eval()(pixel_values_videos=x[None], skip_predictor=True)
     hook.remove()
     return got[0]
+
+
+def test_norm_is_the_encoder_last_hidden_state(backbone) -> None:
+    x = frames(4, 64, 64, seed=4)
+    backbone.features(x, [0], ["layer.0"], seed_fn, ensemble=1)  # sets the RoPE grid to 64x64
+    with torch.no_grad():
+        last = backbone.model.encoder(pixel_values_videos=backbone.normalize(x)[None]).last_hidden_state
+    check_norm_is_last_hidden_state(backbone, x, last, (2, 4, 4))
+    check_block_shapes(backbone, x)
 
 
 def test_one_forward_for_all_blocks_and_the_early_stop(backbone) -> None:

@@ -14,6 +14,7 @@ from dvx.extract.base import RunOptions
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import flow_sigma_for
 from tests.extract.backbone_checks import (
+    check_block_shapes,
     check_one_forward_equals_one_per_block,
     check_saved_and_loaded,
     check_stops_after_deepest,
@@ -65,6 +66,7 @@ def test_latents_are_normalised_with_the_vae_statistics(backbone) -> None:
 
 def test_one_forward_for_all_blocks_and_the_early_stop(backbone) -> None:
     x = frames(5, 64, 64, seed=1)
+    check_block_shapes(backbone, frames(5, 48, 80), timestep=16)
     check_one_forward_equals_one_per_block(backbone, x, [50], ["layer.1", "layer.3"])
     check_stops_after_deepest(backbone, x, 50, "layer.1")
 

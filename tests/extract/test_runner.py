@@ -237,7 +237,7 @@ def test_unreadable_videos_fail_clearly_or_are_skipped(tmp_path: Path) -> None:
         ({"model": "tiny-svdd"}, UnknownNameError, "Did you mean 'tiny-svd'"),
         ({"dataset": "davsi"}, UnknownNameError, "Did you mean 'davis'"),
         ({"blocks": ("up.9",)}, UnknownNameError, "no block 'up.9'"),
-        ({"resolution": (60, 64)}, ConfigError, "multiples of 64"),
+        ({"resolution": (60, 64)}, ConfigError, "multiples of 8"),
         ({"data_root": "/nonexistent/dvx"}, DataError, "does not exist"),
         ({"videos": ("nope",)}, DataError, "nope"),
     ],

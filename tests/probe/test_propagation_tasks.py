@@ -250,3 +250,89 @@ def test_a_commit_gone_after_the_runner_checked_is_a_cache_miss(tmp_path: Path, 
     task: Task = {"davis17": DavisPropagationTask, "jhmdb": JhmdbPropagationTask}[kind](kind, cfg)
     with pytest.raises(CacheMissError, match="synth_000001"):
         task.run(ctx, [(50, "pix.8")])
+
+
+# ---- DAVIS-2017 as the official tool reads it: the val list by default, void never an object --------------
+def davis17_root(tmp_path: Path, seqs: list[str], frames: int = 6, void_rows: int = 0) -> Path:
+    """A DAVIS-2017-style root from the real DAVIS-2016 sample: the first ``frames`` JPEGs of each sequence
+    and palette annotations (object 1), the top ``void_rows`` rows of every annotation void (255)."""
+    from dvx.data.images import read_label_png, write_indexed_png
+
+    src = shared_data("davis2016") / "DAVIS"
+    root = tmp_path / "DAVIS"
+    for seq in seqs:
+        (root / "JPEGImages/480p" / seq).mkdir(parents=True)
+        for i in range(frames):
+            name = f"{i:05d}"
+            (root / "JPEGImages/480p" / seq / f"{name}.jpg").symlink_to(
+                src / "JPEGImages/480p" / seq / f"{name}.jpg"
+            )
+            labels, palette = read_label_png(src / "Annotations_palette_DERIVED/480p" / seq / f"{name}.png")
+            labels[:void_rows] = 255
+            write_indexed_png(root / "Annotations/480p" / seq / f"{name}.png", labels, palette)
+    return root
+
+
+def probe_cli(store: Path, root: Path, tmp: Path, capsys: pytest.CaptureFixture[str]) -> dict:
+    """``dvx probe --task davis17`` with no --split: its JSON record."""
+    from dvx.cli import main
+
+    main([
+        "probe", "--task", "davis17", "--store", str(store), "--model", "pixels", "--data-root", str(root),
+        "--out", str(tmp / "out"), "--results", str(tmp / "results"), "--device", "cpu", "--preset", "dino",
+        "--json", "--no-progress",
+    ])  # fmt: skip
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_davis17_scores_exactly_the_official_val_list_without_a_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = davis17_root(tmp_path, ["blackswan", "car-shadow", "dog"])
+    write_pixel_store("davis", root, tmp_path / "s")  # features of all three (no list yet)
+    (root / "ImageSets/2017").mkdir(parents=True)
+    (root / "ImageSets/2017/val.txt").write_text("dog\nblackswan\n")
+    rec = probe_cli(tmp_path / "s", root, tmp_path, capsys)
+    assert rec["videos"] == 2 and sorted(rec["details"]["per_sequence"]) == ["blackswan", "dog"]
+    assert sorted(p.name for p in pred_dir(tmp_path, "davis17", "davis").iterdir() if p.is_dir()) == [
+        "blackswan",
+        "dog",
+    ]
+
+
+@pytest.mark.slow
+def test_a_void_band_is_never_propagated_nor_scored_as_an_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dvx.probe.propagation import mask_to_onehot
+
+    root = davis17_root(tmp_path, ["blackswan"], frames=8, void_rows=120)
+    write_pixel_store("davis", root, tmp_path / "s")
+    rec = probe_cli(tmp_path / "s", root, tmp_path, capsys)
+    gt = np.stack(
+        [np.asarray(Image.open(p)) for p in sorted((root / "Annotations/480p/blackswan").glob("*.png"))]
+    )
+    assert set(np.unique(gt)) == {0, 1, 255} and (gt[0] == 1).any()
+    # propagated labels: background and the one object, void an all-zero column (no channel of its own)
+    onehot = mask_to_onehot(gt[0], (60, 107))
+    assert onehot.shape[0] == 2 and (onehot.sum(0) == 0).any()
+    # every written PNG holds only real ids, frame 0 included (its void written as background)
+    pred = np.stack(
+        [
+            np.asarray(Image.open(p))
+            for p in sorted((pred_dir(tmp_path, "davis17", "davis") / "blackswan").glob("*.png"))
+        ]
+    )
+    assert pred.shape == gt.shape and set(np.unique(pred)) <= {0, 1}
+    np.testing.assert_array_equal(pred[0], np.where(gt[0] == 255, 0, gt[0]))
+    # the official tool (davis2017-evaluation): results' largest id (1) <= the first frame's objects (1), and
+    # void counts as background (void set to 0 before the semi-supervised metrics, no void mask); J is IoU:
+    inner_gt, inner_pred = gt[1:-1] == 1, pred[1:-1] == 1
+    iou = (inner_gt & inner_pred).sum((1, 2)) / (inner_gt | inner_pred).sum((1, 2))
+    assert rec["metrics"]["J_mean"] == pytest.approx(float(iou.mean()), abs=1e-12)
+    ev = run_davis_eval(
+        DavisEvalConfig(pred=pred_dir(tmp_path, "davis17", "davis"), gt=root / "Annotations/480p")
+    )
+    assert ev["metrics"]["JF_mean"] == pytest.approx(rec["metrics"]["JF_mean"], abs=1e-12)
+    assert ev["details"]["n_objects"] == 1

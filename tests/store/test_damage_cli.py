@@ -48,16 +48,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def extract_argv(world: Path, store: Path) -> list[str]:
     return [
-        "extract", "--model", "tiny-sd", "--dataset", "davis", "--data-root", str(world), "--store",
-        str(store), "--timesteps", "50", "--blocks", "mid,up.1", "--resolution", "64x64", "--threads", "1",
-        "--no-progress",
+        "extract", "--model", "tiny-sd", "--dataset", "davis", "--split", "all", "--data-root", str(world),
+        "--store", str(store), "--timesteps", "50", "--blocks", "mid,up.1", "--resolution", "64x64",
+        "--threads", "1", "--no-progress",
     ]  # fmt: skip
 
 
 def probe_argv(world: Path, store: Path, results: Path) -> list[str]:
     return [
-        "probe", "--task", "davis17", "--store", str(store), "--model", "tiny-sd", "--data-root", str(world),
-        "--results", str(results), "--no-progress",
+        "probe", "--task", "davis17", "--split", "all", "--store", str(store), "--model", "tiny-sd",
+        "--data-root", str(world), "--results", str(results), "--no-progress",
     ]  # fmt: skip
 
 

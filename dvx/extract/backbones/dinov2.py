@@ -2,8 +2,9 @@
 
 Frames go through the ViT one by one (batched) at any resolution that is a multiple of the patch size
 (14): the model interpolates its position embeddings to the patch grid (bicubic, as DINOv2 does).
-``layer.N`` is the output of ``encoder.layer[N]`` (before the final layer norm), patch tokens only (the
-CLS token, and register tokens of ``Dinov2WithRegistersModel`` checkpoints, are dropped), reshaped to
+``layer.N`` is the output of ``encoder.layer[N]`` (before the final layer norm) and ``norm`` the output of
+the final ``layernorm`` (the patch tokens of ``last_hidden_state``: DINO's DAVIS features), patch tokens only
+(the CLS token, and register tokens of ``Dinov2WithRegistersModel`` checkpoints, are dropped), reshaped to
 (C, H/14, W/14).
 """
 
@@ -76,6 +77,9 @@ class DinoV2Backbone(EncoderBackbone):
         from transformers import AutoModel
 
         self.model = AutoModel.from_pretrained(self.folder, dtype=self.dtype).to(self.device).eval()
+
+    def final_norm(self) -> torch.nn.Module:
+        return self.model.layernorm
 
     def forward_blocks(self, x: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
         p = self.resolution_multiple

@@ -173,6 +173,20 @@ class SD3Backbone(DiffusionBackbone):
         cfg = json.loads((folder / "transformer" / "config.json").read_text())
         return [f"layer.{i}" for i in range(cfg["num_layers"])]
 
+    @classmethod
+    def block_shapes_for(
+        cls, folder: Path, resolution: tuple[int, int], clip_len: int | None = None
+    ) -> dict[str, tuple[int, int, int]]:
+        cfg = json.loads((folder / "transformer" / "config.json").read_text())
+        vae = json.loads((folder / "vae" / "config.json").read_text())
+        step = 2 ** (len(vae["block_out_channels"]) - 1) * int(cfg["patch_size"])
+        shape = (
+            cfg["num_attention_heads"] * cfg["attention_head_dim"],
+            resolution[0] // step,
+            resolution[1] // step,
+        )
+        return {f"layer.{i}": shape for i in range(cfg["num_layers"])}
+
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()
         return {f"layer.{i}": m for i, m in enumerate(self.transformer.transformer_blocks)}

@@ -1,8 +1,9 @@
 """VideoMAE (transformers ``VideoMAEModel``): a video baseline, not a diffusion model.
 
 Clips of ``clip_len`` frames (16 natively) are cut into tubelets of 2 frames x 16x16 pixels; stored
-temporal index k covers input frames (2k, 2k+1). ``layer.N`` is the output of ``encoder.layer[N]``
-reshaped to (F/2, C, H/16, W/16).
+temporal index k covers input frames (2k, 2k+1). ``layer.N`` is the output of ``encoder.layer[N]`` and
+``norm`` that of the final ``layernorm`` (``last_hidden_state``; checkpoints with ``use_mean_pooling`` have no
+such norm, and no ``norm`` block), reshaped to (F/2, C, H/16, W/16).
 
 Resolution: VideoMAE adds a *fixed* 1-D sinusoidal table over the flattened (t, y, x) token index, built
 for ``config.image_size`` (and the patch embedding refuses any other size). A different grid would give
@@ -81,6 +82,13 @@ class VideoMAEBackbone(TubeletEncoderBackbone):
                 f"clip length {spec.clip_len} for {spec.name}: at most {native} (its fixed position table "
                 f"covers {native} frames)"
             )
+
+    @classmethod
+    def has_final_norm(cls, config: dict) -> bool:
+        return not config.get("use_mean_pooling", True)
+
+    def final_norm(self) -> torch.nn.Module:
+        return self.model.layernorm
 
     def load_modules(self) -> None:
         from transformers import VideoMAEModel

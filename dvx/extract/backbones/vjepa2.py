@@ -2,8 +2,8 @@
 
 Clips (16 frames by default; any multiple of the tubelet size 2) are cut into tubelets of 2 frames x
 16x16 pixels; stored temporal index k covers input frames (2k, 2k+1). ``layer.N`` is the output of
-``encoder.layer[N]`` (before the encoder's final layer norm) reshaped to (F/2, C, H/16, W/16). The
-predictor is never run.
+``encoder.layer[N]`` (before the encoder's final layer norm) and ``norm`` that of ``encoder.layernorm`` (the
+encoder's ``last_hidden_state``), reshaped to (F/2, C, H/16, W/16). The predictor is never run.
 
 Resolution: positions enter through 3-D RoPE, so any square resolution works, but transformers derives
 the (t, y, x) of each token from ``config.crop_size // patch_size`` (the side of a square grid). dvx sets
@@ -72,6 +72,9 @@ class VJepa2Backbone(TubeletEncoderBackbone):
         from transformers import VJEPA2Model
 
         self.model = VJEPA2Model.from_pretrained(self.folder, dtype=self.dtype).to(self.device).eval()
+
+    def final_norm(self) -> torch.nn.Module:
+        return self.model.encoder.layernorm
 
     def check_resolution(self, resolution: tuple[int, int]) -> None:
         super().check_resolution(resolution)

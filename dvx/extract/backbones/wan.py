@@ -98,6 +98,12 @@ def build_tiny(folder: Path) -> None:
     shutil.rmtree(tok)
 
 
+def spatial_factor(vae_config: dict[str, Any]) -> int:
+    """Spatial downsampling of the causal 3-D VAE (x 8 for Wan 2.1)."""
+    downs = vae_config.get("temperal_downsample", [False, True, True])
+    return int(vae_config.get("scale_factor_spatial") or 2 ** len(downs))
+
+
 def flow_shift(scheduler_config: dict[str, Any], name: str) -> float:
     """The flow shift of a Wan scheduler config (UniPC ``flow_shift`` or FlowMatchEuler ``shift``)."""
     if scheduler_config.get("use_dynamic_shifting"):
@@ -125,7 +131,7 @@ class WanBackbone(DiffusionBackbone):
         self.time_factor = int(
             self.vae_config.get("scale_factor_temporal") or 2 ** sum(bool(d) for d in downs)
         )
-        self.space_factor = int(self.vae_config.get("scale_factor_spatial") or 2 ** len(downs))
+        self.space_factor = spatial_factor(self.vae_config)
         self._check_clip(spec.clip_len)
         self.weights = digest_folder(folder, SUBFOLDERS)
 
@@ -166,6 +172,20 @@ class WanBackbone(DiffusionBackbone):
     def block_names_for(cls, folder: Path) -> list[str]:
         cfg = json.loads((folder / "transformer" / "config.json").read_text())
         return [f"layer.{i}" for i in range(cfg["num_layers"])]
+
+    @classmethod
+    def block_shapes_for(
+        cls, folder: Path, resolution: tuple[int, int], clip_len: int | None = None
+    ) -> dict[str, tuple[int, int, int]]:
+        cfg = json.loads((folder / "transformer" / "config.json").read_text())
+        space = spatial_factor(json.loads((folder / "vae" / "config.json").read_text()))
+        _, ph, pw = (int(p) for p in cfg["patch_size"])
+        shape = (
+            cfg["num_attention_heads"] * cfg["attention_head_dim"],
+            resolution[0] // (space * ph),
+            resolution[1] // (space * pw),
+        )
+        return {f"layer.{i}": shape for i in range(cfg["num_layers"])}
 
     def block_modules(self) -> dict[str, nn.Module]:
         self.ensure_loaded()

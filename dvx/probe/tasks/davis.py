@@ -18,10 +18,11 @@ import numpy as np
 
 from dvx.config import ProbeConfig
 from dvx.data.base import Masks, VideoDataset, VideoRef
+from dvx.data.input_size import input_size
 from dvx.errors import DataError
 from dvx.options import Options
 from dvx.probe import baselines
-from dvx.probe.jandf import DavisResult, SequenceScore, evaluate_sequence, read_prediction_sequence
+from dvx.probe.jandf import VOID, DavisResult, SequenceScore, evaluate_sequence, read_prediction_sequence
 from dvx.probe.prediction_io import write_davis_sequence
 from dvx.probe.propagation import PropagationConfig, labels_to_masks, mask_to_onehot, propagate
 from dvx.probe.task import PredictionTask, ProbeContext, Scores
@@ -36,6 +37,13 @@ JF = ("J_mean", "F_mean", "JF_mean")
 def has_object(labels: np.ndarray) -> bool:
     """True when a label map holds an object id (not background 0, not void 255)."""
     return bool(((labels != 0) & (labels != 255)).any())
+
+
+def first_objects(first: np.ndarray) -> np.ndarray:
+    """The first annotation as a prediction: its objects, void (255) written as background. Void is never
+    an object (davis2017-evaluation sets it to 0 and counts objects after that; a 255 in a prediction would
+    be read as object 255 and stop the official tool)."""
+    return np.where(first == VOID, 0, first).astype(first.dtype)
 
 
 def block_stride(resolution: tuple[int, int], hw: tuple[int, ...]) -> int | None:
@@ -83,8 +91,7 @@ class DavisPropagationTask(PredictionTask):
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
         prop = self.options.propagation()
-        h, w = ctx.group.recipe.resolution
-        resolution = (int(h), int(w))
+        recipe = ctx.group.recipe
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
         strides: dict[tuple[int, str], int | None] = {}
@@ -93,6 +100,8 @@ class DavisPropagationTask(PredictionTask):
             gt, names = masks.labels, masks.frame_names
             for t, block in pairs:
                 commit = ctx.group.commit_for(ref.id, t, block)
+                # the size this video was fed at (per video under an aspect-keeping preset)
+                resolution = input_size(recipe.resolution, recipe.conditioning, commit.source_size)
                 feats, where = common.annotated_features(ctx.group, commit, ref.id, t, block, names)
                 soft = propagate(
                     feats,
@@ -101,7 +110,7 @@ class DavisPropagationTask(PredictionTask):
                     device=ctx.device,
                 )
                 pred = labels_to_masks(soft.cpu(), out_size=gt.shape[1:], frame_size=resolution)[where]
-                pred[0] = gt[0]
+                pred[0] = first_objects(gt[0])
                 folder = ctx.prediction_dir(self.name, t, block)
                 if folder is not None:
                     write_davis_sequence(folder, ref.id, pred, names, masks.palette)
@@ -110,7 +119,7 @@ class DavisPropagationTask(PredictionTask):
                 strides[(t, block)] = block_stride(resolution, commit.shapes[block])
             needed = sorted({s for s in strides.values() if s is not None})
             if scorable(names) and needed:
-                self._baselines(ctx, ref, masks, needed, prop, base)
+                self._baselines(ctx, ref, masks, needed, prop, base, resolution)
             ctx.log(f"{self.name}: {ref.id} propagated at {len(pairs)} (T, block) pair(s)")
         summary = {
             stride: {
@@ -151,14 +160,15 @@ class DavisPropagationTask(PredictionTask):
         strides: list[int],
         prop: PropagationConfig,
         base: dict[int, dict[str, dict[str, SequenceScore]]],
+        resolution: tuple[int, int],
     ) -> None:
         """Score one video's baselines at each stride: the video is decoded and resized once, and
         copy_first_mask (which no stride changes) is scored once."""
         gt, names = masks.labels, masks.frame_names
-        copied = evaluate_sequence(gt, baselines.copy_first_mask(gt[0], len(names)), ref.id)
+        copied = evaluate_sequence(gt, baselines.copy_first_mask(first_objects(gt[0]), len(names)), ref.id)
         video = ctx.dataset.load(ref)
         by_name = {n: i for i, n in enumerate(video.frame_names)}
-        frames = common.resize_frames(video.frames[[by_name[n] for n in names]], ctx.group.recipe.resolution)
+        frames = common.resize_frames(video.frames[[by_name[n] for n in names]], resolution)
         for stride in strides:
             into = base.setdefault(stride, {b: {} for b in BASELINES})
             into["copy_first_mask"][ref.id] = copied
