@@ -46,14 +46,14 @@ TASKS.register(
     "movi-c",
     "dvx.probe.tasks.discovery:ObjectDiscoveryTask",
     "MOVi-C object discovery (FG-ARI, mBO)",
-    dataset="movi",
+    dataset="movi-c",
     defaults={"slots": 11},  # 10 objects + background (VideoSAUR)
 )
 TASKS.register(
     "movi-e",
     "dvx.probe.tasks.discovery:ObjectDiscoveryTask",
     "MOVi-E object discovery (FG-ARI, mBO)",
-    dataset="movi",
+    dataset="movi-e",
     defaults={"slots": 24},  # up to 23 objects + background (VideoSAUR)
 )
 # the same protocols on the synthetic world, whose generator supplies every label
