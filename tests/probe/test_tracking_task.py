@@ -84,12 +84,17 @@ def write_feature_store(world: Path, store: Path, blocks: dict[str, str]) -> Non
 def test_options_settings_and_query_key_names() -> None:
     opts = TrackingOptions(query_mode="strided", match="qk", radius=0)
     s = opts.settings()
-    assert (s["query_mode"], s["query_stride"], s["match"], s["soft_argmax_radius"]) == ("strided", 5, "qk", 0)
+    assert (s["query_mode"], s["query_stride"], s["match"], s["soft_argmax_radius"]) == (
+        "strided",
+        5,
+        "qk",
+        0,
+    )
     assert "max_bytes" not in s  # the result does not depend on it: not part of the record key
     assert key_block("up.1.s0.0.attn1.q", "qk") == "up.1.s0.0.attn1.k"
     assert key_block("layer.2.attn1.q.h1", "qk") == "layer.2.attn1.k.h1"
     assert key_block("up.2", "feature") == "up.2"
-    with pytest.raises(ConfigError, match="'up.2' is no <layer>.q"):
+    with pytest.raises(ConfigError, match=r"'up\.2' is no <layer>\.q"):
         key_block("up.2", "qk")
     with pytest.raises(ConfigError, match="--occlusion-threshold is a cosine"):
         TrackingOptions(occlusion_threshold=1.5)
@@ -154,7 +159,14 @@ def test_a_dataset_without_point_tracks_is_one_line(
 ) -> None:
     write_pixel_store("jhmdb", world, tmp_path / "s", resolution=(32, 32))
     code, _, err = run_cli(
-        ["probe", "--task", "synthetic-tracking", "--dataset", "jhmdb", *common(tmp_path / "s", world, tmp_path)],
+        [
+            "probe",
+            "--task",
+            "synthetic-tracking",
+            "--dataset",
+            "jhmdb",
+            *common(tmp_path / "s", world, tmp_path),
+        ],
         capsys,
     )
     assert code != 0 and err.count("\n") == 1 and "Traceback" not in err
@@ -167,7 +179,14 @@ def test_qk_matching_bad_blocks_are_one_line(
     """A q block whose k block is not cached, and a block that is no q block under --match qk."""
     store = tmp_path / "s"
     write_feature_store(world, store, {"layer.0.attn1.q": "onehot", "hidden": "onehot"})
-    base = ["probe", "--task", "synthetic-tracking", *common(store, world, tmp_path, "perfect"), "--match", "qk"]
+    base = [
+        "probe",
+        "--task",
+        "synthetic-tracking",
+        *common(store, world, tmp_path, "perfect"),
+        "--match",
+        "qk",
+    ]
     code, _, err = run_cli([*base, "--blocks", "layer.0.attn1.q"], capsys)
     [line] = [x for x in err.splitlines() if x.startswith("dvx: error")]  # after the "to compute" line
     assert code != 0 and "Traceback" not in err and err.endswith(line + "\n")
@@ -223,7 +242,16 @@ def test_a_t_by_head_sweep_in_one_command_is_one_report_table(
     heads = [f"layer.1.attn1.q.h{h}" for h in (0, 1)]
     args = [*common(tmp_path / "store", world, tmp_path, "tiny-wan"), "--match", "qk"]
     code, out, err = run_cli(
-        ["probe", "--task", "synthetic-tracking", *args, "--timesteps", "50,200", "--blocks", ",".join(heads)],
+        [
+            "probe",
+            "--task",
+            "synthetic-tracking",
+            *args,
+            "--timesteps",
+            "50,200",
+            "--blocks",
+            ",".join(heads),
+        ],
         capsys,
     )
     assert code == 0, err

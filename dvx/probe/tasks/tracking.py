@@ -186,11 +186,11 @@ class TrackingTask(PredictionTask):
 
     def extra_lines(self, records: list[ResultRecord]) -> list[str]:
         """The protocol in one line, and each record's delta_avg and OA beside its AJ."""
-        first = records[0].probe
+        p = records[0].probe
         lines = [
-            f"query mode {first['query_mode']}, match {first['match']}, radius {first['soft_argmax_radius']}, "
-            f"temperature {first['soft_argmax_temperature']}, occlusion threshold "
-            f"{first['occlusion_threshold']}; raster 256x256"
+            f"query mode {p['query_mode']}, match {p['match']}, radius {p['soft_argmax_radius']}, "
+            f"temperature {p['soft_argmax_temperature']}, occlusion threshold {p['occlusion_threshold']}; "
+            "raster 256x256"
         ]
         for r in records:
             m = r.metrics
