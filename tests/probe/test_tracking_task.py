@@ -274,3 +274,15 @@ def test_a_t_by_head_sweep_in_one_command_is_one_report_table(
     by_cell = {f"T={r['T']}, {r['block']}": r["metrics"]["AJ"] for r in recs}
     assert by_cell[chosen.partition(": ")[2]] == max(by_cell.values())
     assert list((tmp_path / "rep" / "heatmaps").glob("tiny-wan_synthetic-tracking*.png"))
+
+
+def test_the_documented_tracking_commands_parse() -> None:
+    """Every command of docs/probes.md's tracking-task usage block parses as `dvx` would parse it."""
+    from tests.cli.test_cache import parse
+
+    text = (Path(__file__).parents[2] / "docs" / "probes.md").read_text()
+    block = text.split("### The tracking tasks", 1)[1].split("```", 2)[1]
+    commands = [c.split("  #")[0] for c in block.replace("\\\n", " ").splitlines() if c.startswith("dvx ")]
+    assert len(commands) == 6
+    for command in commands:
+        parse(command)
