@@ -286,3 +286,31 @@ def test_the_documented_tracking_commands_parse() -> None:
     assert len(commands) == 6
     for command in commands:
         parse(command)
+
+
+def test_a_sweep_reads_each_video_s_tracks_once_and_equals_track_from_cache(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task loops videos outermost (a Kinetics shard is read once per video, not once per (T, block))
+    and gives track_from_cache's figures for every pair."""
+    from dvx.config import ProbeConfig
+    from dvx.probe.runner import run_probe
+    from dvx.probe.track_cache import track_from_cache
+
+    store = tmp_path / "s"
+    write_feature_store(world, store, {"onehot": "onehot", "noise": "noise", "noise2": "noise"})
+    reads: list[str] = []
+    real = SyntheticWorld.point_tracks
+    monkeypatch.setattr(
+        SyntheticWorld, "point_tracks", lambda self, ref: reads.append(ref.id) or real(self, ref)
+    )
+    cfg = ProbeConfig(task="synthetic-tracking", store=str(store), model="perfect", data_root=str(world),
+                      results=str(tmp_path / "r"), device="cpu", options={"radius": 1})  # fmt: skip
+    records = run_probe(cfg, log=lambda _: None)
+    assert len(records) == 3 and len(reads) == len(set(reads)) == 3
+    group = FeatureStore.open(str(store), mode="r").find("synthetic", "perfect", None)
+    opts = TrackingOptions(radius=1)
+    for rec in records:
+        direct = track_from_cache(group, SyntheticWorld(world), 50, rec.block, opts.tracking()).record()
+        assert rec.metrics == {k: direct[k] for k in METRICS}
+        assert rec.details["per_video"] == direct["per_video"]

@@ -28,10 +28,10 @@ from dvx.data.base import VideoDataset, VideoRef
 from dvx.errors import CacheMissError, ConfigError, DataError
 from dvx.options import Options, option
 from dvx.probe.evaluate_tapvid import check_queries, score_prediction
-from dvx.probe.tapvid_io import prediction_files, read_prediction
+from dvx.probe.tapvid_io import prediction_files, read_prediction, write_prediction
 from dvx.probe.tapvid_metrics import METRICS, QUERY_STRIDE, TapVidScores, sample_queries
 from dvx.probe.task import PredictionTask, ProbeContext, Scores
-from dvx.probe.track_cache import TrackingSettings, track_from_cache
+from dvx.probe.track_cache import TrackingSettings, track_video
 from dvx.probe.tracking import DEFAULT_MAX_BYTES, TrackerConfig
 from dvx.results import ResultRecord, fmt
 
@@ -140,26 +140,34 @@ class TrackingTask(PredictionTask):
         return ctx.dataset.videos()
 
     def run(self, ctx: ProbeContext, pairs: list[tuple[int, str]]) -> list[ResultRecord]:
+        """Video by video (its tracks read and its queries sampled once), every (T, block) of the sweep."""
         opts = self.options
         keys = {block: key_block(block, opts.match) for _, block in pairs}
         check_keys(ctx, pairs, keys)
+        tracking = opts.tracking()
+        scores = {pair: TapVidScores(opts.query_mode) for pair in pairs}
+        for ref in ctx.refs:
+            tracks = ctx.dataset.point_tracks(ref)
+            queries = sample_queries(tracks, opts.query_mode)
+            for t, block in pairs:
+                pred = track_video(
+                    ctx.group, ref.id, tracks, queries, t, block, keys[block], tracking.tracker,
+                    ctx.device, opts.max_bytes,
+                )  # fmt: skip
+                folder = ctx.prediction_dir(self.name, t, block)
+                if folder is not None:
+                    write_prediction(folder, ref.id, pred)
+                figures = score_prediction(queries, pred, opts.query_mode)
+                scores[(t, block)].add(ref.id, figures, len(queries))
+            ctx.log(
+                f"{self.name}: {ref.id}: {len(queries)} queries tracked at {len(pairs)} (T, block) pair(s)"
+            )
         records = []
         for t, block in pairs:
-            run = track_from_cache(
-                ctx.group,
-                ctx.dataset,
-                t,
-                block,
-                opts.tracking(),
-                key_block=keys[block],
-                refs=ctx.refs,
-                out=ctx.prediction_dir(self.name, t, block),
-                device=ctx.device,
-                max_bytes=opts.max_bytes,
-                log=ctx.log,
+            got = tapvid_scores(scores[(t, block)])
+            got.details.update(
+                key_block=keys[block], matching="feature" if keys[block] == block else "query-key"
             )
-            got = tapvid_scores(run.scores)
-            got.details.update(key_block=run.key_block, matching=run.matching)
             records.append(self.record(ctx, t, block, got.metrics, got.details, videos=got.videos))
         return records
 
