@@ -314,3 +314,16 @@ def test_a_sweep_reads_each_video_s_tracks_once_and_equals_track_from_cache(
         direct = track_from_cache(group, SyntheticWorld(world), 50, rec.block, opts.tracking()).record()
         assert rec.metrics == {k: direct[k] for k in METRICS}
         assert rec.details["per_video"] == direct["per_video"]
+
+
+@pytest.mark.parametrize(
+    "task", ["tapvid-davis", "tapvid-kinetics", "tapvid-rgb-stacking", "synthetic-tracking"]
+)
+def test_help_lists_the_tracking_options(task: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["probe", "--task", task, "--help"], capsys)
+    assert code == 0 and f"Options of task {task}" in out
+    for flag in ("--query-mode [first|strided]", "--match [feature|qk]", "--radius INTEGER",
+                 "--temperature FLOAT", "--occlusion-threshold FLOAT", "--max-bytes INTEGER"):  # fmt: skip
+        assert flag in out, flag
+    code, out, _ = run_cli(["eval", task, "--help"], capsys)
+    assert code == 0 and "--query-mode [first|strided]" in out and "--match" not in out
