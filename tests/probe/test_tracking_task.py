@@ -178,7 +178,9 @@ def test_qk_matching_bad_blocks_are_one_line(
 ) -> None:
     """A q block whose k block is not cached, and a block that is no q block under --match qk."""
     store = tmp_path / "s"
-    write_feature_store(world, store, {"layer.0.attn1.q": "onehot", "hidden": "onehot"})
+    write_feature_store(
+        world, store, {"layer.0.attn1.q": "onehot", "layer.0.attn1.q.h1": "onehot", "hidden": "onehot"}
+    )
     base = [
         "probe",
         "--task",
@@ -191,6 +193,10 @@ def test_qk_matching_bad_blocks_are_one_line(
     [line] = [x for x in err.splitlines() if x.startswith("dvx: error")]  # after the "to compute" line
     assert code != 0 and "Traceback" not in err and err.endswith(line + "\n")
     assert "layer.0.attn1.q is matched against layer.0.attn1.k, which the cache lacks at T=50" in line
+    assert line.endswith("(the extract option --blocks 'layer.0.attn1.*')")
+    code, _, err = run_cli([*base, "--blocks", "layer.0.attn1.q.h1"], capsys)
+    [line] = [x for x in err.splitlines() if x.startswith("dvx: error")]
+    assert code != 0 and "against layer.0.attn1.k.h1" in line and "'layer.0.attn1.*' with --heads 1)" in line
     code, _, err = run_cli([*base, "--blocks", "hidden"], capsys)
     [line] = [x for x in err.splitlines() if x.startswith("dvx: error")]
     assert code != 0 and "Traceback" not in err and "'hidden' is no <layer>.q" in line

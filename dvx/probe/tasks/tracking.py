@@ -106,11 +106,13 @@ def check_keys(ctx: ProbeContext, pairs: list[tuple[int, str]], keys: dict[str, 
     for t, block in pairs:
         key = keys[block]
         lacking = [v for v in ctx.videos if key != block and not index.has(v, [t], [key])]
-        if lacking:
+        m = _QUERY_BLOCK.fullmatch(block)
+        if lacking and m is not None:
+            heads = f" with --heads {m['head'][2:]}" if m["head"] else ""
             raise CacheMissError(
                 f"--match qk: {block} is matched against {key}, which the cache lacks at T={t} for "
-                f"{len(lacking)} video(s) ({', '.join(lacking[:3])}); extract the layer's q and k together "
-                f"(dvx extract --blocks '{key.rsplit('.k', 1)[0]}.*')"
+                f"{len(lacking)} video(s) ({', '.join(lacking[:3])}); extract the layer's q and k blocks "
+                f"together (the extract option --blocks '{m['layer']}.*'{heads})"
             )
 
 
