@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from dvx.cli import main
+from dvx.data.synthetic import SyntheticWorld
+from dvx.data.tapvid import export_tapvid_davis
+from dvx.results import ResultsDir
 from tests.conftest import REPO
 
 #: (README text, what runs here). Every pair must match the block at least once.
@@ -27,6 +30,11 @@ SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
     ("--data-root /data/hmdb51", "--dataset ucf101 --data-root {world}"),
     ("--model svd ", "--model tiny-svd "),
     ("--model sd-2.1 ", "--model tiny-sd "),
+    ("--model wan-2.1 ", "--model tiny-wan "),
+    ("layer.17.attn1", "layer.2.attn1"),  # tiny-wan has 4 layers of 2 heads
+    ("--heads 0,3", "--heads 0,1"),
+    ("attn1.q.h3", "attn1.q.h1"),
+    ("--data-root /data/tapvid", "--data-root {world}/tapvid"),  # the world as tapvid_davis.pkl
     ("--epochs 20", "--epochs 1"),
     ("--devices 8", "--devices 2"),
     ("--preset dift ", "--preset dift --videos synth_000000 "),  # DIFT's 480-px inputs, 8 draws: one video
@@ -72,6 +80,7 @@ def test_readme_researchers_day_runs_as_written(
     monkeypatch.setenv("DVX_RESULTS_DIR", str(tmp_path / "results"))
     world, store = tmp_path / "world", tmp_path / "cache"
     main(["synth", "--out", str(world), "--videos", "14", "--frames", "3", "--size", "64x64", "--quiet"])
+    export_tapvid_davis(SyntheticWorld(world), world / "tapvid")
     argvs = commands(researchers_day(), store=str(store), world=str(world), tmp=str(tmp_path))
     assert [a[0] for a in argvs].count("extract") >= 4 and "report" in [a[0] for a in argvs]
     outputs, logs = [], []
@@ -92,3 +101,7 @@ def test_readme_researchers_day_runs_as_written(
     assert {p.name for p in (run / "T50" / "up.2").iterdir()} >= set(val) | {"dvx-config.json"}
     assert "--slots" in text  # movi-e's --help lists its own options
     assert (tmp_path / "report").is_dir() and any((tmp_path / "report").rglob("*.md"))
+    tracking = [r for r in ResultsDir(tmp_path / "results").records() if r.task == "tapvid-davis"]
+    assert {(r.T, r.block) for r in tracking} == {
+        (t, f"layer.2.attn1.q.h{h}") for t in (50, 200) for h in (0, 1)
+    } and all(r.main_metric == "AJ" for r in tracking)
