@@ -31,13 +31,13 @@ class TrainConfig:
     out: str  # checkpoint folders <out>/step-<k>/ and dvx-config.json
     dataset: str = "synthetic"
     split: str | None = None  # None: every video of the dataset
-    steps: int = 400
+    steps: int = 200
     save_every: int = 100
     seed: int = 0  # network init, batch order, noise
     frames: int = 8  # F: frames per clip of the video twin
-    frames_per_batch: int = 32  # frames per optimiser step, for both twins
+    frames_per_batch: int = 16  # frames per optimiser step, for both twins
     resolution: tuple[int, int] = (64, 96)
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 20
     max_videos: int | None = None  # cap on training videos (None: all)
