@@ -49,8 +49,8 @@ def test_a_small_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "| synthetic-propagation | JF_mean" in md and "video - image gap" in md
     # the records are ordinary result records: `dvx report` renders them
     code, _, err = run_cli(
-        ["report", "--store", str(tmp_path / "study" / "store"), "--results", str(tmp_path / "study" / "results"),
-         "--out", str(tmp_path / "report")],
+        ["report", "--store", str(tmp_path / "study" / "store"), "--results",
+         str(tmp_path / "study" / "results"), "--out", str(tmp_path / "report")],
         capsys,
     )  # fmt: skip
     assert code == 0, err
@@ -62,5 +62,5 @@ def test_a_small_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_study_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="--main-t 100 is not one of --timesteps"):
         tiny_study(Path("x"), main_t=100)
-    with pytest.raises(ConfigError, match="block 'up.3' is not one of --blocks"):
+    with pytest.raises(ConfigError, match=r"block 'up\.3' is not one of --blocks"):
         tiny_study(Path("x"), dense_block="up.3")
