@@ -61,8 +61,8 @@ def test_train_prints_its_summary(
     out = tmp_path / "twin"
     argv = [
         "twin", "train", "--objective", "image", "--data-root", str(train_world), "--out", str(out),
-        "--steps", "1", "--save-every", "1", "--frames", "2", "--frames-per-batch", "2", "--resolution", "32x48",
-        "--threads", "1", "--no-progress",
+        "--steps", "1", "--save-every", "1", "--frames", "2", "--frames-per-batch", "2",
+        "--resolution", "32x48", "--threads", "1", "--no-progress",
     ]  # fmt: skip
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
