@@ -73,9 +73,19 @@ def main(argv: list[str] | None = None) -> None:
         help="study folder, reused by a rerun (resumes a stopped study)",
     )
     ap.add_argument("--fresh", action="store_true", help="delete --workdir first")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared CPU, 2 threads per process oversubscribe the cores)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="rewrite the 'twins' section of this file")
     args = ap.parse_args(argv)
+    import torch
+
     from dvx.twin.study import StudyConfig, run_study
+
+    torch.set_num_threads(args.threads)
 
     cmd = command_line("bench_twins", argv)
     cfg_defaults = StudyConfig(out="-")
@@ -100,13 +110,14 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(work)
     resumed = (work / "study.json").exists()
     start = time.perf_counter()
-    report = run_study(StudyConfig(out=str(work), seeds=args.seeds), log=print)
+    report = run_study(StudyConfig(out=str(work), seeds=args.seeds, threads=args.threads), log=print)
     wall = time.perf_counter() - start
     load_after = load_average()
     stages = ", ".join(f"{k} {v / 60:.1f} min" for k, v in report.seconds.items())
     body = (
         "## Twins: training throughput and the 3-seed study (issue 12)\n\n"
-        f"`{cmd}` on {machine()}; load average {load_before} at the start, {load_after} at the end "
+        f"`{cmd}` on {machine()} (the study too: --threads {args.threads}); load average {load_before} "
+        f"at the start, {load_after} at the end "
         "(other jobs shared the cores). The tiny-svd UNet "
         f"(UNetSpatioTemporalConditionModel), {cfg_defaults.frames_per_batch} frames per step, "
         f"{cfg_defaults.resolution[0]}x{cfg_defaults.resolution[1]} frames (latents "

@@ -79,12 +79,16 @@ def config_record(cfg: TrainConfig, latent_scale: float | None = None) -> dict[s
     }
 
 
+#: settings that do not change what is trained (the results depend on threads only through float rounding)
+_NOT_IDENTITY = ("progress", "threads", "device")
+
+
 def _same_run(saved: dict[str, Any] | None, cfg: TrainConfig) -> bool | None:
     """None: no earlier run; True/False: the earlier run had this config (progress aside)."""
     if saved is None:
         return None
-    mine = {k: v for k, v in json.loads(json.dumps(cfg.to_json())).items() if k != "progress"}
-    theirs = {k: v for k, v in (saved.get("config") or {}).items() if k != "progress"}
+    mine = {k: v for k, v in json.loads(json.dumps(cfg.to_json())).items() if k not in _NOT_IDENTITY}
+    theirs = {k: v for k, v in (saved.get("config") or {}).items() if k not in _NOT_IDENTITY}
     return mine == theirs
 
 
