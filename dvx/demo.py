@@ -108,12 +108,12 @@ def run_twin_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     for line in report.markdown.splitlines():
         say(f"   {line}")
     say(MEANING.format(steps=cfg.twin_steps))
-    store = study.root / "store"
+    store = study.store
     say(f"== the feature store it filled ({store})")
     for g in summarize(FeatureStore.open(str(store), mode="r")):
         say(f"   {g.dataset}/{g.recipe}: {len(g.videos)} videos, T={g.timesteps}, {len(g.blocks)} blocks")
     files = run_report(
-        ReportConfig(store=str(store), out=str(work / "report"), results=str(study.root / "results")),
+        ReportConfig(store=str(store), out=str(work / "report"), results=str(study.results)),
         log=lambda _: None,
     )
     say(f"== dvx report: {files.markdown} (tables and T x block heatmaps of every probe record)")

@@ -13,7 +13,8 @@
 5. Per task: image twin, video twin, untrained (mean over seeds with a 95% t-interval), the baselines,
    the video-minus-image gap paired by seed with its interval whatever its sign, and the main metric
    against training steps. ``study.json`` holds every number, ``study.md`` the tables; the probe records
-   are ordinary result records (``dvx report --results OUT/results``).
+   are ordinary result records (``dvx report --store OUT/store-<eval world> --results
+   OUT/results-<eval world>``).
 
 The reading point (main T, blocks) is fixed before any result is seen: T = 50 (seed 002's UNet choice),
 up.2 for dense tasks and up.1 for action (seed 002); the T x block grid of the propagation probe shows
@@ -94,6 +95,16 @@ class StudyConfig:
     def root(self) -> Path:
         return Path(self.out).expanduser()
 
+    @property
+    def store(self) -> Path:
+        """The feature store of this evaluation world (see :func:`eval_world_name`)."""
+        return self.root / f"store-{eval_world_name(self)}"
+
+    @property
+    def results(self) -> Path:
+        """The probe records of this evaluation world."""
+        return self.root / f"results-{eval_world_name(self)}"
+
     def train_config(self, objective: str, seed: int) -> Any:
         from dvx.twin.config import TrainConfig
 
@@ -137,21 +148,36 @@ class StudyReport:
     markdown: str = ""
 
 
+def eval_world_name(cfg: StudyConfig) -> str:
+    """The evaluation world's folder (and its store's and results' suffix): named by what generates it, so
+    a study asked for another evaluation world never reads the features or records of this one (the store
+    keys features by dataset and video id, not by the world's folder)."""
+    h, w = cfg.resolution
+    return f"eval-s{EVAL_WORLD_SEED}-{cfg.eval_videos}x{cfg.eval_frames}-{h}x{w}"
+
+
 def _worlds(cfg: StudyConfig, log: Log) -> tuple[Path, Path]:
-    from dvx.data.synthetic import SynthConfig, write_world
+    """The training world (``worlds/train``: its path is part of every twin's training config) and the
+    evaluation world; an existing world is reused only when it was generated with the same settings."""
+    from dvx.data.synthetic import SynthConfig, read_world, write_world
 
     out = []
+    h, w = cfg.resolution
     for name, seed, videos, frames in (
         ("train", TRAIN_WORLD_SEED, cfg.train_videos, cfg.train_frames),
-        ("eval", EVAL_WORLD_SEED, cfg.eval_videos, cfg.eval_frames),
+        (eval_world_name(cfg), EVAL_WORLD_SEED, cfg.eval_videos, cfg.eval_frames),
     ):
         root = cfg.root / "worlds" / name
+        want = {"seed": seed, "num_videos": videos, "frames": frames, "height": h, "width": w}
         if (root / "world.json").exists():
+            have = read_world(root)
+            if any(have.get(k) != v for k, v in want.items()):
+                got = {k: have.get(k) for k in want}
+                raise ConfigError(f"{root} holds a world generated with {got}, not {want}; use another --out")
             log(f"   {name} world exists; reused")
         else:
-            h, w = cfg.resolution
-            s = write_world(SynthConfig(out=root, videos=videos, frames=frames, height=h, width=w, seed=seed))
-            log(f"   {name} world (seed {seed}): {s.videos} videos x {frames} frames")
+            write_world(SynthConfig(out=root, videos=videos, frames=frames, height=h, width=w, seed=seed))
+            log(f"   {name} world (seed {seed}): {videos} videos x {frames} frames, {h}x{w}")
         out.append(root)
     return out[0], out[1]
 
@@ -193,14 +219,14 @@ def _probe(
     return run_probe(
         ProbeConfig(
             task=task,
-            store=str(cfg.root / "store"),
+            store=str(cfg.store),
             model=run.model,
             recipe=run.recipe,
             data_root=str(world),
             dataset="synthetic",
             timesteps=timesteps,
             blocks=blocks,
-            results=str(cfg.root / "results"),
+            results=str(cfg.results),
             device="cpu",
             progress=False,
             options=opts,
@@ -229,7 +255,7 @@ def run_study(cfg: StudyConfig, log: Log = print) -> StudyReport:
     _, eval_world = _worlds(cfg, log)
     lap("worlds")
     seeds = list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
-    store = root / "store"
+    store = cfg.store
     records: dict[str, list[Any]] = {}  # recipe -> its records
     for seed in seeds:
         folders: dict[str, dict[int, Path]] = {}

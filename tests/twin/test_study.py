@@ -48,11 +48,8 @@ def test_a_small_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     md = (tmp_path / "study" / "study.md").read_text()
     assert "| synthetic-propagation | JF_mean" in md and "video - image gap" in md
     # the records are ordinary result records: `dvx report` renders them
-    code, _, err = run_cli(
-        ["report", "--store", str(tmp_path / "study" / "store"), "--results",
-         str(tmp_path / "study" / "results"), "--out", str(tmp_path / "report")],
-        capsys,
-    )  # fmt: skip
+    argv = ["report", "--store", str(cfg.store), "--results", str(cfg.results), "--out", str(tmp_path / "r")]
+    code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     # a second run reuses everything (nothing retrained, re-extracted or re-probed) and says the same
     again = run_study(cfg, log=lambda _: None)
