@@ -63,6 +63,10 @@ def throughput(frames_per_batch: int, steps: int = 6, warmup: int = 2) -> list[l
     return rows
 
 
+def _load(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -116,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     stages = ", ".join(f"{k} {v / 60:.1f} min" for k, v in report.seconds.items())
     body = (
         "## Twins: training throughput and the 3-seed study (issue 12)\n\n"
-        f"`{cmd}` on {machine()} (the study too: --threads {args.threads}); load average {load_before} "
-        f"at the start, {load_after} at the end "
+        f"`{cmd}` on {machine()} (the study too: --threads {args.threads}); load average {_load(load_before)} "
+        f"at the start, {_load(load_after)} at the end "
         "(other jobs shared the cores). The tiny-svd UNet "
         f"(UNetSpatioTemporalConditionModel), {cfg_defaults.frames_per_batch} frames per step, "
         f"{cfg_defaults.resolution[0]}x{cfg_defaults.resolution[1]} frames (latents "
