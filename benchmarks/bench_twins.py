@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     stages = ", ".join(f"{k} {v / 60:.1f} min" for k, v in report.seconds.items())
     body = (
         "## Twins: training throughput and the 3-seed study (issue 12)\n\n"
-        f"`{cmd}` on {machine()} (the study too: --threads {args.threads}); load average {_load(load_before)} "
+        f"`{cmd}` on {machine()} (the study too: --threads {args.threads}); load average "
+        f"{_load(load_before)} "
         f"at the start, {_load(load_after)} at the end "
         "(other jobs shared the cores). The tiny-svd UNet "
         f"(UNetSpatioTemporalConditionModel), {cfg_defaults.frames_per_batch} frames per step, "

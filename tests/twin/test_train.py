@@ -70,7 +70,7 @@ def test_the_same_run_is_reused_and_another_refused(trained: dict, train_world: 
     again = run_train(tiny_config(train_world, out, "video"), log=lambda _: None)
     assert again.reused and sorted(again.checkpoints) == [0, 1, 2]
     with pytest.raises(ConfigError, match="holds a twin trained with other settings"):
-        run_train(tiny_config(train_world, out, "video", lr=1e-3), log=lambda _: None)
+        run_train(tiny_config(train_world, out, "video", lr=5e-4), log=lambda _: None)
 
 
 def test_a_world_with_too_short_videos_is_one_line(train_world: Path, tmp_path: Path) -> None:
