@@ -90,7 +90,7 @@ def train(
 )
 @click.option("--head-epochs", default=10, show_default=True, type=int, help="Epochs of each trained head.")
 @click.option(
-    "--eval-videos", default=14, show_default=True, type=int, help="Videos of the evaluation world."
+    "--eval-videos", default=28, show_default=True, type=int, help="Videos of the evaluation world."
 )
 @click.option("--train-videos", default=48, show_default=True, type=int, help="Videos of the training world.")
 @click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")

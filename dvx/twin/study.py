@@ -59,7 +59,7 @@ class StudyConfig:
     resolution: tuple[int, int] = (64, 96)
     train_videos: int = 48
     train_frames: int = 16
-    eval_videos: int = 14  # 2 per motion class
+    eval_videos: int = 28  # 4 per motion class: 3 train + 1 test videos per class for the heads
     eval_frames: int = 8
     timesteps: tuple[int, ...] = (50, 200)
     blocks: tuple[str, ...] = ("mid", "up.1", "up.2", "up.3")
