@@ -23,6 +23,7 @@ COMMANDS = {
     "synth": ("dvx.cli.synth:synth", "Generate the synthetic dynamic world in the real datasets' layouts."),
     "report": ("dvx.cli.report:report", "Tables and T x block heatmaps from probe results."),
     "run": ("dvx.cli.run:run", "Run a reproduction plan (extractions, probes, report), skipping the cached."),
+    "twin": ("dvx.cli.twin:twin", "Train image/video twins and run the controlled study (docs/twins.md)."),
     "demo": ("dvx.cli.demo:demo", "The end-to-end demo on the synthetic world with tiny models."),
 }
 

@@ -12,6 +12,8 @@ MODELS = Registry("model")
 
 _SD = "dvx.extract.backbones.sd:StableDiffusionBackbone"
 _SVD = "dvx.extract.backbones.svd:StableVideoDiffusionBackbone"
+_TWIN = "dvx.extract.backbones.svd:TwinSVDBackbone"
+_TWIN_FRAMES = "dvx.extract.backbones.svd:SVDFramesBackbone"
 _MS = "dvx.extract.backbones.modelscope:ModelScopeBackbone"
 _SD3 = "dvx.extract.backbones.sd3:SD3Backbone"
 _WAN = "dvx.extract.backbones.wan:WanBackbone"
@@ -154,3 +156,21 @@ _reg("tiny-dinov2", _DINO, "dinov2", "tiny:dinov2", "tiny DINOv2 (tests, demo)",
 _reg("tiny-videomae", _VMAE, "videomae", "tiny:videomae", "tiny VideoMAE (tests, demo)", (128, 256), 16)
 # square: V-JEPA 2's RoPE grid is square in transformers (see backbones/vjepa2.py)
 _reg("tiny-vjepa2", _VJEPA, "vjepa2", "tiny:vjepa2", "tiny V-JEPA 2 (tests, demo)", (128, 128), 16)
+# twins dvx trains itself (`dvx twin train`; docs/twins.md): weights only from --weights DIR
+_reg(
+    "twin-svd",
+    _TWIN,
+    "svd",
+    "twin:needs-weights",
+    "a dvx-trained tiny SVD twin, on clips (--weights)",
+    (64, 96),
+    8,
+)
+_reg(
+    "twin-svd-frames",
+    _TWIN_FRAMES,
+    "svd",
+    "twin:needs-weights",
+    "a dvx-trained tiny SVD twin, each frame its own 1-frame clip (--weights)",
+    (64, 96),
+)

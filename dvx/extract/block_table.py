@@ -106,6 +106,9 @@ BLOCKS: dict[str, Geometry] = {
     "tiny-dinov2": vit(4),
     "tiny-videomae": videomae_vit(4),
     "tiny-vjepa2": vit(4),
+    # twins dvx trains (dvx/twin/: the tiny-svd config)
+    "twin-svd": UNet(4, 4),
+    "twin-svd-frames": UNet(4, 4),
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,52 +28,119 @@ TINY_NAME = "tiny-svd-v1"
 DEFAULT_TIME_IDS = {"fps": 6, "motion_bucket_id": 127, "noise_aug_strength": 0.02}
 
 
+#: the tiny spatio-temporal UNet of tiny-svd; the twins (dvx/twin/) train this same config
+TINY_UNET_CONFIG: dict[str, Any] = dict(
+    sample_size=16,
+    in_channels=8,
+    out_channels=4,
+    block_out_channels=(32, 32, 64, 64),
+    down_block_types=("CrossAttnDownBlockSpatioTemporal",) * 3 + ("DownBlockSpatioTemporal",),
+    up_block_types=("UpBlockSpatioTemporal",) + ("CrossAttnUpBlockSpatioTemporal",) * 3,
+    addition_time_embed_dim=8,
+    projection_class_embeddings_input_dim=24,
+    layers_per_block=1,
+    cross_attention_dim=32,
+    num_attention_heads=(2, 2, 4, 4),
+    num_frames=14,
+)
+#: the tiny temporal-decoder VAE of tiny-svd (frozen and shared by both twins)
+TINY_VAE_CONFIG: dict[str, Any] = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    block_out_channels=(32, 32, 32, 32),
+    layers_per_block=1,
+    latent_channels=4,
+)
+#: SVD's EulerDiscreteScheduler settings (EDM sigmas of SD's scaled-linear schedule)
+SCHEDULER_CONFIG: dict[str, Any] = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    num_train_timesteps=1000,
+    prediction_type="v_prediction",
+    interpolation_type="linear",
+    use_karras_sigmas=True,
+    sigma_min=0.002,
+    sigma_max=700.0,
+    timestep_type="continuous",
+    timestep_spacing="leading",
+    steps_offset=1,
+)
+
+
+def tiny_unet(seed: int = 0, **overrides: Any) -> Any:
+    """A random-init ``UNetSpatioTemporalConditionModel`` of the tiny config (seeded)."""
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    torch.manual_seed(seed)
+    return UNetSpatioTemporalConditionModel(**(TINY_UNET_CONFIG | overrides))
+
+
+def tiny_vae(seed: int = 1) -> Any:
+    """A random-init ``AutoencoderKLTemporalDecoder`` of the tiny config (seeded)."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    torch.manual_seed(seed)
+    return AutoencoderKLTemporalDecoder(**TINY_VAE_CONFIG)
+
+
+def scheduler(**overrides: Any) -> Any:
+    """SVD's ``EulerDiscreteScheduler`` (``overrides``: e.g. the twins' ``prediction_type="epsilon"``)."""
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(**(SCHEDULER_CONFIG | overrides))
+
+
 def build_tiny(folder: Path) -> None:
     """A 4-level spatio-temporal UNet and temporal-decoder VAE of the real classes, random init."""
-    from diffusers import (
-        AutoencoderKLTemporalDecoder,
-        EulerDiscreteScheduler,
-        UNetSpatioTemporalConditionModel,
-    )
+    tiny_unet(0).save_pretrained(folder / "unet")
+    tiny_vae(1).save_pretrained(folder / "vae")
+    scheduler().save_pretrained(folder / "scheduler")
 
-    torch.manual_seed(0)
-    UNetSpatioTemporalConditionModel(
-        sample_size=16,
-        in_channels=8,
-        out_channels=4,
-        block_out_channels=(32, 32, 64, 64),
-        down_block_types=("CrossAttnDownBlockSpatioTemporal",) * 3 + ("DownBlockSpatioTemporal",),
-        up_block_types=("UpBlockSpatioTemporal",) + ("CrossAttnUpBlockSpatioTemporal",) * 3,
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=24,
-        layers_per_block=1,
-        cross_attention_dim=32,
-        num_attention_heads=(2, 2, 4, 4),
-        num_frames=14,
-    ).save_pretrained(folder / "unet")
-    torch.manual_seed(1)
-    AutoencoderKLTemporalDecoder(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        block_out_channels=(32, 32, 32, 32),
-        layers_per_block=1,
-        latent_channels=4,
-    ).save_pretrained(folder / "vae")
-    EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        prediction_type="v_prediction",
-        interpolation_type="linear",
-        use_karras_sigmas=True,
-        sigma_min=0.002,
-        sigma_max=700.0,
-        timestep_type="continuous",
-        timestep_spacing="leading",
-        steps_offset=1,
-    ).save_pretrained(folder / "scheduler")
+
+# ---- what extraction and twin training share: noise convention and null conditioning ----------------
+def edm_noised(z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UNet input ``c_in (z0 + sigma eps)`` and timestep ``c_noise = 0.25 ln sigma`` for DDPM-scale
+    ``t`` (B,) (sigma SNR-matched to SD's scaled-linear schedule; see the module docstring)."""
+    sigma = torch.tensor([edm_sigma_for(int(v)) for v in t], dtype=torch.float32, device=z0.device)
+    s = sigma.view(-1, *([1] * (z0.dim() - 1)))
+    return (z0 + s * eps) / torch.sqrt(s**2 + 1), 0.25 * torch.log(sigma)
+
+
+def null_conditioning(
+    batch: int,
+    cross_attention_dim: int,
+    time_ids: Mapping[str, float],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The all-zero image conditioning for ``batch`` samples: a zero CLIP image embedding
+    (B, 1, cross_attention_dim) and the added time ids (fps, motion bucket, noise augmentation) (B, 3)."""
+    cond = torch.zeros(batch, 1, cross_attention_dim, device=device, dtype=dtype)
+    ids = torch.tensor(
+        [[time_ids["fps"], time_ids["motion_bucket_id"], time_ids["noise_aug_strength"]]],
+        device=device,
+        dtype=dtype,
+    ).expand(batch, -1)
+    return cond, ids
+
+
+def unet_sample(x: torch.Tensor) -> torch.Tensor:
+    """(B, F, 4, h, w) noised latents with the zero concatenated image latent: (B, F, 8, h, w)."""
+    return torch.cat([x, torch.zeros_like(x)], dim=2)
+
+
+def denoise(
+    unet: Any, x: torch.Tensor, model_t: torch.Tensor, time_ids: Mapping[str, float] = DEFAULT_TIME_IDS
+) -> torch.Tensor:
+    """One UNet forward on (B, F, 4, h, w) noised latents under the null conditioning (float32 timesteps
+    as the pipeline passes them: the UNet casts after the sinusoid)."""
+    cond, ids = null_conditioning(x.shape[0], unet.config.cross_attention_dim, time_ids, x.device, x.dtype)
+    out: torch.Tensor = unet(
+        unet_sample(x), model_t.float(), encoder_hidden_states=cond, added_time_ids=ids
+    ).sample
+    return out
 
 
 class StableVideoDiffusionBackbone(UNetBackbone):
@@ -133,29 +200,62 @@ class StableVideoDiffusionBackbone(UNetBackbone):
     def add_noise(
         self, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        sigma = torch.tensor([edm_sigma_for(int(v)) for v in t], dtype=torch.float32, device=z0.device)
-        s = sigma.view(-1, *([1] * (z0.dim() - 1)))
-        x = (z0 + s * eps) / torch.sqrt(s**2 + 1)
-        return x, 0.25 * torch.log(sigma)
+        return edm_noised(z0, t, eps)
 
     def forward_blocks(
         self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]
     ) -> dict[str, torch.Tensor]:
         b, f = x.shape[:2]
-        sample = torch.cat([x, torch.zeros_like(x)], dim=2)  # zero concatenated image latent
-        cond = torch.zeros(b, 1, self.unet_config["cross_attention_dim"], device=x.device, dtype=x.dtype)
-        ids = self.time_ids
-        time_ids = torch.tensor(
-            [[ids["fps"], ids["motion_bucket_id"], ids["noise_aug_strength"]]], device=x.device, dtype=x.dtype
-        ).expand(b, -1)
-        got = self.capture_blocks(
-            blocks,
-            lambda: self.unet(
-                # float32 timesteps as the pipeline passes them: the UNet casts after the sinusoid
-                sample,
-                model_t.float(),
-                encoder_hidden_states=cond,
-                added_time_ids=time_ids,
-            ),
-        )
+        got = self.capture_blocks(blocks, lambda: denoise(self.unet, x, model_t, self.time_ids))
         return {k: v.reshape(b, f, *v.shape[1:]) for k, v in got.items()}
+
+
+# ---- the twins dvx trains (dvx/twin/): the same family, weights only from --weights ------------------
+TWIN_SOURCE = "twin:needs-weights"
+
+
+def _twin_folder(spec: ModelSpec) -> Path:
+    from dvx.errors import ConfigError
+
+    if spec.source == TWIN_SOURCE:
+        raise ConfigError(
+            f"model {spec.name!r} has no default weights: pass --weights DIR, a checkpoint folder written "
+            "by `dvx twin train` (e.g. OUT/step-500)"
+        )
+    return StableVideoDiffusionBackbone.folder_for(spec)
+
+
+class TwinSVDBackbone(StableVideoDiffusionBackbone):
+    """``twin-svd``: a twin trained by ``dvx twin train`` run as SVD runs, on clips of ``clip_len``."""
+
+    @classmethod
+    def folder_for(cls, spec: ModelSpec) -> Path:
+        return _twin_folder(spec)
+
+
+class SVDFramesBackbone(StableVideoDiffusionBackbone):
+    """``twin-svd-frames``: the same network run on every frame as its own 1-frame clip, as the image twin
+    was trained (F = 1: its temporal layers see one frame). An image model for the runner: frames are
+    batched, one item each."""
+
+    is_video = False
+
+    @classmethod
+    def folder_for(cls, spec: ModelSpec) -> Path:
+        return _twin_folder(spec)
+
+    def recipe_fields(self) -> dict[str, Any]:
+        fields = super().recipe_fields()
+        fields["conditioning"] = {**fields["conditioning"], "frames_per_forward": 1}
+        return fields
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor, seed_fn: SeedFn) -> torch.Tensor:
+        x = frames.to(self.device, torch.float32) * 2 - 1
+        return self.vae_latents(self.vae, x, seed_fn) * self.vae.config.scaling_factor  # (n, 4, h, w)
+
+    def forward_blocks(
+        self, x: torch.Tensor, model_t: torch.Tensor, blocks: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        got = super().forward_blocks(x.unsqueeze(1), model_t, blocks)  # (B, 1, ...) per block
+        return {k: v[:, 0] for k, v in got.items()}

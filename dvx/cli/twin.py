@@ -1,0 +1,112 @@
+"""``dvx twin train`` and ``dvx twin study``: parse, build the typed config, call the runner (dvx/twin/)."""
+
+from __future__ import annotations
+
+import click
+
+from dvx.config import parse_names, parse_resolution, parse_timesteps
+
+
+@click.group("twin")
+def twin() -> None:
+    """Twins dvx trains itself: one video architecture trained on clips (video) or single frames (image)."""
+
+
+@twin.command("train")
+@click.option(
+    "--objective",
+    required=True,
+    type=click.Choice(["video", "image"]),
+    help="Clips of F frames, or single frames (F = 1).",
+)
+@click.option(
+    "--data-root", required=True, help="A dvx dataset of frames (default reader: a `dvx synth` world)."
+)
+@click.option("--out", required=True, help="Folder for step-<k>/ checkpoints and dvx-config.json.")
+@click.option("--dataset", default="synthetic", show_default=True, help="Dataset reader of --data-root.")
+@click.option("--split", default=None, help="Dataset split [default: every video].")
+@click.option("--steps", default=200, show_default=True, type=int, help="Optimiser steps.")
+@click.option(
+    "--save-every",
+    default=100,
+    show_default=True,
+    type=int,
+    help="Write a checkpoint every K steps (and at 0 and the end).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Network init, batch order and noise.")
+@click.option(
+    "--frames", default=8, show_default=True, type=int, help="F: frames per clip of the video twin."
+)
+@click.option(
+    "--frames-per-batch",
+    default=16,
+    show_default=True,
+    type=int,
+    help="Frames per step, for both objectives.",
+)
+@click.option(
+    "--resolution", default="64x96", show_default=True, help="Training frame size HxW (multiples of 8)."
+)
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")
+@click.option("--max-videos", default=None, type=int, help="Use at most this many training videos.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train(
+    objective: str, data_root: str, out: str, dataset: str, split: str | None, steps: int, save_every: int,
+    seed: int, frames: int, frames_per_batch: int, resolution: str, lr: float, max_videos: int | None,
+    threads: int | None, no_progress: bool,
+) -> None:  # fmt: skip
+    """Train one twin; every checkpoint is a diffusers folder for `dvx extract --model twin-svd --weights`."""
+    from dvx.twin.config import TrainConfig
+    from dvx.twin.train import run_train
+
+    cfg = TrainConfig(
+        objective=objective, data_root=data_root, out=out, dataset=dataset, split=split, steps=steps,
+        save_every=save_every, seed=seed, frames=frames, frames_per_batch=frames_per_batch,
+        resolution=parse_resolution(resolution), lr=lr, max_videos=max_videos, threads=threads,
+        progress=not no_progress,
+    )  # fmt: skip
+    click.echo(run_train(cfg, log=click.echo).summary())
+
+
+@twin.command("study")
+@click.option("--out", required=True, help="Study folder: worlds, twins, store, results, study.md/json.")
+@click.option("--seeds", default=3, show_default=True, type=int, help="Seeds (each trains both twins).")
+@click.option("--first-seed", default=0, show_default=True, type=int, help="The first seed.")
+@click.option("--steps", default=200, show_default=True, type=int, help="Optimiser steps per twin.")
+@click.option(
+    "--save-every", default=100, show_default=True, type=int, help="Checkpoint (learning-curve) interval."
+)
+@click.option(
+    "--frames-per-batch", default=16, show_default=True, type=int, help="Frames per step, both twins."
+)
+@click.option("--timesteps", default="50,200", show_default=True, help="T grid of the extraction.")
+@click.option("--blocks", default="mid,up.1,up.2,up.3", show_default=True, help="Blocks of the extraction.")
+@click.option(
+    "--heads",
+    default="synthetic-action,synthetic-seg,synthetic-depth",
+    show_default=True,
+    help="Trained-head tasks ('none' for none).",
+)
+@click.option("--head-epochs", default=10, show_default=True, type=int, help="Epochs of each trained head.")
+@click.option(
+    "--eval-videos", default=28, show_default=True, type=int, help="Videos of the evaluation world."
+)
+@click.option("--train-videos", default=48, show_default=True, type=int, help="Videos of the training world.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")
+def study(
+    out: str, seeds: int, first_seed: int, steps: int, save_every: int, frames_per_batch: int, timesteps: str,
+    blocks: str, heads: str, head_epochs: int, eval_videos: int, train_videos: int, threads: int | None,
+) -> None:  # fmt: skip
+    """Train both twins per seed, extract them and the untrained network, probe, report with intervals."""
+    from dvx.twin.study import StudyConfig, run_study
+
+    heads_t = () if heads.strip().lower() == "none" else (parse_names(heads) or ())
+    ts = parse_timesteps(timesteps)
+    cfg = StudyConfig(
+        out=out, seeds=seeds, first_seed=first_seed, steps=steps, save_every=save_every,
+        frames_per_batch=frames_per_batch, timesteps=ts, blocks=parse_names(blocks) or (),
+        main_t=50 if 50 in ts else ts[0], heads=heads_t, head_epochs=head_epochs, eval_videos=eval_videos,
+        train_videos=train_videos, threads=threads,
+    )  # fmt: skip
+    run_study(cfg, log=click.echo)
