@@ -15,7 +15,6 @@ Tiny models have random weights: the numbers exercise the pipeline, they say not
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +67,6 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     if cfg.fresh and work.exists():
         shutil.rmtree(work)
     world, store, results = work / "world", work / "store", work / "results"
-    quiet = not sys.stderr.isatty()
 
     say(f"== 1. synthetic world -> {world}")
     if (world / "world.json").exists():
@@ -101,7 +99,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
                 timesteps=m.timesteps,
                 resolution=m.resolution,
                 batch_size=8,
-                progress=not quiet,
+                progress=True,  # a bar on a terminal, plain lines with ETA in a log
             ),
             log=lambda _: None,
         )
@@ -124,7 +122,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
             results=str(results),
             out=str(work / "probes"),
             device="cpu",
-            progress=False,
+            progress=True,
             options=opts,
         )
         return run_probe(pcfg, log=lambda _: None)

@@ -46,6 +46,7 @@ from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.presets import default_dtype, default_timesteps
 from dvx.extract.windows import Unit, chunk_frames, plan_units
+from dvx.progress import Progress, quiet_libraries_unless_shown
 from dvx.store.backend import is_url, local_path, store_write_error
 from dvx.store.claims import FAILED, ClaimRecord, Claims, Outcome
 from dvx.store.group import RecipeGroup
@@ -292,6 +293,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t_start = time.perf_counter()
+    quiet_libraries_unless_shown(cfg.progress)  # --no-progress or a log: no third-party bars either
     # 1. cheap checks first
     rank = detect_rank()
     if cfg.devices > 1 and rank.world > 1:
@@ -500,16 +502,12 @@ class _Job:
         self.claims = Claims(group, cfg.claim_ttl, rank.rank, rank.world, rank.run_id)
 
     def run(self, todo: list[VideoRef]) -> None:
-        from tqdm.auto import tqdm
-
         refs = {r.id: r for r in todo}
         order = work_order(
             [(r.id, float(r.meta.get("n_frames", 1))) for r in todo], self.rank.rank, self.rank.world
         )
         show = self.cfg.progress and self.rank.local_rank == 0
-        bar = tqdm(
-            total=len(todo), desc=f"extract {self.cfg.model}", unit="video", disable=not show, file=sys.stderr
-        )
+        bar = Progress(len(todo), f"extract {self.cfg.model}", "video", enabled=show)
         max_poll = min(5.0, max(0.2, self.cfg.claim_ttl / 10))
         poll = 0.1
         pending = [refs[v] for v in order]
@@ -524,7 +522,7 @@ class _Job:
             while pending:
                 deferred = []
                 for ref in pending:
-                    bar.set_postfix_str(ref.id)
+                    bar.set_postfix(ref.id)
                     outcome = self._one(ref, writer)
                     if outcome == _BUSY:
                         deferred.append(ref)
