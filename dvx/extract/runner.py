@@ -34,6 +34,7 @@ from dvx.data.base import Video, VideoDataset, VideoRef
 from dvx.data.input_size import PER_VIDEO, input_size, size_preset
 from dvx.errors import ConfigError, CorruptVideoError, DataError, DvxError, NoStoreError, StoreError
 from dvx.extract.base import Backbone, RunOptions
+from dvx.extract.cost import CostMeter
 from dvx.extract.distributed import (
     RankInfo,
     detect_rank,
@@ -355,6 +356,7 @@ def _run(
 
     # 2. the backbone
     run = run_options(cfg, rank.local_rank)
+    cost = CostMeter(run.device, run.dtype)  # from before the weights load: Table 5's memory includes them
     backbone = load_backbone(spec, run)  # type: ignore[arg-type]
     blocks = backbone.resolve_blocks(cfg.blocks, cfg.heads)
     timesteps = cfg.timesteps or default_timesteps(backbone.family)
@@ -404,9 +406,10 @@ def _run(
             report.seconds = time.perf_counter() - t_start
             return report
         job = _Job(
-            backbone, dataset, group, index, cfg, timesteps, blocks, report, log, rank, env=compute_env(run)
+            backbone, dataset, group, index, cfg, timesteps, blocks, report, log, rank, compute_env(run), cost
         )
         job.run(todo)
+        cost.save(group)  # beside the recipe (dvx/extract/cost.py); the fingerprint is untouched
     report.seconds = time.perf_counter() - t_start
     return report
 
@@ -491,6 +494,7 @@ class _Job:
         log: Log,
         rank: RankInfo,
         env: dict[str, object] | None = None,
+        cost: CostMeter | None = None,
     ) -> None:
         """``env``: the compute environment recorded in every commit (:func:`compute_env`)."""
         self.backbone, self.dataset, self.group, self.index = backbone, dataset, group, index
@@ -500,6 +504,7 @@ class _Job:
         self.per_chunk = chunk_frames(backbone.clip_len, cfg.batch_size, self.tmap)
         self.previously_failed = set(group.failures())
         self.claims = Claims(group, cfg.claim_ttl, rank.rank, rank.world, rank.run_id)
+        self.cost = cost or CostMeter(backbone.run.device, backbone.run.dtype)  # times the forward units
 
     def run(self, todo: list[VideoRef]) -> None:
         refs = {r.id: r for r in todo}
@@ -625,7 +630,11 @@ class _Job:
         total = units[-1].store_start + units[-1].keep if keep is None else len(keep[1])
         held: dict[tuple[int, str], list[np.ndarray]] = {}
         for unit in units:
-            feats = _run_unit(backbone, frames, unit, ref.id, cfg, size, ts, bs)
+            with self.cost.unit(
+                len(unit.frames), unit_forwards(backbone, unit, len(ts), cfg.ensemble, cfg.batch_size)
+            ):
+                feats = _run_unit(backbone, frames, unit, ref.id, cfg, size, ts, bs)
+            self.cost.note_work(len(ts), cfg.ensemble)
             for t in ts:
                 for b in bs:
                     computed = feats[t][b][: unit.keep]
