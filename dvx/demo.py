@@ -5,8 +5,9 @@
    several timesteps, every block (``dvx extract``), and show what was cached (``dvx cache ls``);
 3. label propagation from the cache: a DAVIS-style T x block J&F table with its baselines
    (``dvx probe --task synthetic-propagation``);
-4. trained heads from the cache (action, segmentation, depth, object discovery) and the papers'
-   Table-2-style summary (``dvx probe``, ``dvx report``).
+4. trained heads from the cache (action, segmentation, depth, object discovery);
+5. pictures of the features (``dvx viz``) and the papers' Table-2-style summary, T x block heatmaps and
+   Table 5 (cost), also as one HTML page (``dvx report --html``).
 
 Everything lands in ``workdir``; running it again reuses the world, the cache and the results records.
 Tiny models have random weights: the numbers exercise the pipeline, they say nothing about the models.
@@ -138,16 +139,41 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         for line in baseline_lines(recs):
             say(f"     {line}")
 
-    say(f"== 4. trained heads from the cache ({', '.join(HEAD_TASKS)}), then the Table-2 summary")
+    say(f"== 4. trained heads from the cache ({', '.join(HEAD_TASKS)})")
     for m in cfg.models:
         ts: tuple[int, ...] = (50,) if 50 in m.timesteps else m.timesteps[:1]
         for task in HEAD_TASKS:
             blocks = (m.global_block,) if task == "synthetic-action" else m.dense_blocks[-1:]
             probe(task, m, blocks, ts, epochs=cfg.epochs, num_workers=0)
         say(f"   {m.name}: trained")
+    say("== 5. pictures of the cached features (dvx viz: PCA and K-means, PNG grid and mp4), the report")
+    from dvx.viz.runner import VizConfig, run_viz
+
+    viz = run_viz(
+        VizConfig(
+            store=str(store),
+            dataset="synthetic",
+            data_root=str(world),
+            models=",".join(m.name for m in cfg.models),
+            videos="synth_000001",
+            blocks=",".join(sorted({m.dense_blocks[-1] for m in cfg.models})),
+            out=str(work / "viz"),
+            progress=False,
+        ),
+        log=lambda _: None,
+    )
+    say(f"   {viz.grids[0]} and {len(viz.videos)} mp4 video(s) beside it")
     files = run_report(
-        ReportConfig(store=str(store), out=str(work / "report"), results=str(results)), log=lambda _: None
+        ReportConfig(
+            store=str(store), out=str(work / "report"), results=str(results), html=True, viz=str(work / "viz")
+        ),
+        log=lambda _: None,
     )
     for line in files.table2.splitlines():
         say(f"   {line}")
+    if files.table5:
+        say("   cost of extraction (Table 5; measured in this process, tiny twins: plumbing):")
+        for line in files.table5.splitlines():
+            say(f"   {line}")
     say(f"   report with T x block heatmaps: {files.markdown}")
+    say(f"   the same as one self-contained page: {files.html}")

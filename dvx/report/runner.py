@@ -21,7 +21,7 @@ from dvx.errors import ConfigError
 from dvx.options import Options, option
 from dvx.progress import progress
 from dvx.report.tables import LabelledGrid, grids, records_csv, table2, table2_csv, table2_markdown
-from dvx.results import ResultsDir, normalize_store, results_dir, write_config
+from dvx.results import ResultRecord, ResultsDir, normalize_store, results_dir, write_config
 from dvx.store.index import now_iso
 
 
@@ -103,6 +103,7 @@ def run_report(cfg: ReportConfig, log: Callable[[str], None] | None = None) -> R
         f"Store `{normalize_store(cfg.store)}`, {len(records)} record(s) from `{where}`, "
         f"written {now_iso()}.",
         "",
+        *_random_weight_note(records),
         "## Models x tasks (as seed 002's Table 2)",
         "",
         t2_md,
@@ -130,6 +131,17 @@ def run_report(cfg: ReportConfig, log: Callable[[str], None] | None = None) -> R
     )
     log(f"report of {len(records)} record(s) written to {out} ({len(files.heatmaps)} heatmap(s))")
     return files
+
+
+def _random_weight_note(records: list[ResultRecord]) -> list[str]:
+    tiny = sorted({r.model for r in records if r.model.startswith("tiny-")})
+    if not tiny:
+        return []
+    return [
+        f"**{', '.join(tiny)}: random weights (tiny twins).** Their numbers and pictures exercise the "
+        "pipeline; they say nothing about any model.",
+        "",
+    ]
 
 
 def task_scales(
