@@ -80,7 +80,8 @@ class Progress:
             self._bar.update(n)
             return
         now = self.clock()
-        if now - self._last >= self.every:
+        finished = self.total is not None and self.done >= self.total  # its end line comes from close()
+        if now - self._last >= self.every and not finished:
             self._line(now)
 
     def set_postfix(self, text: str) -> None:
