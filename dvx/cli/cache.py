@@ -137,7 +137,13 @@ def verify_cmd(
         click.echo(f"  {err}")
         raise SystemExit(1) from err
     report = verify(
-        fs, dataset, model, parse_names(videos), repair=repair, quick=quick, show_progress=not no_progress
+        fs,
+        dataset,
+        model,
+        parse_names(videos),
+        repair=repair,
+        quick=quick,
+        show_progress=not (no_progress or as_json),
     )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
@@ -281,6 +287,6 @@ def gc_cmd(
         return
     if not yes and not click.confirm(f"Remove them, freeing {human_bytes(plan.nbytes)}?", default=False):
         raise click.exceptions.Abort()
-    freed = apply_gc(fs, plan, show_progress=not no_progress)
+    freed = apply_gc(fs, plan, show_progress=not (no_progress or as_json))
     if not as_json:
         click.echo(f"freed {human_bytes(freed)}")
