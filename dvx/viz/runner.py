@@ -43,7 +43,7 @@ class VizConfig(Options):
     dataset: str = option(help="Dataset the features were extracted from (e.g. davis, synthetic).")
     data_root: str = option(help="Dataset folder (the input frames are read from it).")
     models: str = option(help="Comma-separated models (model or model@fp8 where several recipes exist).")
-    videos: str | None = option(None, "Comma-separated video ids [default: the first video].")
+    videos: str | None = option(None, "Comma-separated video ids [default: the first with cached features].")
     timesteps: str | None = option(
         None, "Comma-separated T [default per model: 50 if cached, else the lowest]."
     )
@@ -154,7 +154,11 @@ def run_viz(cfg: VizConfig, log: Log | None = None) -> VizFiles:
     panels = choose_panels(store, cfg)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split)
     refs = {r.id: r for r in dataset.videos()}
-    vids = _names(cfg.videos) or [next(iter(sorted(refs)), "")]
+    first = panels[0]
+    cached = [v for v in sorted(first.group.index().videos(first.t, first.block)) if v in refs]
+    vids = _names(cfg.videos) or cached[:1]
+    if not vids:
+        raise DataError(f"{first.model}: no video of {cfg.dataset} at {cfg.data_root} has cached features")
     unknown = [v for v in vids if v not in refs]
     if unknown:
         raise ConfigError(f"--videos: {', '.join(unknown)} not in {cfg.dataset} at {cfg.data_root}")
@@ -206,7 +210,7 @@ def run_viz(cfg: VizConfig, log: Log | None = None) -> VizFiles:
         drawn = overlay(video.frames, names, v, preds) if preds is not None else None
         drawn_small = upsample(drawn, cell, nearest=False) if drawn is not None else None
         rows = [Row("input", [inputs[idx[n]] for n in shown[v]])]
-        if drawn_small is not None:
+        if drawn_small is not None and preds is not None:
             rows.append(
                 Row("prediction\n" + "/".join(preds.parts[-3:]), [drawn_small[idx[n]] for n in shown[v]])
             )
