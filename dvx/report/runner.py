@@ -175,19 +175,22 @@ def _cost_section(cfg: ReportConfig, files: ReportFiles, log: Callable[[str], No
 
 
 def _viz_section(cfg: ReportConfig, out: Path) -> list[str]:
-    """The PNG figures ``dvx viz`` wrote into ``cfg.viz``, copied beside the report."""
-    if cfg.viz is None:
-        return []
+    """The PNG figures ``dvx viz`` wrote into ``cfg.viz`` (copied into ``<out>/viz``), or, without
+    ``--viz``, those already in ``<out>/viz`` (``dvx viz --out <out>/viz``)."""
     import shutil
 
-    src = Path(cfg.viz).expanduser()
+    here = out / "viz"
+    src = Path(cfg.viz).expanduser() if cfg.viz is not None else here
     pngs = sorted(src.glob("*.png")) if src.is_dir() else []
     if not pngs:
+        if cfg.viz is None:
+            return []
         raise ConfigError(f"--viz {cfg.viz}: no PNG figures there; run `dvx viz --out {cfg.viz} ...` first")
-    (out / "viz").mkdir(exist_ok=True)
+    here.mkdir(exist_ok=True)
     lines = ["## Feature visualisations (as seed 002's Fig. 1)", ""]
     for png in pngs:
-        shutil.copyfile(png, out / "viz" / png.name)
+        if not (here / png.name).exists() or not (here / png.name).samefile(png):
+            shutil.copyfile(png, here / png.name)
         caption = png.with_suffix(".txt")
         lines += [f"### {png.stem}", ""]
         if caption.is_file():

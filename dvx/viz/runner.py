@@ -42,7 +42,9 @@ class VizConfig(Options):
     store: str = option(help="Feature store path or URL.")
     dataset: str = option(help="Dataset the features were extracted from (e.g. davis, synthetic).")
     data_root: str = option(help="Dataset folder (the input frames are read from it).")
-    models: str = option(help="Comma-separated models (model or model@fp8 where several recipes exist).")
+    models: str = option(
+        help="Model, or comma-separated models (model@fp8 where several recipes exist).", flag="--model"
+    )
     videos: str | None = option(None, "Comma-separated video ids [default: the first with cached features].")
     timesteps: str | None = option(
         None, "Comma-separated T [default per model: 50 if cached, else the lowest]."
@@ -99,7 +101,7 @@ def choose_panels(store: FeatureStore, cfg: VizConfig) -> list[Panel]:
     panels = []
     models = _names(cfg.models)
     if not models:
-        raise ConfigError("--models: name at least one model")
+        raise ConfigError("--model: name at least one model")
     for label in models:
         model, fp = split_recipe_name(label) if "@" in label else (label, "")
         group = store.find(cfg.dataset, model, fp or None)

@@ -138,3 +138,19 @@ def test_the_browser_check_catches_a_broken_image_and_a_console_error(tmp_path: 
     )
     check, log = _checked(bad, tmp_path)
     assert check == "DVXCHECK images=1 bad=1 errors=2" and ":CONSOLE" in log
+
+
+def test_figures_already_in_the_reports_viz_folder_are_included_without_viz(tmp_path: Path) -> None:
+    from PIL import Image
+
+    results = ResultsDir(tmp_path / "results")
+    for r in RECORDS:
+        results.save(r)
+    (tmp_path / "rep" / "viz").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (0, 90, 0)).save(tmp_path / "rep" / "viz" / "v_grid.png")
+    files = run_report(
+        ReportConfig(store=STORE, out=str(tmp_path / "rep"), results=str(tmp_path / "results"), html=True),
+        log=lambda _: None,
+    )
+    assert "![v_grid](viz/v_grid.png)" in files.markdown.read_text()
+    assert files.html is not None and files.html.read_text().count("<img") == len(files.heatmaps) + 1

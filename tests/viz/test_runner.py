@@ -82,7 +82,7 @@ def test_bad_choices_are_one_clear_line(
         run_viz(_cfg(world, tmp_path / "x", blocks="layer.9"), log=lambda _: None)
     root, store = world
     code, _, err = run_cli(
-        ["viz", "--store", str(store), "--dataset", "synthetic", "--data-root", str(root), "--models",
+        ["viz", "--store", str(store), "--dataset", "synthetic", "--data-root", str(root), "--model",
          "tiny-sd", "--videos", "nope", "--out", str(tmp_path / "y")],
         capsys,
     )  # fmt: skip
