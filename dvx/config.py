@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dvx.errors import ConfigError
 from dvx.options import Options, option, to_json
@@ -147,41 +147,101 @@ def parse_names(text: str | None) -> tuple[str, ...] | None:
 
 
 @dataclass(frozen=True)
-class ExtractConfig:
-    """Everything ``dvx extract`` needs; feature-determining fields end up in the store's recipe."""
+class ExtractConfig(Options):
+    """Everything ``dvx extract`` needs, each option declared once (``dvx extract``'s options are generated
+    from these fields, see dvx.options); feature-determining fields end up in the store's recipe. The
+    command adds only ``--preset`` (a published recipe that fills several fields) and ``--json``."""
 
-    model: str
-    dataset: str
-    data_root: str
-    store: str
-    timesteps: tuple[int, ...] | None = None  # None: per family (seed 002: UNets 50, DiTs 16, ViTs 0)
-    blocks: tuple[str, ...] | None = None  # None: every block
-    heads: tuple[int, ...] | None = None  # attention q/k blocks as these heads' blocks <name>.h<i>
-    resolution: tuple[int, int] | None = None  # None: the model's default (or ``resize``)
-    resize: str | None = None  # a named size instead (dvx.data.input_size: dift, dino, videowalk)
-    preset: str | None = None  # the extraction preset the values were resolved from (dvx.extract.presets)
-    clip_len: int | None = None  # None: the model's native clip length (video models)
-    frame_stride: int = 1
-    max_frames: int | None = None
-    ensemble: int = 1
-    seed: int = 0
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str | None = None  # None: float32 on CPU; on CUDA bfloat16 for SD3/Wan, float16 otherwise
-    latent: str = "mean"
-    split: str | None = None
-    videos: tuple[str, ...] | None = None  # restrict to these video ids
-    weights: str | None = None  # hub id or local folder replacing the registry's source
-    revision: str | None = None
-    codec: str = "raw"
-    skip_bad: bool = False
-    dry_run: bool = False
-    progress: bool = True
-    devices: int = 1  # local worker processes (ranks) this command starts; 1 under torchrun/srun
-    threads: int | None = None  # CPU threads per process; None: torch's default (cores / devices)
-    claim_ttl: float = 300.0  # seconds a video claim lives without a heartbeat (crashed jobs' expire)
+    model: str = option(help="Registered model name (see `dvx ls models`).")
+    dataset: str = option(
+        help="Dataset reader (`dvx ls datasets`): synthetic, davis, jhmdb, ucf101, hmdb51, cityscapes, "
+        "movi-c, movi-e, movi, tapvid-davis, tapvid-kinetics, tapvid-rgb-stacking."
+    )
+    data_root: str = option(help="The dataset's folder (or its parent).")
+    store: str = option(help="Feature store: a local path or an fsspec URL (s3://bucket/prefix).")
+    # None: per family (seed 002: UNets 50, DiTs 16, ViTs 0)
+    timesteps: tuple[int, ...] | None = option(
+        None,
+        "Comma-separated T on the DDPM scale 0..999 [default: seed 002's: 50 for UNets, 16 for the flow "
+        "DiTs SD3/Wan, 0 for baselines].",
+        parse=parse_timesteps,
+        metavar="T,T",
+    )
+    blocks: tuple[str, ...] | None = option(  # None: every hidden-state block
+        None,
+        "Comma-separated block names or globs (up.1,up.*) [default: every hidden-state block]. Attention "
+        "q/k blocks only when named, component-wise globs allowed: layer.*.attn1.q,up.1.s0.0.attn1.k.",
+        parse=parse_names,
+        metavar="B,B",
+    )
+    heads: tuple[int, ...] | None = option(  # attention q/k blocks as these heads' blocks <name>.h<i>
+        None,
+        "Attention q/k blocks asked for in --blocks are stored per head, these heads only (0,3 stores "
+        "<name>.h0 and <name>.h3).",
+        parse=lambda t: parse_int_list(t, "--heads"),
+        metavar="H,H",
+    )
+    # None: the model's default (or ``resize``). --resolution sets this field or ``resize``: its parser
+    # returns the pair (size, preset name), which the command splits (see dvx.cli.extract)
+    resolution: tuple[int, int] | None = option(
+        None,
+        "HxW the frames are resized to, or a preset: dift (DAVIS as DIFT: shorter side 480, longer side "
+        "floored to a multiple of 32, aspect kept; per video), dino (the same with 64), videowalk (320x320, "
+        "JHMDB as videowalk), model [default: the model's].",
+        parse=parse_size_choice,
+        metavar="HxW|PRESET",
+    )
+    resize: str | None = option(None, cli=False)  # a named size instead (dvx.data.input_size)
+    preset: str | None = option(None, cli=False)  # the preset the values were resolved from (presets.py)
+    clip_len: int | None = option(None, "Frames per clip for video models [default: native].")
+    frame_stride: int = option(1, "Use every N-th frame.")
+    max_frames: int | None = option(None, "At most this many frames per video (after stride).")
+    ensemble: int = option(1, "Noise draws averaged per (clip, T) (DIFT uses 8).")
+    seed: int = option(0, "Seed of the per-(video, clip, T, member) noise.")
+    batch_size: int = option(8, "Images or clips per denoiser forward.")
+    device: str = option("auto", "cpu, cuda, cuda:1, ... [auto: cuda if available].")
+    dtype: Literal["float32", "float16", "bfloat16"] | None = option(
+        None, "Compute dtype [default: float32 on CPU; on CUDA bfloat16 for SD3/Wan, float16 otherwise]."
+    )
+    latent: Literal["mean", "sample"] = option("mean", "VAE posterior mean or a seeded sample.")
+    split: str | None = option(
+        None,
+        "Official split file to follow [default: the dataset's: DAVIS ImageSets/2017/val.txt when present; "
+        "else every video present]; 'all' (DAVIS) = every video present.",
+    )
+    videos: tuple[str, ...] | None = option(
+        None, "Only these comma-separated video ids.", parse=parse_names, metavar="ID,ID"
+    )
+    weights: str | None = option(None, "Hub id or local folder replacing the model's default weights.")
+    revision: str | None = option(None, "Hub revision of --weights / the default weights.")
+    codec: str = option("raw", "Store codec: raw, lz4, zstd, blosc-zstd-bitshuffle.")
+    skip_bad: bool = option(
+        False, "Record unreadable videos and videos with non-finite features in the store index and go on."
+    )
+    dry_run: bool = option(
+        False,
+        "Print what is cached, each block's map size, the storage and forward passes the run needs; write "
+        "nothing.",
+    )
+    progress: bool = option(True, "No progress bars.", flag="--no-progress")
+    devices: int = option(  # local worker processes (ranks) this command starts; 1 under torchrun/srun
+        1,
+        "Worker processes on this node, one per GPU (or CPU processes). Under torchrun/srun leave it at 1: "
+        "each launched process is one worker.",
+    )
+    threads: int | None = option(
+        None,
+        "CPU threads per worker process [default: torch's default / --devices]. CPU features are "
+        "bit-identical across launches only with the same value.",
+    )
+    claim_ttl: float = option(
+        300.0,
+        "Seconds a video claim stays valid without a heartbeat: how long a crashed job on another node "
+        "keeps its videos from others (a dead process on this node is noticed at once).",
+    )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.timesteps is not None:
             check_timesteps(self.timesteps)
         for name in ("ensemble", "batch_size", "frame_stride", "devices"):

@@ -19,8 +19,8 @@ Declare a field with :func:`option`::
 - ``defaults`` (e.g. a registry entry's per-name values, such as movi-e's slot count) replace field
   defaults both in the generated options' help and when the instance is built (:func:`build`).
 
-``ExtractConfig`` can adopt this unchanged: give its fields ``option(...)`` metadata, generate
-``dvx extract``'s options with :func:`click_params` and build the config with :func:`build`.
+``ProbeConfig`` and every task's options (``dvx probe``) and ``ExtractConfig`` (``dvx extract``) are declared
+this way; the commands add only what is not configuration (``--json``, ``--preset``).
 """
 
 from __future__ import annotations

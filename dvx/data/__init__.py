@@ -20,7 +20,9 @@ DATASETS.register("jhmdb", "dvx.data.jhmdb:JhmdbDataset", "JHMDB frames + joint_
 DATASETS.register("ucf101", "dvx.data.actions:Ucf101Dataset", "UCF101 videos in class folders + split files")
 DATASETS.register("hmdb51", "dvx.data.actions:Hmdb51Dataset", "HMDB51 videos in class folders + split files")
 DATASETS.register("cityscapes", "dvx.data.cityscapes:CityscapesDataset", "Cityscapes leftImg8bit + gtFine")
-DATASETS.register("movi", "dvx.data.movi:MoviDataset", "a MOVi-C/E export: frames + instance masks")
+DATASETS.register("movi-c", "dvx.data.movi:MoviCDataset", "a MOVi-C export: frames + instance masks + depth")
+DATASETS.register("movi-e", "dvx.data.movi:MoviEDataset", "a MOVi-E export: frames + instance masks + depth")
+DATASETS.register("movi", "dvx.data.movi:MoviDataset", "any other MOVi export (movi-c / movi-e: those)")
 DATASETS.register(
     "tapvid-davis", "dvx.data.tapvid:TapVidDavis", "TAP-Vid-DAVIS point tracks (tapvid_davis.pkl)"
 )

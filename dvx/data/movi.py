@@ -6,6 +6,12 @@
 
 Splits are the folder names ("train", "validation", ...). Video ids are ``<split>__<video>`` so that the
 videos of all splits can share one feature store without clashing.
+
+Registered three times: ``movi-c`` and ``movi-e`` (the two variants seed 002 probes) and ``movi`` (any
+other export). The name is the dataset's key in the feature store, and the variants number their videos
+alike (``validation__0`` is a MOVi-C and a MOVi-E video), so both read as ``movi`` into one store would
+share keys: the second extraction would find the first one's features "cached" and a movi-e probe would
+score MOVi-C features. One reader name per variant keeps them apart.
 """
 
 from __future__ import annotations
@@ -131,3 +137,15 @@ class MoviDataset(VideoDataset):
                 raise DataError(f"movi: {path} is {arr.shape}, the frames are {size}")
             out[i] = arr
         return out
+
+
+class MoviCDataset(MoviDataset):
+    """A MOVi-C export, stored under its own dataset key (see the module docstring)."""
+
+    name = "movi-c"
+
+
+class MoviEDataset(MoviDataset):
+    """A MOVi-E export, stored under its own dataset key (see the module docstring)."""
+
+    name = "movi-e"

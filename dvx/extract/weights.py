@@ -92,7 +92,9 @@ def resolve_folder(
                 ignore_patterns=[f"*{m}*" for m in _VARIANT_MARKERS],
             )
         )
-    except Exception as err:  # network, auth, missing repo: one clear line
+    # network, auth, missing repo or revision (huggingface_hub's HTTP and connection errors are OSErrors),
+    # an invalid repo id (a ValueError): one clear line; anything else is a bug and keeps its traceback
+    except (OSError, ValueError) as err:
         raise ConfigError(
             f"cannot get {source!r} (revision {revision or 'main'}) from the Hugging Face hub or its local "
             f"cache: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
@@ -155,7 +157,7 @@ def _hub_default_files(repo: str, revision: str | None, patterns: list[str] | No
         if constants.HF_HUB_OFFLINE:
             return None
         files = HfApi().list_repo_files(repo, revision=revision)
-    except Exception:
+    except (OSError, ValueError):  # unreachable or not listable: snapshot_download decides, or says why
         return None
     if patterns:
         files = [f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns)]

@@ -23,6 +23,25 @@ TASKS.register(
     "JHMDB keypoint propagation (PCK@0.1/0.2)",
     dataset="jhmdb",
 )
+# training-free point tracking (TAP-Vid protocol; DIFT / DiffTrack matching)
+TASKS.register(
+    "tapvid-davis",
+    "dvx.probe.tasks.tracking:TrackingTask",
+    "TAP-Vid-DAVIS point tracking (AJ, delta_avg, OA)",
+    dataset="tapvid-davis",
+)
+TASKS.register(
+    "tapvid-kinetics",
+    "dvx.probe.tasks.tracking:TrackingTask",
+    "TAP-Vid-Kinetics point tracking (AJ, delta_avg, OA)",
+    dataset="tapvid-kinetics",
+)
+TASKS.register(
+    "tapvid-rgb-stacking",
+    "dvx.probe.tasks.tracking:TrackingTask",
+    "TAP-Vid-RGB-Stacking point tracking (AJ, delta_avg, OA)",
+    dataset="tapvid-rgb-stacking",
+)
 # trained light heads
 TASKS.register(
     "ucf101", "dvx.probe.tasks.action:ActionTask", "UCF101 action recognition (top-1/top-5)", dataset="ucf101"
@@ -46,14 +65,14 @@ TASKS.register(
     "movi-c",
     "dvx.probe.tasks.discovery:ObjectDiscoveryTask",
     "MOVi-C object discovery (FG-ARI, mBO)",
-    dataset="movi",
+    dataset="movi-c",
     defaults={"slots": 11},  # 10 objects + background (VideoSAUR)
 )
 TASKS.register(
     "movi-e",
     "dvx.probe.tasks.discovery:ObjectDiscoveryTask",
     "MOVi-E object discovery (FG-ARI, mBO)",
-    dataset="movi",
+    dataset="movi-e",
     defaults={"slots": 24},  # up to 23 objects + background (VideoSAUR)
 )
 # the same protocols on the synthetic world, whose generator supplies every label
@@ -86,5 +105,11 @@ TASKS.register(
     "synthetic-propagation",
     "dvx.probe.tasks.davis:DavisPropagationTask",
     "synthetic instance-mask propagation (J&F)",
+    dataset="synthetic",
+)
+TASKS.register(
+    "synthetic-tracking",
+    "dvx.probe.tasks.tracking:TrackingTask",
+    "synthetic point tracking (AJ, delta_avg, OA)",
     dataset="synthetic",
 )

@@ -17,18 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dvx.data.base import VideoDataset, VideoRef
+from dvx.data.base import PointTracks, VideoDataset, VideoRef
 from dvx.probe.evaluate_tapvid import score_prediction
 from dvx.probe.tapvid_io import Prediction, write_prediction
-from dvx.probe.tapvid_metrics import QUERY_STRIDE, TapVidScores, check_mode, sample_queries, to_raster
+from dvx.probe.tapvid_metrics import (
+    QUERY_STRIDE,
+    Queries,
+    TapVidScores,
+    check_mode,
+    sample_queries,
+    to_raster,
+)
 from dvx.probe.tasks.propagation_common import frame_index
 from dvx.probe.tracking import DEFAULT_MAX_BYTES, TrackerConfig, track_points
 from dvx.store.group import RecipeGroup
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,35 @@ class TrackingRun:
         }
 
 
+def track_video(
+    group: RecipeGroup,
+    video: str,
+    tracks: PointTracks,
+    queries: Queries,
+    t: int,
+    block: str,
+    key_block: str,
+    tracker: TrackerConfig,
+    device: str = "cpu",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Prediction:
+    """One video's queries tracked with the cached ``block`` (matched against ``key_block``) at ``t``, as a
+    prediction in the raster (float32, as files hold it)."""
+    commit = group.commit_for(video, t, block)
+    result = track_points(
+        group.frames(video, t, block),
+        queries.frames,
+        queries.xy,
+        frame_index(commit, tracks.frame_names, video),
+        commit.source_size,
+        tracker,
+        key_maps=None if key_block == block else group.frames(video, t, key_block),
+        device=device,
+        max_bytes=max_bytes,
+    )
+    return Prediction(to_raster(result.xy), result.occluded, queries.raster_query_points())
+
+
 def track_from_cache(
     group: RecipeGroup,
     dataset: VideoDataset,
@@ -101,19 +134,9 @@ def track_from_cache(
     for ref in refs:
         tracks = dataset.point_tracks(ref)
         queries = sample_queries(tracks, settings.query_mode)
-        commit = group.commit_for(ref.id, t, block)
-        result = track_points(
-            group.frames(ref.id, t, block),
-            queries.frames,
-            queries.xy,
-            frame_index(commit, tracks.frame_names, ref.id),
-            commit.source_size,
-            settings.tracker,
-            key_maps=None if key_block == block else group.frames(ref.id, t, key_block),
-            device=device,
-            max_bytes=max_bytes,
+        pred = track_video(
+            group, ref.id, tracks, queries, t, block, key_block, settings.tracker, device, max_bytes
         )
-        pred = Prediction(to_raster(result.xy), result.occluded, queries.raster_query_points())
         run.predictions[ref.id] = pred
         run.scores.add(ref.id, score_prediction(queries, pred, settings.query_mode), len(queries))
         if out is not None:

@@ -113,3 +113,50 @@ def test_a_read_only_directory_is_refused(
     with pytest.raises(SystemExit):
         main(args(world, ro / "store"))
     assert "not writable" in capsys.readouterr().err
+
+
+def test_extract_options_are_generated_from_extract_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each option is declared once, on ExtractConfig: the command's flags are its command-line fields plus
+    --preset and --json, and what the command builds is what the flags say (a preset's values hold unless
+    an option beside it overrides them)."""
+    import dataclasses
+
+    import dvx.extract.runner
+    from dvx.cli.extract import extract
+    from dvx.config import ExtractConfig
+    from dvx.options import flag_of, spec_of
+
+    declared = {flag_of(f) for f in dataclasses.fields(ExtractConfig) if spec_of(f).cli}
+    assert {o for p in extract.params for o in p.opts} == declared | {"--preset", "--json"}
+    built: list[ExtractConfig] = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg: ExtractConfig) -> None:
+        built.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr(dvx.extract.runner, "run_extract", capture)
+    base = ["extract", "--model", "tiny-sd", "--dataset", "davis", "--data-root", "d", "--store", "s"]
+    for extra in (
+        ["--timesteps", "0,50", "--blocks", "up.1,up.2", "--heads", "0,3", "--resolution", "dift"],
+        ["--resolution", "64x96", "--no-progress", "--skip-bad", "--dtype", "float16", "--videos", "a,b"],
+        ["--preset", "dift", "--ensemble", "2"],
+    ):
+        with pytest.raises(Stop):
+            main([*base, *extra])
+    a, b, c = built
+    assert (a.timesteps, a.blocks, a.heads, a.resolution, a.resize) == (
+        (0, 50),
+        ("up.1", "up.2"),
+        (0, 3),
+        None,
+        "dift",
+    )
+    assert (b.resolution, b.resize, b.progress, b.skip_bad, b.dtype, b.videos) == (
+        (64, 96), None, False, True, "float16", ("a", "b")
+    )  # fmt: skip
+    assert (c.preset, c.ensemble, c.timesteps, c.resize, c.latent) == ("dift", 2, (51,), "dift", "sample")

@@ -96,3 +96,27 @@ def test_listing_counts_frames_and_leaves_an_empty_video_uncounted(tmp_path: Pat
     ds = MoviDataset(root)
     a, b = ds.videos()
     assert a.meta["n_frames"] == len(ds.load(a).frames) == 4 and "n_frames" not in b.meta
+
+
+def test_movi_c_and_movi_e_exports_keep_their_own_features_in_one_store(tmp_path: Path) -> None:
+    """Both variants number their videos alike: read as ``movi-c`` and ``movi-e`` they are two datasets of
+    the store, so the second extraction computes its own features instead of finding the first's cached."""
+    from dvx.config import ExtractConfig
+    from dvx.extract.runner import run_extract
+    from dvx.store import open_store
+
+    for variant, seed in (("movi-c", 1), ("movi-e", 2)):
+        _export(tmp_path / variant, "validation", "0", n=2, size=(28, 28), seed=seed)
+    store = str(tmp_path / "store")
+    logs: list[str] = []
+    for variant in ("movi-c", "movi-e"):
+        cfg = ExtractConfig(
+            model="tiny-dinov2", dataset=variant, data_root=str(tmp_path / variant), store=store,
+            timesteps=(0,), blocks=("norm",), progress=False,
+        )  # fmt: skip
+        run_extract(cfg, log=logs.append)
+    assert any("movi-e/tiny-dinov2@" in m and "0 cached, 1 to compute" in m for m in logs), logs
+    feats = {
+        g.dataset: g.tensor("validation__0", 0, "norm") for g in open_store(store).groups(model="tiny-dinov2")
+    }
+    assert set(feats) == {"movi-c", "movi-e"} and not np.array_equal(feats["movi-c"], feats["movi-e"])

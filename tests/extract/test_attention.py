@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -147,6 +148,46 @@ def test_capture_adds_no_forward_and_leaves_hidden_states_alone(name: str) -> No
     for t in (50, 200):
         torch.testing.assert_close(both[t][hidden[0]], alone[t][hidden[0]], rtol=0, atol=0)
         assert set(both[t]) == {*hidden, *every_qk}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tiny-svd", "tiny-wan"])
+def test_dvx_extract_with_qk_blocks_runs_no_extra_forward(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through `dvx extract` itself (the runner, its batching and its store writes): a video extracted with
+    every q/k block (per head too) beside a hidden-state block runs the denoiser as often as the hidden
+    state alone, and stores the same hidden state."""
+    import dvx.extract.runner as runner
+
+    calls: list[str] = []
+    real = runner.load_backbone
+
+    def counted(*args: Any, **kwargs: Any) -> Backbone:
+        bb = real(*args, **kwargs)
+        bb.ensure_loaded()
+        denoiser(bb).register_forward_pre_hook(lambda *_: calls.append(name))
+        return bb
+
+    monkeypatch.setattr(runner, "load_backbone", counted)
+    world = tmp_path / "world"
+    write_world(SynthConfig(out=world, videos=1, frames=CLIPS[name], height=32, width=32, seed=0))
+    hidden, every_qk = {
+        "tiny-svd": ("up.3", ("*.*.*.*.attn1.*", "mid.*.*.attn1.*")),
+        "tiny-wan": ("layer.3", ("layer.*.attn1.*",)),
+    }[name]
+    _, alone = extract_tiny(name, "synthetic", world, tmp_path / "a", (hidden,), timesteps=(50, 200))
+    n_alone = len(calls)
+    _, both = extract_tiny(
+        name, "synthetic", world, tmp_path / "b", (hidden, *every_qk), timesteps=(50, 200), heads=(0, 1)
+    )
+    assert n_alone >= 1 and len(calls) == 2 * n_alone
+    stored = both.index().blocks()
+    assert any(b.endswith(".q.h1") for b in stored) and any(b.endswith(".k.h0") for b in stored)
+    for t in (50, 200):
+        np.testing.assert_array_equal(
+            alone.read("synth_000000", t, hidden), both.read("synth_000000", t, hidden)
+        )
 
 
 def test_per_head_blocks_are_channel_slices() -> None:

@@ -13,7 +13,7 @@ from dvx.errors import ConfigError
 from dvx.extract import MODELS
 from dvx.extract.base import Backbone, RunOptions
 from dvx.extract.block_table import shipped_block_names
-from dvx.extract.models import load_backbone, model_spec
+from dvx.extract.models import backbone_class, load_backbone, model_spec
 from tests.extract.backbone_checks import (
     check_one_forward_equals_one_per_block,
     check_stops_after_deepest,
@@ -23,6 +23,7 @@ from tests.extract.backbone_checks import (
 )
 
 TINY = [e.name for e in MODELS if str(e.options["source"]).startswith("tiny:")]
+DIFFUSION_TINY = [n for n in TINY if backbone_class(n).is_diffusion]
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +94,14 @@ def test_the_forward_stops_after_the_deepest_requested_block(backbone: Backbone)
     check_stops_after_deepest(backbone, unit(backbone, 2), t_of(backbone), names[len(names) // 2])
 
 
-def test_timesteps_share_a_batch_and_the_ensemble_averages_draws(backbone: Backbone) -> None:
-    if not backbone.is_diffusion:
-        pytest.skip("a non-diffusion baseline has no noise level and no ensemble")
-    check_timesteps_and_ensemble(backbone, unit(backbone, 3), backbone.block_names[-1])
+@pytest.mark.parametrize("name", DIFFUSION_TINY)
+def test_timesteps_share_a_batch_and_the_ensemble_averages_draws(name: str) -> None:
+    b = load_backbone(model_spec(name), RunOptions(batch_size=4))
+    check_timesteps_and_ensemble(b, unit(b, 3), b.block_names[-1])
+
+
+def test_the_split_into_diffusion_models_and_baselines_is_the_families() -> None:
+    """Non-diffusion baselines (T = 0 only, no ensemble: the runner refuses both, tested per family) are
+    exactly the encoder families; every other tiny twin runs the noise-level check above."""
+    baselines = {MODELS.entry(n).options["family"] for n in TINY if n not in DIFFUSION_TINY}
+    assert baselines == {"dinov2", "videomae", "vjepa2"}

@@ -17,6 +17,7 @@ from dvx.data.synthetic import SynthConfig, write_world
 from dvx.errors import ConfigError
 from dvx.plan.plan import load_plan
 from dvx.plan.runner import RunConfig, expand, extraction_config, probe_config, run_plan
+from tests.conftest import REPO
 
 TABLE2 = ["ucf101", "hmdb51", "movi-c", "movi-e", "cityscapes-seg", "cityscapes-depth", "davis17", "jhmdb"]
 TINY = [
@@ -127,8 +128,14 @@ def test_data_roots_must_be_given_and_one_reader_reads_one_folder(world: Path, t
         run_plan(base, log=lambda _: None)
     roots = {k: str(world) for k in ("davis", "jhmdb", "ucf101", "hmdb51", "cityscapes", "movi-c")}
     roots["movi-e"] = str(tmp_path)
+    # a plan reading two folders with one reader (as MOVi-C/E both read as `movi` would) is refused: the
+    # store keys features by reader, so the second folder's videos would be found "cached"
+    shipped = (REPO / "dvx" / "plan" / "seed002.toml").read_text()
+    one_reader = re.sub(r'reader = "movi-[ce]"', 'reader = "movi"', shipped)
+    assert one_reader.count('reader = "movi"') == 2
+    (tmp_path / "one-reader.toml").write_text(one_reader)
     with pytest.raises(ConfigError, match=r"movi-c=.*movi-e=.*one reader 'movi'.*separate stores"):
-        run_plan(replace(base, data_roots=roots), log=lambda _: None)
+        run_plan(replace(base, plan=str(tmp_path / "one-reader.toml"), data_roots=roots), log=lambda _: None)
     with pytest.raises(ConfigError, match=r"--only: plan seed002 has no task\(s\) davis"):
         run_plan(replace(base, data_roots=roots, only=("davis",)), log=lambda _: None)
 

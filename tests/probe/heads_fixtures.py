@@ -129,14 +129,14 @@ def _built(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, b
 def pixel_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(world root, store path): 42 colour-coded videos (6 per motion class; 28 train, 14 test),
     4 frames of 64x64; pixel features at T = 0 and 50 of the world read as ``synthetic`` and through its
-    Cityscapes, MOVi and UCF101 layouts (datasets ``cityscapes``, ``movi``, ``ucf101``)."""
+    Cityscapes, MOVi and UCF101 layouts (datasets ``cityscapes``, ``movi-e``, ``ucf101``)."""
     root, done = _built(tmp_path_factory, "heads-pixel-world")
     world, store = root / "world", root / "store"
     if not done:
         write_world(
             SynthConfig(out=world, videos=42, frames=4, height=64, width=64, seed=1, colour_coded=True)
         )
-        for dataset in ("synthetic", "cityscapes", "movi", "ucf101"):
+        for dataset in ("synthetic", "cityscapes", "movi-e", "ucf101"):
             write_pixel_store(dataset, world, str(store))
         (root / "done").write_text("")
     return world, str(store)

@@ -33,6 +33,6 @@ def test_synthetic_discovery_reports_fg_ari_and_mbo(world: tuple[Path, str], tmp
 
 def test_movi_export_default_slots_and_splits(world: tuple[Path, str], tmp_path: Path) -> None:
     [rec] = run_probe(cfg(world, tmp_path, "movi-e", options={"epochs": 1}), log=lambda m: None)
-    assert rec.dataset == "movi" and rec.probe["slots"] == 24  # MOVi-E default
+    assert rec.dataset == "movi-e" and rec.probe["slots"] == 24  # MOVi-E default
     assert (rec.probe["train_split"], rec.probe["test_split"]) == ("train", "validation")
     assert rec.details["test_videos"] == 14 and 0.0 < rec.metrics["mBO"] <= 1.0

@@ -15,6 +15,7 @@ from dvx.probe import TASKS
 from dvx.probe.task import PredictionTask, task_dataset
 from dvx.results import read_config
 from tests.probe.test_propagation_tasks import write_pixel_store
+from tests.probe.test_tracking_task import tapvid_root
 
 PREDICTION_TASKS = [e.name for e in TASKS if issubclass(e.load(), PredictionTask)]
 
@@ -31,7 +32,9 @@ def json_lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
 
 
 def test_every_prediction_task_is_covered() -> None:
-    assert {"davis17", "jhmdb", "synthetic-propagation"} <= set(PREDICTION_TASKS)
+    assert {"davis17", "jhmdb", "synthetic-propagation", "synthetic-tracking", "tapvid-davis"} <= set(
+        PREDICTION_TASKS
+    )
 
 
 @pytest.mark.parametrize("task", PREDICTION_TASKS)
@@ -39,6 +42,8 @@ def test_eval_scores_what_probe_wrote_exactly(
     task: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store, out = tmp_path / "s", tmp_path / "out"
+    if task_dataset(task).startswith("tapvid-"):  # the world's tracks in the TAP-Vid pickle form
+        world = tapvid_root(task_dataset(task), world, tmp_path / "gt")
     write_pixel_store(task_dataset(task), world, store, resolution=(64, 64), strides=(8, 16))
     common = ["--store", str(store), "--model", "pixels", "--data-root", str(world), "--device", "cpu"]
     main(["probe", "--task", task, *common, "--out", str(out), "--results", str(tmp_path / "r"), "--json"])
