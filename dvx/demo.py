@@ -13,8 +13,9 @@ finding; one seed has no interval, so the image-vs-video gap it prints is not a 
    several timesteps, every block (``dvx extract``), and show what was cached (``dvx cache ls``);
 3. label propagation from the cache: a DAVIS-style T x block J&F table with its baselines
    (``dvx probe --task synthetic-propagation``);
-4. trained heads from the cache (action, segmentation, depth, object discovery) and the papers'
-   Table-2-style summary (``dvx probe``, ``dvx report``).
+4. trained heads from the cache (action, segmentation, depth, object discovery);
+5. pictures of the features (``dvx viz``) and the papers' Table-2-style summary, T x block heatmaps and
+   Table 5 (cost), also as one HTML page (``dvx report --html``).
 
 Everything lands in ``workdir``; running it again reuses the world, the cache and the results records.
 Tiny models have random weights: the numbers exercise the pipeline, they say nothing about the models.
@@ -23,7 +24,6 @@ Tiny models have random weights: the numbers exercise the pipeline, they say not
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +132,6 @@ def run_models_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
     if cfg.fresh and work.exists():
         shutil.rmtree(work)
     world, store, results = work / "world", work / "store", work / "results"
-    quiet = not sys.stderr.isatty()
 
     say(f"== 1. synthetic world -> {world}")
     if (world / "world.json").exists():
@@ -165,7 +164,7 @@ def run_models_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
                 timesteps=m.timesteps,
                 resolution=m.resolution,
                 batch_size=8,
-                progress=not quiet,
+                progress=True,  # a bar on a terminal, plain lines with ETA in a log
             ),
             log=lambda _: None,
         )
@@ -188,7 +187,7 @@ def run_models_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
             results=str(results),
             out=str(work / "probes"),
             device="cpu",
-            progress=False,
+            progress=True,
             options=opts,
         )
         return run_probe(pcfg, log=lambda _: None)
@@ -204,16 +203,41 @@ def run_models_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         for line in baseline_lines(recs):
             say(f"     {line}")
 
-    say(f"== 4. trained heads from the cache ({', '.join(HEAD_TASKS)}), then the Table-2 summary")
+    say(f"== 4. trained heads from the cache ({', '.join(HEAD_TASKS)})")
     for m in cfg.models:
         ts: tuple[int, ...] = (50,) if 50 in m.timesteps else m.timesteps[:1]
         for task in HEAD_TASKS:
             blocks = (m.global_block,) if task == "synthetic-action" else m.dense_blocks[-1:]
             probe(task, m, blocks, ts, epochs=cfg.epochs, num_workers=0)
         say(f"   {m.name}: trained")
+    say("== 5. pictures of the cached features (dvx viz: PCA and K-means, PNG grid and mp4), the report")
+    from dvx.viz.runner import VizConfig, run_viz
+
+    viz = run_viz(
+        VizConfig(
+            store=str(store),
+            dataset="synthetic",
+            data_root=str(world),
+            models=",".join(m.name for m in cfg.models),
+            videos="synth_000001",
+            blocks=",".join(sorted({m.dense_blocks[-1] for m in cfg.models})),
+            out=str(work / "viz"),
+            progress=False,
+        ),
+        log=lambda _: None,
+    )
+    say(f"   {viz.grids[0]} and {len(viz.videos)} mp4 video(s) beside it")
     files = run_report(
-        ReportConfig(store=str(store), out=str(work / "report"), results=str(results)), log=lambda _: None
+        ReportConfig(
+            store=str(store), out=str(work / "report"), results=str(results), html=True, viz=str(work / "viz")
+        ),
+        log=lambda _: None,
     )
     for line in files.table2.splitlines():
         say(f"   {line}")
+    if files.table5:
+        say("   cost of extraction (Table 5; measured in this process, tiny twins: plumbing):")
+        for line in files.table5.splitlines():
+            say(f"   {line}")
     say(f"   report with T x block heatmaps: {files.markdown}")
+    say(f"   the same as one self-contained page: {files.html}")

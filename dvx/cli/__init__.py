@@ -22,6 +22,10 @@ COMMANDS = {
     "ls": ("dvx.cli.ls:ls", "List models (with block names), datasets and tasks."),
     "synth": ("dvx.cli.synth:synth", "Generate the synthetic dynamic world in the real datasets' layouts."),
     "report": ("dvx.cli.report:report", "Tables and T x block heatmaps from probe results."),
+    "viz": (
+        "dvx.cli.viz:viz",
+        "PCA and K-means pictures of cached features (PNG grid, mp4), from the cache.",
+    ),
     "run": ("dvx.cli.run:run", "Run a reproduction plan (extractions, probes, report), skipping the cached."),
     "twin": ("dvx.cli.twin:twin", "Train image/video twins and run the controlled study (docs/twins.md)."),
     "demo": ("dvx.cli.demo:demo", "The end-to-end demo on the synthetic world with tiny models."),

@@ -114,6 +114,7 @@ def _sizes(nbytes: int, stored: int | None) -> str:
     help="Uncommit the damaged videos, so the same extract command again redoes only them.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def verify_cmd(
     store: str,
     dataset: str | None,
@@ -122,6 +123,7 @@ def verify_cmd(
     quick: bool,
     repair: bool,
     as_json: bool,
+    no_progress: bool,
 ) -> None:
     """Check every visible chunk against its checksum; name the videos to re-extract (exit 1 if any)."""
     from dvx.config import human_bytes, parse_names
@@ -134,7 +136,15 @@ def verify_cmd(
     except DamagedStoreError as err:  # damage like any other: reported, exit 1 (--repair restores it)
         click.echo(f"  {err}")
         raise SystemExit(1) from err
-    report = verify(fs, dataset, model, parse_names(videos), repair=repair, quick=quick)
+    report = verify(
+        fs,
+        dataset,
+        model,
+        parse_names(videos),
+        repair=repair,
+        quick=quick,
+        show_progress=not (no_progress or as_json),
+    )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
     else:
@@ -231,6 +241,7 @@ def unclaim_cmd(store: str, videos: str, dataset: str | None, model: str | None,
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before removing.")
 @click.option("-v", "--verbose", is_flag=True, help="List every item, and what was kept and why.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (with --dry-run or --yes).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def gc_cmd(
     store: str,
     dataset: str | None,
@@ -242,6 +253,7 @@ def gc_cmd(
     yes: bool,
     verbose: bool,
     as_json: bool,
+    no_progress: bool,
 ) -> None:
     """Remove leftovers of interrupted writes and, on request, whole recipes; shows what it frees first."""
     from dvx.config import human_bytes, parse_duration, parse_size
@@ -275,6 +287,6 @@ def gc_cmd(
         return
     if not yes and not click.confirm(f"Remove them, freeing {human_bytes(plan.nbytes)}?", default=False):
         raise click.exceptions.Abort()
-    freed = apply_gc(fs, plan)
+    freed = apply_gc(fs, plan, show_progress=not (no_progress or as_json))
     if not as_json:
         click.echo(f"freed {human_bytes(freed)}")

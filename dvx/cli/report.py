@@ -11,11 +11,15 @@ from dvx.report.runner import ReportConfig
 
 
 def run(**values: Any) -> None:
-    """Tables (models x task metrics) and T x block heatmaps from the probe results of STORE."""
+    """Tables (models x task metrics, Table 5 cost) and T x block heatmaps from the probe results of STORE."""
     from dvx.report.runner import run_report
 
     files = run_report(ReportConfig(**from_cli(ReportConfig, values)))
     click.echo(files.table2)
+    if files.table5:
+        click.echo("\nCost of extraction (Table 5):\n" + files.table5)
+    if files.html is not None:
+        click.echo(f"\n{files.html}")
 
 
 report = click.Command(

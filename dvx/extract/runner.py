@@ -34,6 +34,7 @@ from dvx.data.base import Video, VideoDataset, VideoRef
 from dvx.data.input_size import PER_VIDEO, input_size, size_preset
 from dvx.errors import ConfigError, CorruptVideoError, DataError, DvxError, NoStoreError, StoreError
 from dvx.extract.base import Backbone, RunOptions
+from dvx.extract.cost import CostMeter
 from dvx.extract.distributed import (
     RankInfo,
     detect_rank,
@@ -46,6 +47,7 @@ from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.presets import default_dtype, default_timesteps
 from dvx.extract.windows import Unit, chunk_frames, plan_units
+from dvx.progress import Progress, quiet_libraries_unless_shown
 from dvx.store.backend import is_url, local_path, store_write_error
 from dvx.store.claims import FAILED, ClaimRecord, Claims, Outcome
 from dvx.store.group import RecipeGroup
@@ -292,6 +294,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 def run_extract(cfg: ExtractConfig, log: Log | None = None) -> ExtractReport:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t_start = time.perf_counter()
+    quiet_libraries_unless_shown(cfg.progress)  # --no-progress or a log: no third-party bars either
     # 1. cheap checks first
     rank = detect_rank()
     if cfg.devices > 1 and rank.world > 1:
@@ -353,6 +356,7 @@ def _run(
 
     # 2. the backbone
     run = run_options(cfg, rank.local_rank)
+    cost = CostMeter(run.device, run.dtype)  # from before the weights load: Table 5's memory includes them
     backbone = load_backbone(spec, run)  # type: ignore[arg-type]
     blocks = backbone.resolve_blocks(cfg.blocks, cfg.heads)
     timesteps = cfg.timesteps or default_timesteps(backbone.family)
@@ -402,9 +406,10 @@ def _run(
             report.seconds = time.perf_counter() - t_start
             return report
         job = _Job(
-            backbone, dataset, group, index, cfg, timesteps, blocks, report, log, rank, env=compute_env(run)
+            backbone, dataset, group, index, cfg, timesteps, blocks, report, log, rank, compute_env(run), cost
         )
         job.run(todo)
+        cost.save(group)  # beside the recipe (dvx/extract/cost.py); the fingerprint is untouched
     report.seconds = time.perf_counter() - t_start
     return report
 
@@ -489,6 +494,7 @@ class _Job:
         log: Log,
         rank: RankInfo,
         env: dict[str, object] | None = None,
+        cost: CostMeter | None = None,
     ) -> None:
         """``env``: the compute environment recorded in every commit (:func:`compute_env`)."""
         self.backbone, self.dataset, self.group, self.index = backbone, dataset, group, index
@@ -498,18 +504,15 @@ class _Job:
         self.per_chunk = chunk_frames(backbone.clip_len, cfg.batch_size, self.tmap)
         self.previously_failed = set(group.failures())
         self.claims = Claims(group, cfg.claim_ttl, rank.rank, rank.world, rank.run_id)
+        self.cost = cost or CostMeter(backbone.run.device, backbone.run.dtype)  # times the forward units
 
     def run(self, todo: list[VideoRef]) -> None:
-        from tqdm.auto import tqdm
-
         refs = {r.id: r for r in todo}
         order = work_order(
             [(r.id, float(r.meta.get("n_frames", 1))) for r in todo], self.rank.rank, self.rank.world
         )
         show = self.cfg.progress and self.rank.local_rank == 0
-        bar = tqdm(
-            total=len(todo), desc=f"extract {self.cfg.model}", unit="video", disable=not show, file=sys.stderr
-        )
+        bar = Progress(len(todo), f"extract {self.cfg.model}", "video", enabled=show)
         max_poll = min(5.0, max(0.2, self.cfg.claim_ttl / 10))
         poll = 0.1
         pending = [refs[v] for v in order]
@@ -524,7 +527,7 @@ class _Job:
             while pending:
                 deferred = []
                 for ref in pending:
-                    bar.set_postfix_str(ref.id)
+                    bar.set_postfix(ref.id)
                     outcome = self._one(ref, writer)
                     if outcome == _BUSY:
                         deferred.append(ref)
@@ -627,7 +630,11 @@ class _Job:
         total = units[-1].store_start + units[-1].keep if keep is None else len(keep[1])
         held: dict[tuple[int, str], list[np.ndarray]] = {}
         for unit in units:
-            feats = _run_unit(backbone, frames, unit, ref.id, cfg, size, ts, bs)
+            with self.cost.unit(
+                len(unit.frames), unit_forwards(backbone, unit, len(ts), cfg.ensemble, cfg.batch_size)
+            ):
+                feats = _run_unit(backbone, frames, unit, ref.id, cfg, size, ts, bs)
+            self.cost.note_work(len(ts), cfg.ensemble)
             for t in ts:
                 for b in bs:
                     computed = feats[t][b][: unit.keep]

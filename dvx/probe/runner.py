@@ -21,6 +21,7 @@ from dvx.data import open_dataset
 from dvx.data.base import VideoRef
 from dvx.errors import CacheMissError, ConfigError, DataError
 from dvx.probe.task import PredictionTask, ProbeContext, Task, task_class
+from dvx.progress import quiet_libraries_unless_shown
 from dvx.registry import did_you_mean
 from dvx.results import ResultRecord, ResultsDir, results_dir, write_config
 from dvx.store.group import RecipeGroup
@@ -139,6 +140,7 @@ def write_prediction_configs(task: Task, ctx: ProbeContext, pairs: list[tuple[in
 
 def run_probe(cfg: ProbeConfig, log: Log | None = None) -> list[ResultRecord]:
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    quiet_libraries_unless_shown(cfg.progress)
     task = build_task(cfg)
     device = probe_device(cfg.device)
     store = FeatureStore.open(cfg.store, mode="r")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dvx.progress import progress
 from dvx.store import layout
 from dvx.store.claims import DAMAGED, ClaimRecord, claim_seqs, is_free, read_current
 from dvx.store.group import RecipeGroup
@@ -254,13 +255,19 @@ def _days(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def apply_gc(store: FeatureStore, plan: GcPlan, log: Log | None = None, now: float | None = None) -> int:
+def apply_gc(
+    store: FeatureStore,
+    plan: GcPlan,
+    log: Log | None = None,
+    now: float | None = None,
+    show_progress: bool = False,
+) -> int:
     """Remove what ``plan`` lists; returns the bytes freed. Recipes that gained a live claim since the
     plan was made are kept."""
     log = log or (lambda _: None)
     freed = 0
     backend = store.backend
-    for item in plan.items:
+    for item in progress(plan.items, "gc", "item", show_progress):
         if item.kind == "recipe":
             group = next((g for g in store.groups() if f"{g.dataset}/{g.recipe.name}" == item.group), None)
             if group is None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dvx.progress import progress
 from dvx.store import layout
 from dvx.store.backend import DamagedObjectError
 from dvx.store.claims import stale_claims
@@ -108,6 +109,7 @@ def verify(
     repair: bool = False,
     quick: bool = False,
     log: Log | None = None,
+    show_progress: bool = False,
 ) -> VerifyReport:
     """Check the store (optionally one dataset / model / some videos); with ``repair``, restore damaged
     group metadata and uncommit damaged commits.
@@ -133,12 +135,18 @@ def verify(
     if report.restored:  # the restored recipe groups are checked like the others
         survey = store.survey(dataset, model)
     for group in survey.groups:
-        _verify_group(group, report, wanted, repair, quick, log)
+        _verify_group(group, report, wanted, repair, quick, log, show_progress)
     return report
 
 
 def _verify_group(
-    group: RecipeGroup, report: VerifyReport, wanted: set[str] | None, repair: bool, quick: bool, log: Log
+    group: RecipeGroup,
+    report: VerifyReport,
+    wanted: set[str] | None,
+    repair: bool,
+    quick: bool,
+    log: Log,
+    show_progress: bool = False,
 ) -> None:
     report.groups += 1
     name = f"{group.dataset}/{group.recipe.name}"
@@ -151,7 +159,7 @@ def _verify_group(
     objects = group.backend.stat_prefix(group.path)
     present = set(objects)
     problems = _check_timestep_groups(group, name, index)
-    for video in targets:
+    for video in progress(targets, f"verify {name}", "video", show_progress):
         problems += _check_video(group, name, index, video, quick, report, present)
     report.videos += len(targets)
     report.problems += bad + problems

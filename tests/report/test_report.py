@@ -120,6 +120,10 @@ def test_report_writes_markdown_csv_and_one_heatmap_per_model_and_task(tmp_path:
         "store": STORE,
         "out": str(tmp_path / "rep"),
         "results": str(tmp_path / "results"),
+        "cost_reference": None,
+        "viz": None,
+        "html": False,
+        "progress": True,
     }
     assert saved["records"] == len(RECORDS)
 

@@ -4,6 +4,7 @@ TensorBoard when it is installed), a checkpoint of the trained heads, and timing
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -123,7 +124,7 @@ def make_trainer(
         strategy=check_strategy(strategy),
         logger=loggers(log_dir),
         callbacks=[ckpt, *callbacks],
-        enable_progress_bar=progress,
+        enable_progress_bar=progress and sys.stderr.isatty(),  # in a log: dvx.progress.epoch_progress
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=1,

@@ -28,6 +28,7 @@ from dvx.probe.propagation import PropagationConfig, labels_to_masks, mask_to_on
 from dvx.probe.task import PredictionTask, ProbeContext, Scores
 from dvx.probe.tasks import propagation_common as common
 from dvx.probe.tasks.propagation_common import PropagationOptions
+from dvx.progress import progress
 from dvx.results import ResultRecord
 
 BASELINES = ("copy_first_mask", "pixel_colour")
@@ -95,7 +96,7 @@ class DavisPropagationTask(PredictionTask):
         scores: dict[tuple[int, str], dict[str, SequenceScore]] = {p: {} for p in pairs}
         base: dict[int, dict[str, dict[str, SequenceScore]]] = {}
         strides: dict[tuple[int, str], int | None] = {}
-        for ref in ctx.refs:
+        for ref in progress(ctx.refs, f"{self.name} propagate", "video", ctx.cfg.progress):
             masks = ctx.dataset.masks(ref)
             gt, names = masks.labels, masks.frame_names
             for t, block in pairs:

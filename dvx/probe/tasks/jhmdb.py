@@ -29,6 +29,7 @@ from dvx.probe.prediction_io import prediction_files, read_jhmdb_prediction, wri
 from dvx.probe.task import PredictionTask, ProbeContext, Scores
 from dvx.probe.tasks import propagation_common as common
 from dvx.probe.tasks.propagation_common import PropagationOptions
+from dvx.progress import progress
 from dvx.results import ResultRecord
 
 PCK = ("pck@0.1", "pck@0.2")
@@ -102,7 +103,7 @@ class JhmdbPropagationTask(PredictionTask):
         preds: dict[tuple[int, str], dict[str, np.ndarray]] = {p: {} for p in pairs}
         gts: dict[str, np.ndarray] = {}
         sizes: dict[str, tuple[int, int]] = {}
-        for ref in ctx.refs:
+        for ref in progress(ctx.refs, f"{self.name} propagate", "video", ctx.cfg.progress):
             joints: Joints = ctx.dataset.joints(ref)
             gts[ref.id] = joints.xy
             for t, block in pairs:

@@ -33,6 +33,7 @@ from dvx.probe.tapvid_metrics import METRICS, QUERY_STRIDE, TapVidScores, sample
 from dvx.probe.task import PredictionTask, ProbeContext, Scores
 from dvx.probe.track_cache import TrackingSettings, track_video
 from dvx.probe.tracking import DEFAULT_MAX_BYTES, TrackerConfig
+from dvx.progress import progress
 from dvx.results import ResultRecord, fmt
 
 # ``<layer>.q`` or ``<layer>.q.h<i>`` (dvx.extract.attention's names; the probe never imports dvx.extract)
@@ -148,7 +149,7 @@ class TrackingTask(PredictionTask):
         check_keys(ctx, pairs, keys)
         tracking = opts.tracking()
         scores = {pair: TapVidScores(opts.query_mode) for pair in pairs}
-        for ref in ctx.refs:
+        for ref in progress(ctx.refs, f"{self.name} track", "video", ctx.cfg.progress):
             tracks = ctx.dataset.point_tracks(ref)
             queries = sample_queries(tracks, opts.query_mode)
             for t, block in pairs:

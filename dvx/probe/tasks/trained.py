@@ -24,6 +24,7 @@ from dvx.data.base import VideoDataset, VideoRef
 from dvx.errors import ConfigError, DataError, StoreError
 from dvx.options import Options, option
 from dvx.probe.task import ProbeContext, Task
+from dvx.progress import epoch_progress
 from dvx.results import ResultRecord, results_dir, write_config
 
 if TYPE_CHECKING:
@@ -299,7 +300,7 @@ class TrainedTask(Task):
                 self.options.devices,
                 self.options.strategy,
                 ctx.cfg.progress,
-                [timer],
+                [timer, *epoch_progress(self.options.epochs, f"train {self.name}", ctx.cfg.progress)],
             )
             trainer.fit(module, datamodule=dm)
             trained = dict(trainer.callback_metrics)  # the last epoch's training losses
