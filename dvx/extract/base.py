@@ -23,7 +23,7 @@ from torch import nn
 
 from dvx.errors import ConfigError, UnknownNameError
 from dvx.extract.attention import AttentionIndex, AttentionLayer, capture_qk, layers_from_config
-from dvx.extract.hooks import capture, run_until_stop
+from dvx.extract.hooks import capture, run_until_stop, to_host_fp16
 from dvx.extract.noise import seeded_noise
 from dvx.registry import did_you_mean
 
@@ -260,8 +260,9 @@ class Backbone(ABC):
     ) -> UnitFeatures:
         """``frames``: (n, 3, H, W) float32 in [0, 1] on CPU, n images or one clip of ``clip_len`` frames.
 
-        Returns, per T and block, (stored frames, C, h, w) float32 CPU features, averaged over
-        ``ensemble`` noise draws.
+        Returns, per T and block, (stored frames, C, h, w) CPU features, averaged over ``ensemble`` noise
+        draws: float16, cast on the device (:func:`~dvx.extract.hooks.to_host_fp16`), or float32 where the
+        float16 copy would not be finite (the runner then reports why and commits nothing of the video).
         """
 
     def capture_blocks(self, blocks: Sequence[str], fn: Callable[[], Any]) -> dict[str, torch.Tensor]:
@@ -340,6 +341,8 @@ class DiffusionBackbone(Backbone):
         z0 = self.member_latents(frames, seed_fn, ensemble)
         n_items = z0[0].shape[0]
         samples = [(i, t, m) for t in timesteps for i in range(n_items) for m in range(ensemble)]
+        # ensemble 1: each sample's features go to the host as float16 as soon as they exist (cast on the
+        # device); ensemble > 1: members are summed and divided in float32 on the device, cast after
         sums: dict[tuple[int, str, int], torch.Tensor] = {}
         for start in range(0, len(samples), self.run.batch_size):
             batch = samples[start : start + self.run.batch_size]
@@ -349,7 +352,7 @@ class DiffusionBackbone(Backbone):
             x, model_t = self.add_noise(z, t_vec, eps)
             out = self.forward_blocks(x.to(self.dtype), model_t, blocks)
             for b, feats in out.items():
-                feats = feats.float().cpu()
+                feats = to_host_fp16(feats) if ensemble == 1 else feats.float()
                 for k, (i, t, _) in enumerate(batch):
                     key = (t, b, i)
                     sums[key] = feats[k] if key not in sums else sums[key] + feats[k]
@@ -357,8 +360,13 @@ class DiffusionBackbone(Backbone):
         for t in timesteps:
             result[t] = {}
             for b in blocks:
-                per_item = [sums[(t, b, i)] / ensemble for i in range(n_items)]
+                if ensemble == 1:
+                    per_item = [sums[(t, b, i)] for i in range(n_items)]
+                else:
+                    per_item = [to_host_fp16(sums[(t, b, i)] / ensemble) for i in range(n_items)]
                 # image models: items are frames -> (n, C, h, w); video models: one clip -> (F', C, h, w)
+                if len({p.dtype for p in per_item}) > 1:  # some item's float16 copy was not finite
+                    per_item = [p.float() for p in per_item]
                 result[t][b] = torch.stack(per_item) if not self.is_video else per_item[0]
         return result
 

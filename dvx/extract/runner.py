@@ -631,19 +631,22 @@ class _Job:
             for t in ts:
                 for b in bs:
                     computed = feats[t][b][: unit.keep]
-                    with np.errstate(over="ignore"):  # an overflow is reported by check_finite
-                        data = computed.numpy().astype(np.float16)
-                    check_finite(
-                        computed,
-                        data,
-                        model=cfg.model,
-                        dtype=backbone.run.dtype,
-                        t=t,
-                        block=b,
-                        video=ref.id,
-                        time_map=unit.time_map,
-                        names=names,
-                    )
+                    if computed.dtype == torch.float16:  # cast on the device and found finite there
+                        data = computed.numpy()
+                    else:  # float32: its float16 copy is not finite (or a backbone that does not cast)
+                        with np.errstate(over="ignore"):  # an overflow is reported by check_finite
+                            data = computed.numpy().astype(np.float16)
+                        check_finite(
+                            computed,
+                            data,
+                            model=cfg.model,
+                            dtype=backbone.run.dtype,
+                            t=t,
+                            block=b,
+                            video=ref.id,
+                            time_map=unit.time_map,
+                            names=names,
+                        )
                     if keep is None:
                         writer.submit(vw.write, t, b, unit.store_start, data, total)
                         self.report.bytes_written += data.nbytes

@@ -26,7 +26,9 @@ import json
 import math
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -163,11 +165,34 @@ def read_array(
     """Array ``key`` as (frames, C, h, w) float16 after all three checks, and its chunk count. ``frames``
     = (start, stop) reads only stored frames ``start:stop`` (the chunks holding them, each checked as a
     whole read checks it): what a memory-bounded reader of a long video slices."""
-    parsed = _checked(key, backend.get_bytes(f"{key}/zarr.json"), shape, entry)
+    parsed = _checked(key, _get_meta(backend, key), shape, entry)
     keys = _expected_keys(key, parsed, entry)
     n = int(parsed.meta.shape[0])
     start, stop = (0, n) if frames is None else (max(0, frames[0]), min(n, frames[1]))
+    root = _local_root(backend)
+    if root is not None and _is_raw(parsed.meta):
+        return _read_direct(root, parsed, keys, start, max(start, stop)), len(keys)
     return _fetch_and_decode(backend, parsed, keys, start, max(start, stop)), len(keys)
+
+
+def _local_root(backend: Backend) -> Path | None:
+    from zarr.storage import LocalStore
+
+    store = backend.store
+    return Path(store.root) if isinstance(store, LocalStore) else None
+
+
+def _get_meta(backend: Backend, key: str) -> bytes | None:
+    """An array's ``zarr.json`` bytes (on a local store one plain file read, not zarr's async store)."""
+    root = _local_root(backend)
+    if root is None:
+        return backend.get_bytes(f"{key}/zarr.json")
+    try:
+        return (root / key / "zarr.json").read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return backend.get_bytes(f"{key}/zarr.json")  # the backend's one-line storage error
 
 
 def _frames(meta: ArrayV3Metadata, i: int) -> str:
@@ -204,4 +229,64 @@ def _fetch_and_decode(backend: Backend, parsed: _Parsed, keys: list[str], lo: in
         await asyncio.gather(*(one(i, keys[i]) for i in range(first, last)))
 
     backend.run(every())
+    return out
+
+
+def _is_raw(meta: ArrayV3Metadata) -> bool:
+    """Whether the chunks are the array's little-endian bytes plus a crc32c (the ``raw`` codec preset)."""
+    names = [c.to_dict() for c in meta.codecs]
+    return [n.get("name") for n in names] == ["bytes", "crc32c"] and names[0].get("configuration", {}).get(
+        "endian", "little"
+    ) == "little"
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dvx-read")
+    return _POOL
+
+
+def _read_direct(root: Path, parsed: _Parsed, keys: list[str], lo: int, hi: int) -> np.ndarray:
+    """:func:`_fetch_and_decode` for ``raw`` chunks on a local store: each chunk file is read straight into
+    its slice of the output (a chunk only partly wanted, or the padded last one, through a scratch buffer),
+    its crc32c computed there and compared with the file's last 4 bytes (the ``crc32c`` package: 13.6 GB/s
+    here against google_crc32c's 6.5). Same checks and errors as zarr's pipeline: an absent chunk is
+    missing, a chunk of the wrong size or checksum corrupt."""
+    import crc32c
+
+    meta, step = parsed.meta, parsed.meta.chunks[0]
+    frame = math.prod(meta.chunks[1:])
+    out = np.empty((hi - lo, *meta.shape[1:]), dtype=np.float16)
+    size = step * frame * 2
+
+    def one(i: int) -> None:
+        start, stop = max(lo, i * step), min(hi, (i + 1) * step)
+        whole = start == i * step and stop == (i + 1) * step
+        target = out[start - lo : stop - lo] if whole else np.empty((step, *meta.chunks[1:]), np.float16)
+        view = memoryview(target.reshape(-1)).cast("B")
+        try:
+            f = open(root / keys[i], "rb", buffering=0)  # noqa: SIM115  (closed by the with below)
+        except FileNotFoundError:
+            raise ArrayDamage(MISSING_CHUNK, keys[i], _frames(meta, i)) from None
+        with f:
+            got = f.readinto(view)
+            stored = f.read(5)
+        if got != size or len(stored) != 4:
+            why = f"{got + len(stored)} bytes, {size + 4} expected"
+            raise ArrayDamage(CORRUPT_CHUNK, keys[i], f"ValueError: truncated or overlong chunk ({why})")
+        if crc32c.crc32c(view) != int.from_bytes(stored, "little"):
+            raise ArrayDamage(CORRUPT_CHUNK, keys[i], "ValueError: Stored and computed checksum do not match")
+        if not whole:
+            out[start - lo : stop - lo] = target[start - i * step : stop - i * step]
+
+    chunks = range(lo // step, -(-hi // step))
+    if len(chunks) == 1:
+        one(chunks[0])
+    else:
+        for done in [_pool().submit(one, i) for i in chunks]:
+            done.result()
     return out
