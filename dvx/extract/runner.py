@@ -354,6 +354,7 @@ def _run(
     # 2. the backbone
     run = run_options(cfg, rank.local_rank)
     backbone = load_backbone(spec, run)  # type: ignore[arg-type]
+    backbone.host_float16 = True  # features come to the host as stored: float16, cast on the device
     blocks = backbone.resolve_blocks(cfg.blocks, cfg.heads)
     timesteps = cfg.timesteps or default_timesteps(backbone.family)
     if not backbone.is_diffusion and timesteps != (0,):
