@@ -20,6 +20,7 @@ ensemble division there, a host float16 cast and finite check, and zarr's chunke
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import torch
 
 from benchmarks._common import command_line, load_average, machine, table, write_section
@@ -108,8 +110,26 @@ def simulated_gpu(
         yield
 
 
-def run_once(world: Path, store: Path, acts: dict, seconds: float, before: bool) -> tuple[float, int, int]:
-    """(wall seconds from the first forward to the end of the run, forwards, bytes on disk)."""
+def disk_write_speed(folder: Path, nbytes: int = 2**30) -> float:
+    """Sustained write speed (bytes/s) of the disk under ``folder``: ``nbytes`` written and fsynced."""
+    block = np.zeros(16 * 2**20, np.uint8)
+    path = folder / "dvx-bench-disk-probe"
+    t0 = time.perf_counter()
+    with open(path, "wb") as f:
+        for _ in range(nbytes // block.nbytes):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+    seconds = time.perf_counter() - t0
+    path.unlink()
+    return nbytes / seconds
+
+
+def run_once(
+    world: Path, store: Path, acts: dict, seconds: float, before: bool
+) -> tuple[float, int, int, float]:
+    """(wall seconds from the first forward to the end of the run, forwards, bytes on disk, seconds the
+    writer thread spent in array writes)."""
     shutil.rmtree(store, ignore_errors=True)
     cfg = ExtractConfig(
         model="tiny-svd",
@@ -123,12 +143,24 @@ def run_once(world: Path, store: Path, acts: dict, seconds: float, before: bool)
         progress=False,
     )
     clock = Clock()
-    with simulated_gpu(acts, seconds, clock, before):
+    busy = [0.0]
+    real_write = writer_mod.VideoWriter.write
+
+    def timed_write(self: Any, *args: Any) -> None:
+        t0 = time.perf_counter()
+        real_write(self, *args)
+        busy[0] += time.perf_counter() - t0
+
+    with (
+        simulated_gpu(acts, seconds, clock, before),
+        mock.patch.object(writer_mod.VideoWriter, "write", timed_write),
+    ):
         runner_mod.run_extract(cfg, log=lambda _: None)
     end = time.perf_counter()
     assert clock.first is not None
     nbytes = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
-    return end - clock.first, clock.forwards, nbytes
+    shutil.rmtree(store, ignore_errors=True)
+    return end - clock.first, clock.forwards, nbytes, busy[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,24 +168,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--forwards", type=int, default=8, help="clips (one forward each) in the video")
     ap.add_argument("--forward", type=float, default=1.0, help="simulated seconds per forward")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--stores",
+        default=f"{tempfile.gettempdir()},/dev/shm",
+        help="comma-separated folders to put the store in (local disk; /dev/shm isolates dvx's own cost "
+        "from the disk's speed); absent ones are skipped",
+    )
     args = ap.parse_args(argv)
     from dvx.data.synthetic import SynthConfig, write_world
 
     acts = svd_activations()
     per_forward = sum(a.numel() for a in acts.values())
     rows = []
+    disks = []
     with tempfile.TemporaryDirectory(prefix="dvx-bench-overlap-") as tmp_:
         tmp = Path(tmp_)
         world = tmp / "world"
         write_world(SynthConfig(out=world, videos=1, frames=CLIP * args.forwards, height=64, width=64))
         run_once(world, tmp / "warm", {"mid": acts["mid"]}, 0.0, before=False)  # builds tiny-svd once
-        for name, before in (("before (host cast, zarr chunked writes)", True), ("dvx now", False)):
-            wall, n, nbytes = run_once(world, tmp / "store", acts, args.forward, before)
-            compute = n * args.forward
-            rows.append(
-                [name, n, round(wall, 2), round(wall / n, 3), round(compute / wall, 3), round(nbytes / MB)]
-            )
-            print(rows[-1], flush=True)
+        for folder in [Path(f) for f in args.stores.split(",") if Path(f).is_dir()]:
+            speed = disk_write_speed(folder)
+            disks.append(f"{folder}: {speed / MB:.0f} MB/s sustained (1 GiB written + fsync)")
+            with tempfile.TemporaryDirectory(prefix="dvx-bench-overlap-", dir=folder) as where:
+                for name, before in (("before (host cast, zarr chunked writes)", True), ("dvx now", False)):
+                    wall, n, nbytes, busy = run_once(world, Path(where) / "s", acts, args.forward, before)
+                    rows.append(
+                        [
+                            str(folder),
+                            name,
+                            n,
+                            round(wall / n, 3),
+                            round(busy / n, 3),
+                            round(n * args.forward / wall, 3),
+                            round(nbytes / MB),
+                        ]
+                    )
+                    print(rows[-1], flush=True)
     load = load_average()
     body = "\n".join(
         [
@@ -168,9 +218,23 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.forwards} forwards of {args.forward:g} s, through the real runner, writer thread and a "
             "local store. *compute fraction* = forward time / wall time from the first forward to the last "
             "commit (the target is >= 0.85). The simulated forward includes what a GPU does in it "
-            "(the float16 cast and finite check); the device -> host copy is a host copy here.",
+            "(the float16 cast and finite check); the device -> host copy is a host copy here. "
+            "*writer s* = time the writer thread spent writing arrays, per forward. A store can only keep "
+            f"up with {per_forward * 2 / MB / args.forward:.0f} MB/s of features where its disk sustains "
+            "that: " + "; ".join(disks) + ".",
             "",
-            table(["variant", "forwards", "wall s", "s per forward", "compute fraction", "MB on disk"], rows),
+            table(
+                [
+                    "store",
+                    "variant",
+                    "forwards",
+                    "s per forward",
+                    "writer s per forward",
+                    "compute fraction",
+                    "MB stored",
+                ],
+                rows,
+            ),
         ]
     )
     print(body)
