@@ -26,6 +26,7 @@ with chunks of about :data:`TARGET_CHUNK_BYTES` (flat keys too).
 
 from __future__ import annotations
 
+import functools
 import math
 import queue
 import threading
@@ -80,7 +81,8 @@ class VideoWriter:
         self.blocks = tuple(blocks)
         self.chunk_frames = max(1, int(chunk_frames))
         self.target_chunk_bytes = target_chunk_bytes
-        self.compressors = compressors_for(codec)
+        self.codec = codec
+        self.compressors = compressors_for(codec)  # an unknown codec fails here, before any write
         store = group.backend.store
         #: local store, raw codec: one chunk per array, appended to by hand (module docstring)
         can = isinstance(store, LocalStore) and codec == "raw"
@@ -101,8 +103,7 @@ class VideoWriter:
             data = data.astype(np.float16)
         if start % self.chunk_frames:
             raise ValueError(f"write at frame {start} is not aligned to chunks of {self.chunk_frames} frames")
-        arr = self._arrays.get((t, block))
-        if arr is None:
+        if (t, block) not in self._arrays:
             shape = (total, *data.shape[1:])
             if block in self._shapes and self._shapes[block] != shape:
                 raise StoreError(
@@ -115,7 +116,7 @@ class VideoWriter:
         if self._root is not None:
             self._append(t, block, start, data)
         else:
-            arr[start : start + len(data)] = data
+            self._arrays[(t, block)][start : start + len(data)] = data
         self._written[(t, block)] = self._written.get((t, block), 0) + len(data)
 
     def _append(self, t: int, block: str, start: int, data: np.ndarray) -> None:
@@ -148,29 +149,17 @@ class VideoWriter:
 
     def _create(self, key: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[Any, ArrayEntry]:
         """Write the array's ``zarr.json`` (and no parent group's) and return the array, bound to the store
-        without reading the metadata back, with its record entry."""
-        import zarr
+        without reading the metadata back, with its record entry (None for a direct array)."""
         from zarr.core.array import Array, AsyncArray
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.storage import MemoryStore, StorePath
+        from zarr.storage import StorePath
 
-        template = zarr.create_array(  # zarr fills in and validates the metadata, in memory
-            store=MemoryStore(),
-            shape=shape,
-            chunks=chunks,
-            dtype="float16",
-            fill_value=np.float16("nan"),  # never read: a missing chunk is an error (dvx/store/reader.py)
-            compressors=self.compressors,
-            filters=None,
-            dimension_names=("frame", "channel", "y", "x"),
-            chunk_key_encoding=CHUNK_KEY_ENCODING,  # type: ignore[arg-type]
-        )
-        meta = template.metadata
-        raw = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        meta, raw, digest = _metadata(shape, chunks, self.codec, tuple(CHUNK_KEY_ENCODING.items()))
         self.group.backend.put_bytes(f"{key}/zarr.json", raw)
+        entry = ArrayEntry(digest, math.ceil(shape[0] / chunks[0]))
+        if self._root is not None:
+            return None, entry
         store_path = StorePath(self.group.backend.store, key)
-        arr = Array(AsyncArray(meta, store_path, {"write_empty_chunks": True}))
-        return arr, ArrayEntry(metadata_digest(raw), math.ceil(shape[0] / chunks[0]))
+        return Array(AsyncArray(meta, store_path, {"write_empty_chunks": True})), entry
 
     def _chunk_len(self, data: np.ndarray) -> int:
         frame_bytes = max(1, data[:1].nbytes)
@@ -218,6 +207,33 @@ class VideoWriter:
             layout.commit_key(self.group.path, self.video, self.gen), commit.to_json()
         )
         return commit
+
+
+@functools.lru_cache(maxsize=512)
+def _metadata(
+    shape: tuple[int, ...], chunks: tuple[int, ...], codec: str, key_encoding: tuple[tuple[str, str], ...]
+) -> tuple[Any, bytes, str]:
+    """An array's metadata, its ``zarr.json`` bytes and their digest: zarr fills in and validates them in
+    memory, once per (shape, chunks, codec) in a process (a video's arrays of one block at every T, and
+    videos of one size, share them)."""
+    import zarr
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import MemoryStore
+
+    template = zarr.create_array(
+        store=MemoryStore(),
+        shape=shape,
+        chunks=chunks,
+        dtype="float16",
+        fill_value=np.float16("nan"),  # never read: a missing chunk is an error (dvx/store/reader.py)
+        compressors=compressors_for(codec),
+        filters=None,
+        dimension_names=("frame", "channel", "y", "x"),
+        chunk_key_encoding=dict(key_encoding),  # type: ignore[arg-type]
+    )
+    meta = template.metadata
+    raw = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+    return meta, raw, metadata_digest(raw)
 
 
 def record_failure(group: RecipeGroup, video: str, reason: str) -> Failure:
