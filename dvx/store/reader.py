@@ -147,7 +147,7 @@ def check_presence(
     """``verify --quick``: the metadata check and every chunk present, without reading a chunk.
     ``present``: keys of a listing made after the record was read (a chunk absent from it is looked up on
     its own before it is called missing). Returns the number of chunks."""
-    parsed = _checked(key, backend.get_bytes(f"{key}/zarr.json"), shape, entry)
+    parsed = _checked(key, _get_meta(backend, key), shape, entry)
     keys = _expected_keys(key, parsed, entry)
     for i, chunk in enumerate(keys):
         if chunk not in present and not backend.exists(chunk):
