@@ -243,10 +243,11 @@ def _fetch_and_decode(backend: Backend, parsed: _Parsed, keys: list[str], lo: in
 
 def _is_raw(meta: ArrayV3Metadata) -> bool:
     """Whether the chunks are the array's little-endian bytes plus a crc32c (the ``raw`` codec preset)."""
-    names = [c.to_dict() for c in meta.codecs]
-    return [n.get("name") for n in names] == ["bytes", "crc32c"] and names[0].get("configuration", {}).get(
-        "endian", "little"
-    ) == "little"
+    codecs: list[Any] = [c.to_dict() for c in meta.codecs]
+    if [c.get("name") for c in codecs] != ["bytes", "crc32c"]:
+        return False
+    config = codecs[0].get("configuration") or {}
+    return bool(config.get("endian", "little") == "little")
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -300,7 +301,7 @@ def _read_direct(root: str, parsed: _Parsed, keys: list[str], lo: int, hi: int) 
         start, stop = max(lo, i * step), min(hi, (i + 1) * step)
         whole = start == i * step and stop == (i + 1) * step
         target = out[start - lo : stop - lo] if whole else np.empty((step, *inner), np.float16)
-        view = memoryview(target.reshape(-1)).cast("B")
+        view = memoryview(target.reshape(-1)).cast("B")  # type: ignore[arg-type]
         try:
             f = open(os.path.join(root, keys[i]), "rb", buffering=0)  # noqa: SIM115  (closed by the with below)
         except FileNotFoundError:
