@@ -72,9 +72,10 @@ def to_host(features: torch.Tensor, float16: bool) -> torch.Tensor:
     the runner's finite check (dvx/extract/finite.py) can tell an overflow from a non-finite forward and
     name it; such a video is never committed.
     """
-    if not float16:
-        return features.float().cpu()
-    half = features.to(torch.float16)
-    if bool(torch.isfinite(half).all()):
-        return half.cpu()
-    return features.float().cpu()
+    if float16:
+        half = features.to(torch.float16)
+        out = half.cpu() if bool(torch.isfinite(half).all()) else features.float().cpu()
+    else:
+        out = features.float().cpu()
+    # never the module's own output tensor (already on the host in that dtype): the model may reuse it
+    return out.clone() if out.data_ptr() == features.data_ptr() else out
