@@ -284,9 +284,16 @@ def test_background_writer_runs_in_order_and_reraises() -> None:
 
 
 def test_big_blocks_get_several_chunks_that_divide_the_unit(tmp_path: Path) -> None:
+    """zarr's chunked layout (object stores, compressing codecs; forced here on local disk)."""
     group = FeatureStore.open(str(tmp_path / "s"), mode="a").create_group("davis", RECIPE)
     vw = VideoWriter(
-        group, "a", (0,), ("big", "small"), chunk_frames=14, target_chunk_bytes=3 * 4 * 3 * 5 * 2
+        group,
+        "a",
+        (0,),
+        ("big", "small"),
+        chunk_frames=14,
+        target_chunk_bytes=3 * 4 * 3 * 5 * 2,
+        direct=False,
     )
     big, small = feats(20), feats(20, c=1, h=1, w=1)
     for start in (0, 14):
