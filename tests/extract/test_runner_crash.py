@@ -22,8 +22,8 @@ from tests.extract.conftest import VIDEOS, Reference
 KILLS = 6
 SEED = 20261121  # the kill schedule is random but reproducible
 #: files a video adds (18 arrays x (zarr.json + one chunk file), a claim, a commit record: 38), scaled
-#: down so that most kill points fall inside the run rather than after its end
-FILES_PER_VIDEO = 24
+#: down (a third) so that kill points fall inside the run, early enough for several kills, not after its end
+FILES_PER_VIDEO = 12
 
 
 def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> bool:
