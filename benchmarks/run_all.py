@@ -21,6 +21,9 @@ from benchmarks._common import REPO, SHARED_DATA, repo_relative
 RUNS: list[tuple[str, str, bool]] = [
     ("blocks", "bench_blocks --out OUT", False),
     ("store", "bench_store --out OUT", False),
+    ("reads", "bench_reads --out OUT", False),
+    ("extract-overlap", "bench_extract_overlap --out OUT", False),
+    ("scale", "bench_scale --videos 1000,5000 --out OUT", False),
     ("propagation", "bench_propagation --out OUT --section propagation", True),
     (
         "propagation-480p",

@@ -23,7 +23,7 @@ from torch import nn
 
 from dvx.errors import ConfigError, UnknownNameError
 from dvx.extract.attention import AttentionIndex, AttentionLayer, capture_qk, layers_from_config
-from dvx.extract.hooks import capture, run_until_stop
+from dvx.extract.hooks import capture, run_until_stop, to_host
 from dvx.extract.noise import seeded_noise
 from dvx.registry import did_you_mean
 
@@ -88,6 +88,8 @@ class Backbone(ABC):
     #: the diffusers denoiser's subfolder, also the attribute it is loaded as ("unet", "transformer"), whose
     #: self-attention q/k can be stored; None: the family has no attention q/k blocks
     denoiser: ClassVar[str | None] = None
+    #: :meth:`features` hands float16 (cast on the device) instead of float32: what ``dvx extract`` stores
+    host_float16: bool = False
 
     def __init__(self, spec: ModelSpec, folder: Path, run: RunOptions) -> None:
         """Read configs only (cheap): a cache hit never loads weights. Modules load on first use."""
@@ -260,8 +262,10 @@ class Backbone(ABC):
     ) -> UnitFeatures:
         """``frames``: (n, 3, H, W) float32 in [0, 1] on CPU, n images or one clip of ``clip_len`` frames.
 
-        Returns, per T and block, (stored frames, C, h, w) float32 CPU features, averaged over
-        ``ensemble`` noise draws.
+        Returns, per T and block, (stored frames, C, h, w) CPU features, averaged over ``ensemble`` noise
+        draws: float32, or with :attr:`host_float16` float16 cast on the device
+        (:func:`~dvx.extract.hooks.to_host`; float32 where that copy would not be finite, so the runner can
+        say why and commit nothing of the video).
         """
 
     def capture_blocks(self, blocks: Sequence[str], fn: Callable[[], Any]) -> dict[str, torch.Tensor]:
@@ -340,6 +344,9 @@ class DiffusionBackbone(Backbone):
         z0 = self.member_latents(frames, seed_fn, ensemble)
         n_items = z0[0].shape[0]
         samples = [(i, t, m) for t in timesteps for i in range(n_items) for m in range(ensemble)]
+        # ensemble 1: each sample's features go to the host as soon as they exist (no division; as float16
+        # cast on the device when host_float16); ensemble > 1: members are summed and divided in float32 on
+        # the device, then copied
         sums: dict[tuple[int, str, int], torch.Tensor] = {}
         for start in range(0, len(samples), self.run.batch_size):
             batch = samples[start : start + self.run.batch_size]
@@ -349,7 +356,7 @@ class DiffusionBackbone(Backbone):
             x, model_t = self.add_noise(z, t_vec, eps)
             out = self.forward_blocks(x.to(self.dtype), model_t, blocks)
             for b, feats in out.items():
-                feats = feats.float().cpu()
+                feats = to_host(feats, self.host_float16) if ensemble == 1 else feats.float()
                 for k, (i, t, _) in enumerate(batch):
                     key = (t, b, i)
                     sums[key] = feats[k] if key not in sums else sums[key] + feats[k]
@@ -357,8 +364,15 @@ class DiffusionBackbone(Backbone):
         for t in timesteps:
             result[t] = {}
             for b in blocks:
-                per_item = [sums[(t, b, i)] / ensemble for i in range(n_items)]
+                if ensemble == 1:
+                    per_item = [sums[(t, b, i)] for i in range(n_items)]
+                else:
+                    per_item = [
+                        to_host(sums[(t, b, i)] / ensemble, self.host_float16) for i in range(n_items)
+                    ]
                 # image models: items are frames -> (n, C, h, w); video models: one clip -> (F', C, h, w)
+                if len({p.dtype for p in per_item}) > 1:  # some item's float16 copy was not finite
+                    per_item = [p.float() for p in per_item]
                 result[t][b] = torch.stack(per_item) if not self.is_video else per_item[0]
         return result
 

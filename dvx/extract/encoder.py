@@ -22,6 +22,7 @@ from torch import nn
 
 from dvx.errors import ConfigError
 from dvx.extract.base import Backbone, ModelSpec, RunOptions, SeedFn, UnitFeatures
+from dvx.extract.hooks import to_host
 from dvx.extract.weights import default_variant, digest_folder, resolve_folder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -194,7 +195,7 @@ class EncoderBackbone(Backbone):
                 for s in range(0, len(x), self.run.batch_size)
             ]
             out = {b: torch.cat([p[b] for p in parts]) for b in blocks}
-        return {0: {b: out[b].float().cpu() for b in blocks}}
+        return {0: {b: to_host(out[b], self.host_float16) for b in blocks}}
 
 
 class TubeletEncoderBackbone(EncoderBackbone):

@@ -60,3 +60,22 @@ def run_until_stop(fn: Callable[[], Any]) -> bool:
     except StopForward:
         return False
     return True
+
+
+def to_host(features: torch.Tensor, float16: bool) -> torch.Tensor:
+    """Block features copied to the host: float32 (``float16`` False), or as the store keeps them.
+
+    ``float16`` (what ``dvx extract`` asks for): cast to float16 on their device, then copied. The cast on
+    the device halves the device -> host copy and leaves the host nothing to convert (on a GPU the cast is
+    a negligible kernel; on the host it cost 1.3 s per SVD forward, docs/benchmarks.md). Where the float16
+    copy is not finite (inf/NaN, or beyond float16's range) the features come back in float32 instead, so
+    the runner's finite check (dvx/extract/finite.py) can tell an overflow from a non-finite forward and
+    name it; such a video is never committed.
+    """
+    if float16:
+        half = features.to(torch.float16)
+        out = half.cpu() if bool(torch.isfinite(half).all()) else features.float().cpu()
+    else:
+        out = features.float().cpu()
+    # never the module's own output tensor (already on the host in that dtype): the model may reuse it
+    return out.clone() if out.data_ptr() == features.data_ptr() else out

@@ -358,6 +358,7 @@ def _run(
     run = run_options(cfg, rank.local_rank)
     cost = CostMeter(run.device, run.dtype)  # from before the weights load: Table 5's memory includes them
     backbone = load_backbone(spec, run)  # type: ignore[arg-type]
+    backbone.host_float16 = True  # features come to the host as stored: float16, cast on the device
     blocks = backbone.resolve_blocks(cfg.blocks, cfg.heads)
     timesteps = cfg.timesteps or default_timesteps(backbone.family)
     if not backbone.is_diffusion and timesteps != (0,):
@@ -638,19 +639,22 @@ class _Job:
             for t in ts:
                 for b in bs:
                     computed = feats[t][b][: unit.keep]
-                    with np.errstate(over="ignore"):  # an overflow is reported by check_finite
-                        data = computed.numpy().astype(np.float16)
-                    check_finite(
-                        computed,
-                        data,
-                        model=cfg.model,
-                        dtype=backbone.run.dtype,
-                        t=t,
-                        block=b,
-                        video=ref.id,
-                        time_map=unit.time_map,
-                        names=names,
-                    )
+                    if computed.dtype == torch.float16:  # cast on the device and found finite there
+                        data = computed.numpy()
+                    else:  # float32: its float16 copy is not finite (or a backbone that does not cast)
+                        with np.errstate(over="ignore"):  # an overflow is reported by check_finite
+                            data = computed.numpy().astype(np.float16)
+                        check_finite(
+                            computed,
+                            data,
+                            model=cfg.model,
+                            dtype=backbone.run.dtype,
+                            t=t,
+                            block=b,
+                            video=ref.id,
+                            time_map=unit.time_map,
+                            names=names,
+                        )
                     if keep is None:
                         writer.submit(vw.write, t, b, unit.store_start, data, total)
                         self.report.bytes_written += data.nbytes

@@ -24,8 +24,10 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +67,10 @@ class _Parsed:
     meta: ArrayV3Metadata
     pipeline: Any  # zarr's codec pipeline for ``meta``
     spec: Any  # the ArraySpec of one chunk (every chunk of a regular grid has the same)
+    shape: tuple[int, ...]  # meta.shape and meta.chunks as plain tuples (zarr computes them per access)
+    chunks: tuple[int, ...]
+    names: tuple[str, ...]  # the chunk keys, relative to the array, in frame order
+    raw: bool  # the chain is the ``raw`` preset: little-endian bytes + crc32c (:func:`_is_raw`)
 
 
 _PARSED: OrderedDict[str, _Parsed] = OrderedDict()  # digest -> parsed metadata (arrays of one shape share)
@@ -84,7 +90,11 @@ def _parse(raw: bytes, digest: str) -> _Parsed:
     meta = ArrayV3Metadata.from_dict(json.loads(raw))
     config = ArrayConfig.from_dict({})  # type: ignore[typeddict-item]  # zarr fills in the defaults
     spec = meta.get_chunk_spec((0,) * len(meta.shape), config, default_buffer_prototype())
-    parsed = _Parsed(meta, create_codec_pipeline(meta), spec)
+    shape, chunks = tuple(int(v) for v in meta.shape), tuple(int(v) for v in meta.chunks)
+    n = math.ceil(shape[0] / chunks[0]) if shape[0] and chunks[0] else 0
+    zeros = (0,) * (len(shape) - 1)
+    names = tuple(meta.encode_chunk_key((i, *zeros)) for i in range(n))
+    parsed = _Parsed(meta, create_codec_pipeline(meta), spec, shape, chunks, names, _is_raw(meta))
     _PARSED[digest] = parsed
     if len(_PARSED) > _PARSED_MAX:
         _PARSED.popitem(last=False)
@@ -133,7 +143,7 @@ def chunk_keys(key: str, meta: ArrayV3Metadata) -> list[str]:
 
 
 def _expected_keys(key: str, parsed: _Parsed, entry: ArrayEntry | None) -> list[str]:
-    keys = chunk_keys(key, parsed.meta)
+    keys = [f"{key}/{name}" for name in parsed.names]
     if entry is not None and entry.chunks != len(keys):  # the digest matched, so this is a dvx bug
         raise ArrayDamage(BAD_METADATA, key, f"{len(keys)} chunks, the commit record says {entry.chunks}")
     return keys
@@ -145,7 +155,7 @@ def check_presence(
     """``verify --quick``: the metadata check and every chunk present, without reading a chunk.
     ``present``: keys of a listing made after the record was read (a chunk absent from it is looked up on
     its own before it is called missing). Returns the number of chunks."""
-    parsed = _checked(key, backend.get_bytes(f"{key}/zarr.json"), shape, entry)
+    parsed = _checked(key, _get_meta(backend, key), shape, entry)
     keys = _expected_keys(key, parsed, entry)
     for i, chunk in enumerate(keys):
         if chunk not in present and not backend.exists(chunk):
@@ -163,11 +173,35 @@ def read_array(
     """Array ``key`` as (frames, C, h, w) float16 after all three checks, and its chunk count. ``frames``
     = (start, stop) reads only stored frames ``start:stop`` (the chunks holding them, each checked as a
     whole read checks it): what a memory-bounded reader of a long video slices."""
-    parsed = _checked(key, backend.get_bytes(f"{key}/zarr.json"), shape, entry)
+    parsed = _checked(key, _get_meta(backend, key), shape, entry)
     keys = _expected_keys(key, parsed, entry)
-    n = int(parsed.meta.shape[0])
+    n = parsed.shape[0]
     start, stop = (0, n) if frames is None else (max(0, frames[0]), min(n, frames[1]))
+    root = _local_root(backend)
+    if root is not None and parsed.raw:
+        return _read_direct(root, parsed, keys, start, max(start, stop)), len(keys)
     return _fetch_and_decode(backend, parsed, keys, start, max(start, stop)), len(keys)
+
+
+def _local_root(backend: Backend) -> str | None:
+    from zarr.storage import LocalStore
+
+    store = backend.store
+    return str(store.root) if isinstance(store, LocalStore) else None
+
+
+def _get_meta(backend: Backend, key: str) -> bytes | None:
+    """An array's ``zarr.json`` bytes (on a local store one plain file read, not zarr's async store)."""
+    root = _local_root(backend)
+    if root is None:
+        return backend.get_bytes(f"{key}/zarr.json")
+    try:
+        with open(os.path.join(root, key, "zarr.json"), "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return backend.get_bytes(f"{key}/zarr.json")  # the backend's one-line storage error
 
 
 def _frames(meta: ArrayV3Metadata, i: int) -> str:
@@ -204,4 +238,93 @@ def _fetch_and_decode(backend: Backend, parsed: _Parsed, keys: list[str], lo: in
         await asyncio.gather(*(one(i, keys[i]) for i in range(first, last)))
 
     backend.run(every())
+    return out
+
+
+def _is_raw(meta: ArrayV3Metadata) -> bool:
+    """Whether the chunks are the array's little-endian bytes plus a crc32c (the ``raw`` codec preset)."""
+    codecs: list[Any] = [c.to_dict() for c in meta.codecs]
+    if [c.get("name") for c in codecs] != ["bytes", "crc32c"]:
+        return False
+    config = codecs[0].get("configuration") or {}
+    return bool(config.get("endian", "little") == "little")
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dvx-read")
+    return _POOL
+
+
+#: a chunk at least twice this size is read in pieces of it by the thread pool while the calling thread
+#: computes the crc32c of the pieces already in (both release the GIL): the read and the checksum overlap
+PIECE = 8 * 2**20
+
+
+def _read_and_crc(fd: int, view: memoryview, pieces: bool) -> int | None:
+    """Read ``len(view)`` bytes of ``fd`` from offset 0 into ``view`` and return their crc32c (None if the
+    file ended early)."""
+    import crc32c
+
+    n = len(view)
+    if not pieces or n < 2 * PIECE:
+        got = os.preadv(fd, [view], 0)
+        return crc32c.crc32c(view) if got == n else None
+    bounds = [(a, min(n, a + PIECE)) for a in range(0, n, PIECE)]
+    futures = [_pool().submit(os.preadv, fd, [view[a:b]], a) for a, b in bounds]
+    crc = 0
+    for (a, b), fut in zip(bounds, futures, strict=True):
+        if fut.result() != b - a:
+            for rest in futures:
+                rest.cancel()
+            return None
+        crc = crc32c.crc32c(view[a:b], crc)
+    return int(crc)
+
+
+def _read_direct(root: str, parsed: _Parsed, keys: list[str], lo: int, hi: int) -> np.ndarray:
+    """:func:`_fetch_and_decode` for ``raw`` chunks on a local store: each chunk file is read straight into
+    its slice of the output (a chunk only partly wanted, or the padded last one, through a scratch buffer),
+    its crc32c computed there and compared with the file's last 4 bytes (the ``crc32c`` package: 13.6 GB/s
+    here against google_crc32c's 6.5). Same checks and errors as zarr's pipeline: an absent chunk is
+    missing, a chunk of the wrong size or checksum corrupt."""
+
+    meta, step, inner = parsed.meta, parsed.chunks[0], parsed.chunks[1:]
+    out = np.empty((hi - lo, *parsed.shape[1:]), dtype=np.float16)
+    size = step * math.prod(inner) * 2
+
+    def one(i: int, pieces: bool) -> None:
+        start, stop = max(lo, i * step), min(hi, (i + 1) * step)
+        whole = start == i * step and stop == (i + 1) * step
+        target = out[start - lo : stop - lo] if whole else np.empty((step, *inner), np.float16)
+        view = memoryview(target.reshape(-1)).cast("B")  # type: ignore[arg-type]
+        try:
+            f = open(os.path.join(root, keys[i]), "rb", buffering=0)  # noqa: SIM115  (closed by the with below)
+        except FileNotFoundError:
+            raise ArrayDamage(MISSING_CHUNK, keys[i], _frames(meta, i)) from None
+        with f:
+            fd = f.fileno()
+            have = os.fstat(fd).st_size
+            if have != size + 4:
+                why = f"{have} bytes, {size + 4} expected"
+                raise ArrayDamage(CORRUPT_CHUNK, keys[i], f"ValueError: truncated or overlong chunk ({why})")
+            crc = _read_and_crc(fd, view, pieces)
+            stored = os.pread(fd, 4, size)
+        if crc is None or len(stored) != 4:
+            raise ArrayDamage(CORRUPT_CHUNK, keys[i], "ValueError: chunk cut short while reading")
+        if crc != int.from_bytes(stored, "little"):
+            raise ArrayDamage(CORRUPT_CHUNK, keys[i], "ValueError: Stored and computed checksum do not match")
+        if not whole:
+            out[start - lo : stop - lo] = target[start - i * step : stop - i * step]
+
+    chunks = range(lo // step, -(-hi // step))
+    if len(chunks) == 1:  # one chunk: its pieces are read in parallel, checksummed in order meanwhile
+        one(chunks[0], pieces=True)
+    else:  # several chunks: one thread each
+        for done in [_pool().submit(one, i, False) for i in chunks]:
+            done.result()
     return out

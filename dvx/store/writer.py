@@ -13,17 +13,29 @@ create every missing parent group (the recipe, the dataset, the store root) with
 turns a recipe that ``gc`` or a lossy object store removed meanwhile into a group of "a different recipe"
 for ever. The record keeps the sha256 of each array's ``zarr.json`` bytes and its chunk count, so readers
 check arrays against it (dvx/store/reader.py), and the compute environment that produced them.
+
+**Direct chunk files.** On a local (or shared POSIX) store with the default ``raw`` codec, every array is
+one chunk, under a flat key (``c.0.0.0.0``: no nested chunk folders), written here without zarr's encode
+pipeline: the forward units are appended to the chunk file in frame order as they come, its crc32c kept
+running, and the checksum appended when the last frame is in. The bytes are exactly what zarr's
+``bytes`` + ``crc32c`` chain writes for that chunk, so zarr reads it like any other. Each stored
+(video, T, block) is then 3 filesystem entries (the array folder, its ``zarr.json``, the chunk) and no
+chunk's bytes are copied on their way to the disk. Other codecs and object stores keep zarr's pipeline,
+with chunks of about :data:`TARGET_CHUNK_BYTES` (flat keys too).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from zarr.storage import LocalStore
 
 from dvx.errors import StoreError
 from dvx.store import layout
@@ -38,6 +50,10 @@ from dvx.store.reader import metadata_digest
 #: benchmarks/bench_store.py on this shared 2-core machine; writes came out about even (docs/benchmarks.md)
 TARGET_CHUNK_BYTES = 16 * 2**20
 
+#: chunk keys of new arrays: ``c.0.0.0.0`` (one file in the array's folder) instead of zarr's nested
+#: default ``c/0/0/0/0`` (four folders per chunk); arrays written before keep theirs (zarr.json says which)
+CHUNK_KEY_ENCODING = {"name": "default", "separator": "."}
+
 
 class VideoWriter:
     """Accumulates one video's arrays under a fresh generation; :meth:`commit` makes them visible."""
@@ -51,11 +67,13 @@ class VideoWriter:
         chunk_frames: int,
         codec: str = DEFAULT_CODEC,
         target_chunk_bytes: int = TARGET_CHUNK_BYTES,
+        direct: bool | None = None,
     ) -> None:
         """``chunk_frames``: stored frames per forward unit; every write starts at a multiple of it. Each
         array's chunk is the largest divisor of it whose bytes stay under ``target_chunk_bytes``, so writes
         always cover whole chunks (never a read-modify-write) and big blocks get several chunks that zarr
-        encodes and decodes in parallel."""
+        encodes and decodes in parallel. ``direct`` (default: on a local store with the ``raw`` codec): one
+        chunk per array, appended to without zarr (module docstring); False forces zarr's chunked writes."""
         layout.check_name("video", video)
         self.group = group
         self.video = video
@@ -63,7 +81,13 @@ class VideoWriter:
         self.blocks = tuple(blocks)
         self.chunk_frames = max(1, int(chunk_frames))
         self.target_chunk_bytes = target_chunk_bytes
-        self.compressors = compressors_for(codec)
+        self.codec = codec
+        self.compressors = compressors_for(codec)  # an unknown codec fails here, before any write
+        store = group.backend.store
+        #: local store, raw codec: one chunk per array, appended to by hand (module docstring)
+        can = isinstance(store, LocalStore) and codec == "raw"
+        self._root = Path(store.root) if can and direct is not False else None
+        self._crc: dict[tuple[int, str], int] = {}
         self.gen = new_gen()
         self._arrays: dict[tuple[int, str], Any] = {}
         self._entries: dict[tuple[int, str], ArrayEntry] = {}
@@ -79,44 +103,63 @@ class VideoWriter:
             data = data.astype(np.float16)
         if start % self.chunk_frames:
             raise ValueError(f"write at frame {start} is not aligned to chunks of {self.chunk_frames} frames")
-        arr = self._arrays.get((t, block))
-        if arr is None:
+        if (t, block) not in self._arrays:
             shape = (total, *data.shape[1:])
             if block in self._shapes and self._shapes[block] != shape:
                 raise StoreError(
                     f"{self.video} {block}: shape {shape} differs across timesteps {self._shapes[block]}"
                 )
             self._shapes[block] = shape
-            chunks = (min(self._chunk_len(data), total), *data.shape[1:])
+            chunks = shape if self._root is not None else (min(self._chunk_len(data), total), *data.shape[1:])
             arr, self._entries[(t, block)] = self._create(self.key(t, block), shape, chunks)
             self._arrays[(t, block)] = arr
-        arr[start : start + len(data)] = data
+        if self._root is not None:
+            self._append(t, block, start, data)
+        else:
+            self._arrays[(t, block)][start : start + len(data)] = data
         self._written[(t, block)] = self._written.get((t, block), 0) + len(data)
+
+    def _append(self, t: int, block: str, start: int, data: np.ndarray) -> None:
+        """Append frames ``start:start + len(data)`` to the array's one chunk file (frames come in order),
+        keeping its crc32c running; the checksum goes last, with the last frame."""
+        import crc32c
+
+        assert self._root is not None
+        done = self._written.get((t, block), 0)
+        if start != done:
+            raise ValueError(f"{self.video} T={t} {block}: write at frame {start}, expected frame {done}")
+        total = self._shapes[block][0]
+        if start + len(data) > total:
+            raise ValueError(
+                f"{self.video} T={t} {block}: frames {start}..{start + len(data)} beyond {total}"
+            )
+        raw = memoryview(np.ascontiguousarray(data, dtype="<f2")).cast("B")
+        crc = crc32c.crc32c(raw, self._crc.get((t, block), 0))
+        path = self._root / self.key(t, block) / "c.0.0.0.0"
+        try:
+            f = open(path, "wb" if start == 0 else "ab")  # noqa: SIM115  (closed by the with below)
+        except FileNotFoundError:  # the folder went (gc removed the recipe meanwhile): write on as zarr's
+            path.parent.mkdir(parents=True, exist_ok=True)  # store does; its zarr.json is gone, so
+            f = open(path, "wb" if start == 0 else "ab")  # noqa: SIM115  (a read of it: missing-array)
+        with f:
+            f.write(raw)
+            if start + len(data) == total:
+                f.write(int(crc).to_bytes(4, "little"))
+        self._crc[(t, block)] = crc
 
     def _create(self, key: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[Any, ArrayEntry]:
         """Write the array's ``zarr.json`` (and no parent group's) and return the array, bound to the store
-        without reading the metadata back, with its record entry."""
-        import zarr
+        without reading the metadata back, with its record entry (None for a direct array)."""
         from zarr.core.array import Array, AsyncArray
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.storage import MemoryStore, StorePath
+        from zarr.storage import StorePath
 
-        template = zarr.create_array(  # zarr fills in and validates the metadata, in memory
-            store=MemoryStore(),
-            shape=shape,
-            chunks=chunks,
-            dtype="float16",
-            fill_value=np.float16("nan"),  # never read: a missing chunk is an error (dvx/store/reader.py)
-            compressors=self.compressors,
-            filters=None,
-            dimension_names=("frame", "channel", "y", "x"),
-        )
-        meta = template.metadata
-        raw = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        meta, raw, digest = _metadata(shape, chunks, self.codec, tuple(CHUNK_KEY_ENCODING.items()))
         self.group.backend.put_bytes(f"{key}/zarr.json", raw)
+        entry = ArrayEntry(digest, math.ceil(shape[0] / chunks[0]))
+        if self._root is not None:
+            return None, entry
         store_path = StorePath(self.group.backend.store, key)
-        arr = Array(AsyncArray(meta, store_path, {"write_empty_chunks": True}))
-        return arr, ArrayEntry(metadata_digest(raw), math.ceil(shape[0] / chunks[0]))
+        return Array(AsyncArray(meta, store_path, {"write_empty_chunks": True})), entry
 
     def _chunk_len(self, data: np.ndarray) -> int:
         frame_bytes = max(1, data[:1].nbytes)
@@ -164,6 +207,33 @@ class VideoWriter:
             layout.commit_key(self.group.path, self.video, self.gen), commit.to_json()
         )
         return commit
+
+
+@functools.lru_cache(maxsize=512)
+def _metadata(
+    shape: tuple[int, ...], chunks: tuple[int, ...], codec: str, key_encoding: tuple[tuple[str, str], ...]
+) -> tuple[Any, bytes, str]:
+    """An array's metadata, its ``zarr.json`` bytes and their digest: zarr fills in and validates them in
+    memory, once per (shape, chunks, codec) in a process (a video's arrays of one block at every T, and
+    videos of one size, share them)."""
+    import zarr
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import MemoryStore
+
+    template = zarr.create_array(
+        store=MemoryStore(),
+        shape=shape,
+        chunks=chunks,
+        dtype="float16",
+        fill_value=np.float16("nan"),  # never read: a missing chunk is an error (dvx/store/reader.py)
+        compressors=compressors_for(codec),
+        filters=None,
+        dimension_names=("frame", "channel", "y", "x"),
+        chunk_key_encoding=dict(key_encoding),  # type: ignore[arg-type]
+    )
+    meta = template.metadata
+    raw = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+    return meta, raw, metadata_digest(raw)
 
 
 def record_failure(group: RecipeGroup, video: str, reason: str) -> Failure:

@@ -30,15 +30,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def poison(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     """Make the second forward unit (frames 4-5) of video ``BAD`` produce the value put in the list at
-    up.2, T=50, its second frame (frame 00005)."""
+    up.2, T=50, its second frame (frame 00005), in the denoiser's output: before the cast to float16 and
+    the finite check that run on the device."""
     value: list[float] = []
     real = runner._run_unit
 
     def poisoned(backbone, frames, unit, video_id, *args):  # type: ignore[no-untyped-def]
-        out = real(backbone, frames, unit, video_id, *args)
-        if video_id == BAD and unit.index == 1 and value:
-            out[50]["up.2"][1, 0, 0, 0] = value[0]
-        return out
+        if not (video_id == BAD and unit.index == 1 and value):
+            return real(backbone, frames, unit, video_id, *args)
+        forward = backbone.forward_blocks
+
+        def bad_forward(x, model_t, blocks):  # type: ignore[no-untyped-def]
+            out = forward(x, model_t, blocks)
+            out["up.2"][-1, 0, 0, 0] = value[0]  # one batch of (frame, T) samples, T-major: (5, T=50) last
+            return out
+
+        backbone.forward_blocks = bad_forward
+        try:
+            return real(backbone, frames, unit, video_id, *args)
+        finally:
+            del backbone.forward_blocks
 
     monkeypatch.setattr(runner, "_run_unit", poisoned)
     yield value

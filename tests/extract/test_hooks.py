@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from dvx.extract.hooks import capture, run_until_stop
+from dvx.extract.hooks import capture, run_until_stop, to_host
 
 
 class Chain(nn.Module):
@@ -35,3 +36,25 @@ def test_hooks_are_removed_even_when_the_forward_fails() -> None:
     with pytest.raises(RuntimeError), capture({"b": net.blocks[1]}):
         net(torch.randn(2, 4))  # wrong width: fails inside
     assert not net.blocks[1]._forward_hooks
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_to_host_casts_to_float16_as_numpy_would(dtype: torch.dtype) -> None:
+    """The device-side cast gives the very bits the host cast gave before (float32 -> numpy float16)."""
+    x = (torch.randn(3, 4, 5, 6) * 100).to(dtype)
+    half = to_host(x, float16=True)
+    assert half.dtype == torch.float16 and half.device.type == "cpu"
+    expected = x.float().numpy().astype(np.float16)
+    np.testing.assert_array_equal(half.numpy().view(np.uint16), expected.view(np.uint16))
+    full = to_host(x, float16=False)
+    assert full.dtype == torch.float32 and torch.equal(full, x.float())
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 1.0e5])
+def test_to_host_keeps_float32_where_float16_is_not_finite(bad: float) -> None:
+    """So the runner's finite check can tell an overflow (1e5) from a non-finite forward and name it."""
+    x = torch.ones(2, 3)
+    x[1, 2] = bad
+    out = to_host(x, float16=True)
+    assert out.dtype == torch.float32
+    np.testing.assert_array_equal(out.numpy(), x.numpy())

@@ -42,8 +42,10 @@ def write_video(
     seed: int = 0,
     commit: bool = True,
     codec: str = "raw",
+    direct: bool | None = None,
 ):
-    vw = VideoWriter(group, video, timesteps, blocks, chunk_frames=chunk, codec=codec)
+    """``direct=False``: zarr's chunked layout (chunks of ``chunk`` frames) also on a local store."""
+    vw = VideoWriter(group, video, timesteps, blocks, chunk_frames=chunk, codec=codec, direct=direct)
     data = {}
     for t in timesteps:
         for b in blocks:
@@ -98,7 +100,7 @@ def test_commit_refuses_incomplete_and_misaligned_writes(store_location: str) ->
 
 def test_a_missing_chunk_is_an_error_naming_the_repair_never_the_fill_value(store_location: str) -> None:
     group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
-    data = write_video(group, "dog")
+    data = write_video(group, "dog", direct=False)  # chunks of 2 frames
     key = group.array_key("dog", 50, "up.2")
     chunk = sorted(k for k in group.backend.list_prefix(key) if not k.endswith("zarr.json"))[1]
     group.backend.delete(chunk)
@@ -115,7 +117,7 @@ def test_a_missing_chunk_is_an_error_naming_the_repair_never_the_fill_value(stor
 
 def test_frame_slices_read_and_check_only_their_chunks(store_location: str) -> None:
     group = FeatureStore.open(store_location, mode="a").create_group("davis", RECIPE)
-    data = write_video(group, "dog")[(50, "up.2")]  # 5 frames in chunks of 2: [0, 1] [2, 3] [4]
+    data = write_video(group, "dog", direct=False)[(50, "up.2")]  # 5 frames in chunks of 2: [0, 1] [2, 3] [4]
     maps = group.frames("dog", 50, "up.2")
     assert maps.shape == data.shape and len(maps) == 5
     for a, b in [(0, 5), (1, 4), (3, 5), (4, 5), (2, 2), (0, 99)]:
@@ -282,9 +284,16 @@ def test_background_writer_runs_in_order_and_reraises() -> None:
 
 
 def test_big_blocks_get_several_chunks_that_divide_the_unit(tmp_path: Path) -> None:
+    """zarr's chunked layout (object stores, compressing codecs; forced here on local disk)."""
     group = FeatureStore.open(str(tmp_path / "s"), mode="a").create_group("davis", RECIPE)
     vw = VideoWriter(
-        group, "a", (0,), ("big", "small"), chunk_frames=14, target_chunk_bytes=3 * 4 * 3 * 5 * 2
+        group,
+        "a",
+        (0,),
+        ("big", "small"),
+        chunk_frames=14,
+        target_chunk_bytes=3 * 4 * 3 * 5 * 2,
+        direct=False,
     )
     big, small = feats(20), feats(20, c=1, h=1, w=1)
     for start in (0, 14):
@@ -321,3 +330,46 @@ def test_a_recipe_from_a_newer_dvx_hides_nothing_else(
     assert reader.find("davis", RECIPE.model, recipe=RECIPE.fp8).path == mine.path  # chosen by name: fine
     with pytest.raises(RecipeMismatchError, match=path):
         reader.find("davis", RECIPE.model, recipe="feed")
+
+
+def test_a_local_slot_is_three_filesystem_entries_and_zarr_reads_it(tmp_path) -> None:
+    """Local store, raw codec: each stored (video, T, block) is its folder, its zarr.json and one chunk file
+    under a flat key, and those bytes are exactly what zarr's own pipeline reads."""
+    group = FeatureStore.open(str(tmp_path / "s"), mode="a").create_group("davis", RECIPE)
+    data = write_video(group, "dog", n=5, chunk=2)  # written in 3 pieces: [0, 1] [2, 3] [4]
+    for (t, b), x in data.items():
+        folder = tmp_path / "s" / group.array_key("dog", t, b)
+        inside = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+        assert inside == ["c.0.0.0.0", "zarr.json"]  # + the folder itself: 3 entries
+        arr = zarr.open_array(store=group.backend.store, path=group.array_key("dog", t, b), mode="r")
+        np.testing.assert_array_equal(arr[:], x)
+        np.testing.assert_array_equal(group.read("dog", t, b), x)
+        np.testing.assert_array_equal(group.frames("dog", t, b)[3:5], x[3:5])
+
+
+def test_old_nested_chunk_layout_stays_readable(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrays written before flat keys (zarr's nested ``c/0/0/0/0``, chunks of 2 frames) read and verify."""
+    import dvx.store.writer as writer_mod
+    from dvx.store.verify import verify
+
+    monkeypatch.setattr(writer_mod, "CHUNK_KEY_ENCODING", {"name": "default", "separator": "/"})
+    store = FeatureStore.open(str(tmp_path / "s"), mode="a")
+    group = store.create_group("davis", RECIPE)
+    data = write_video(group, "dog", direct=False)
+    key = group.array_key("dog", 50, "up.2")
+    assert (tmp_path / "s" / key / "c" / "1" / "0" / "0" / "0").is_file()
+    monkeypatch.undo()
+    for (t, b), x in data.items():
+        np.testing.assert_array_equal(group.read("dog", t, b), x)
+    assert verify(store).ok and verify(store).chunks == 4 * 3
+    (tmp_path / "s" / key / "c" / "1" / "0" / "0" / "0").unlink()
+    with pytest.raises(StoreError, match=rf"missing-chunk {key}/c/1/0/0/0"):
+        group.read("dog", 50, "up.2")
+
+
+def test_direct_writes_come_in_frame_order(tmp_path) -> None:
+    group = FeatureStore.open(str(tmp_path / "s"), mode="a").create_group("davis", RECIPE)
+    vw = VideoWriter(group, "dog", (0,), ("up.1",), chunk_frames=2)
+    vw.write(0, "up.1", 0, feats(2), 5)
+    with pytest.raises(ValueError, match="expected frame 2"):
+        vw.write(0, "up.1", 4, feats(1), 5)

@@ -22,10 +22,14 @@ def test_verify_names_every_kind_of_damage_and_repair_uncommits_it(store_locatio
     store = FeatureStore.open(store_location, mode="a")
     group = store.create_group("davis", RECIPE)
     for i, video in enumerate(["ok", "flip", "cut", "gone", "nometa", "badrec"]):
-        write_video(group, video, seed=i)
+        # flip and cut: the default layout (local disk: one chunk per array); the others chunks of 2 frames
+        write_video(group, video, seed=i, direct=None if video in ("flip", "cut") else False)
     b = group.backend
-    assert verify(store).ok and verify(store).chunks == 6 * 4 * 3  # 6 videos x 4 arrays x 3 chunks
-    key = chunk_keys(group, "flip", 50, "up.2")[1]
+    on_disk = sum(
+        len(chunk_keys(group, v, t, k)) for v in ("flip", "cut") for t in (0, 50) for k in ("up.1", "up.2")
+    )
+    assert verify(store).ok and verify(store).chunks == 4 * 4 * 3 + on_disk  # 4 videos x 4 arrays x 3 chunks
+    key = chunk_keys(group, "flip", 50, "up.2")[-1]
     raw = bytearray(b.get_bytes(key))
     raw[7] ^= 0x10
     b.put_bytes(key, bytes(raw))
@@ -99,7 +103,7 @@ def test_verify_lists_each_group_once_not_once_per_array(
     store = FeatureStore.open(store_location, mode="a")
     group = store.create_group("davis", RECIPE)
     for video in ("a", "b", "c"):
-        write_video(group, video)  # 3 videos x 2 T x 2 blocks = 12 arrays
+        write_video(group, video, direct=False)  # 3 videos x 2 T x 2 blocks = 12 arrays, chunks of 2 frames
     group.backend.delete(chunk_keys(group, "b", 50, "up.2")[1])
     listed = []
     stat_prefix = Backend.stat_prefix
