@@ -3,7 +3,9 @@
 The store keeps float16 (largest finite value 65504). An activation that is inf/NaN in the compute dtype, or
 finite but beyond float16's range, would be stored as inf, and a probe's L2 normalisation turns a single inf
 into NaN for the whole position (then for everything propagated from it). So every array is checked after its
-float16 cast, before it is handed to the writer: the first bad one fails the video with one line naming the
+float16 cast (done on the compute device before the host copy; an array whose float16 cast is not finite
+comes back in the compute dtype, so this check can say whether it overflowed or was already inf/NaN), before
+it is handed to the writer: the first bad one fails the video with one line naming the
 model, T, block and the first frame it covers, and nothing of the video is committed (arrays already written
 for it stay uncommitted, invisible; ``dvx cache gc`` removes them). With ``--skip-bad`` the video is recorded
 in the store's failure list with that reason and the run goes on.
