@@ -102,6 +102,7 @@ def run_twin_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         blocks=("up.1", "up.2", "up.3"),
         head_epochs=cfg.epochs,
         threads=1,  # tiny tensors: one thread per process is faster than two on a shared 2-core CPU
+        progress=True,  # training steps and extraction: a bar on a terminal, plain lines in a log
     )
     say("== the image-vs-video twin study in miniature (dvx twin study --seeds 1; docs/twins.md)")
     report = run_study(study, log=lambda line: say(line) if not line.startswith(("#", "|", "\n")) else None)

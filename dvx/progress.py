@@ -218,3 +218,29 @@ def epoch_progress(epochs: int, desc: str, enabled: bool, stream: IO[str] | None
                 self.bar.close()
 
     return [_Epochs()]
+
+
+def step_progress(steps: int, desc: str, enabled: bool, stream: IO[str] | None = None) -> list[Any]:
+    """Lightning callbacks that report training per optimiser step as plain lines when stderr is not a
+    terminal (step-budgeted training such as ``dvx twin train``; otherwise as :func:`epoch_progress`)."""
+    if not enabled or _isatty(stream if stream is not None else sys.stderr):
+        return []
+    import pytorch_lightning as pl
+
+    class _Steps(pl.Callback):
+        def __init__(self) -> None:
+            self.bar: Progress | None = None
+
+        def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            if trainer.is_global_zero:
+                self.bar = Progress(steps, desc, "step", stream=stream)
+
+        def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.update()
+
+        def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    return [_Steps()]

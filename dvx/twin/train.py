@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 
 from dvx.errors import ConfigError
+from dvx.progress import step_progress
 from dvx.results import read_config, write_config
 from dvx.twin.checkpoint import CheckpointWriter, checkpoints, step_folder, write_checkpoint, write_losses
 from dvx.twin.config import TrainConfig
@@ -153,10 +155,10 @@ def run_train(cfg: TrainConfig, log: Log = print) -> TrainReport:
             devices=1,
             logger=False,
             enable_checkpointing=False,
-            enable_progress_bar=cfg.progress,
+            enable_progress_bar=cfg.progress and sys.stderr.isatty(),  # in a log: plain lines (below)
             enable_model_summary=False,
             gradient_clip_val=1.0,
-            callbacks=[writer],
+            callbacks=[writer, *step_progress(cfg.steps, f"train {cfg.objective} twin", cfg.progress)],
         )
         trainer.fit(module, train_dataloaders=data)
     write_losses(out, module.losses)

@@ -88,3 +88,18 @@ def test_a_world_with_too_short_videos_is_one_line(train_world: Path, tmp_path: 
     )
     with pytest.raises(DataError, match="no training video has the 8 frames"):
         run_train(cfg, log=lambda _: None)
+
+
+def test_training_in_a_log_prints_plain_step_lines_and_none_without_progress(
+    train_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stderr is not a terminal here (as under `make demo | cat`): plain done/total lines, no bar."""
+    for progress in (True, False):
+        run_train(
+            tiny_config(train_world, tmp_path / str(progress), "video", progress=progress), log=lambda _: None
+        )
+        err = capsys.readouterr().err
+        if progress:
+            assert "train video twin: 2/2 step" in err and "\r" not in err
+        else:
+            assert "step" not in err and "\r" not in err
