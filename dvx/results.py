@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -191,12 +192,14 @@ def fmt(value: Any) -> str:
     return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
 
 
-def block_order(name: str) -> tuple[int, str, int, str]:
-    """Network order of block names: down.N, mid, up.N, layer.N, then others (by name)."""
+def block_order(name: str) -> tuple[int, str, int, tuple[tuple[int, int, str], ...]]:
+    """Network order of block names: down.N, mid, up.N, layer.N, then others (by name); within a block,
+    numbers in the rest of the name count as numbers (``attn1.q.h2`` before ``attn1.q.h10``)."""
     head, _, rest = name.partition(".")
     idx, _, tail = rest.partition(".")
     order = {"down": 0, "mid": 1, "up": 2, "layer": 3}
-    return (order.get(head, 4), head, int(idx) if idx.isdigit() else -1, tail)
+    natural = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", tail) if p)
+    return (order.get(head, 4), head, int(idx) if idx.isdigit() else -1, natural)
 
 
 @dataclass

@@ -23,7 +23,9 @@ from dvx.results import Grid, ResultRecord, block_order, fmt, number
 #: task order of the tables (seed 002's Table 2 order, then the synthetic world); others follow by name
 TASK_ORDER = (
     "ucf101", "hmdb51", "movi-c", "movi-e", "cityscapes-seg", "cityscapes-depth", "davis17", "jhmdb",
+    "tapvid-davis", "tapvid-kinetics", "tapvid-rgb-stacking",
     "synthetic-action", "synthetic-discovery", "synthetic-seg", "synthetic-depth", "synthetic-propagation",
+    "synthetic-tracking",
 )  # fmt: skip
 
 
