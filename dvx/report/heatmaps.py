@@ -48,6 +48,10 @@ def heatmap_png(grid: Grid, path: Path, title: str, scale: tuple[float, float] |
     lo, hi = scale if scale is not None else shared_scale([float(v) for v in data.ravel()])
     image = ax.imshow(masked, cmap=cmap, aspect="auto", vmin=lo, vmax=hi)
     ax.set_xticks(range(len(grid.blocks)), labels=grid.blocks)
+    if max(len(b) for b in grid.blocks) > 8:  # attention head blocks (layer.17.attn1.q.h3) would overlap
+        ax.tick_params(axis="x", labelrotation=35, labelsize=8)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     ax.set_yticks(range(len(grid.timesteps)), labels=[str(t) for t in grid.timesteps])
     ax.set_xlabel("block")
     ax.set_ylabel("T")
