@@ -189,6 +189,22 @@ def read_costs(group: RecipeGroup) -> list[dict[str, Any]]:
             rec = json.loads(raw)
         except ValueError:
             continue  # a damaged cost record is no result: the next extraction on that device rewrites it
-        if isinstance(rec, dict):
+        if _well_formed(rec):  # parseable but damaged (a number turned into text): left out likewise
             out.append(rec)
     return out
+
+
+NUMBERS = (
+    "threads", "units", "forwards", "frames", "timesteps", "ensemble", "seconds", "seconds_per_unit",
+    "seconds_per_forward", "frames_per_second", "peak_device_bytes", "peak_host_bytes", "host_growth_bytes",
+)  # fmt: skip
+
+
+def _well_formed(rec: Any) -> bool:
+    """A cost record as :meth:`CostMeter.record` writes it: a dict, numeric fields numbers or null."""
+    if not isinstance(rec, dict):
+        return False
+    return all(
+        rec.get(k) is None or (isinstance(rec[k], int | float) and not isinstance(rec[k], bool))
+        for k in NUMBERS
+    )

@@ -38,6 +38,14 @@ def test_extraction_records_measured_time_and_memory_beside_the_recipe(tmp_path:
         "tiny-dinov2", "toy", root, tmp_path / "store", ("layer.1",), resolution=(56, 56), timesteps=(0,)
     )
     assert again.recipe.fingerprint == group.recipe.fingerprint and read_costs(again) == [rec]
+    # a damaged record, unparseable or with a number turned into text, is left out (never a report traceback)
+    import json
+
+    path = tmp_path / "store" / cost_key(group.path, "cpu", "float32")
+    for damaged, expected in (('{"device": "cp', []), (json.dumps({**rec, "seconds": "12 s"}), []),
+                              (json.dumps(rec), [rec])):  # fmt: skip
+        path.write_text(damaged)
+        assert read_costs(group) == expected
 
 
 def test_meter_counts_units_frames_and_forwards() -> None:
