@@ -1,10 +1,17 @@
-"""The two baselines a DAVIS label-propagation table needs so its numbers mean something.
+"""The baselines a DAVIS label-propagation table needs so its numbers mean something.
 
 - ``copy_first_mask``: predict the first frame's mask for every frame (no tracking at all);
 - ``pixel_features``: raw colour as the "features" (CIE Lab by default, or RGB), average-pooled to the
   feature stride and standardised per channel over the video, then fed to the same kNN propagation
   (``pixel_propagation`` does all of it). A backbone feature that does not beat colour carries no
   correspondence information beyond colour.
+- ``oracle_features``: the ground-truth object ids of every frame as the "features" (each cell holds the
+  fraction of its stride x stride pixels that belong to each object), fed to the same kNN propagation
+  (``oracle_propagation``). No feature map of that stride can tell objects apart better, so this is
+  what the protocol's resolution allows: where it scores below ``copy_first_mask`` (small objects that
+  barely move), no backbone can beat copying at that stride, however good its features. It is a
+  reference point, not a strict bound (features that also encode position could, in principle, do
+  better on objects of one colour), and it reads every frame's annotation, so it is never a method.
 """
 
 from __future__ import annotations
@@ -89,6 +96,55 @@ def pixel_features(
         std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
         x = (x - mean) / std
     return x.contiguous()
+
+
+def oracle_features(labels: np.ndarray, size: tuple[int, int], stride: int = 8) -> torch.Tensor:
+    """(F, H, W) ground-truth ids (255 = void) -> (F, K, h, w) float32 id fractions per feature cell.
+
+    The labels are resized (nearest) to ``size`` (the frames' size at extraction), then each cell of
+    ``stride`` x ``stride`` pixels holds the fraction of its pixels that carry each id 0..K-1 (void
+    pixels count for none, so an all-void cell is a zero vector), with ``h, w = size // stride``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from dvx.probe.resize import resize_nearest
+
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be (F, H, W), got {labels.shape}")
+    if stride < 1:
+        raise ConfigError(f"stride must be >= 1, got {stride}")
+    small = np.stack([resize_nearest(frame, size) for frame in labels]).astype(np.int64)
+    k = int(small[small != 255].max(initial=0)) + 1
+    onehot = torch.zeros((len(small), k + 1, *size), dtype=torch.float32)
+    ids = torch.from_numpy(np.where(small == 255, k, small))
+    onehot.scatter_(1, ids[:, None], 1.0)
+    return F.avg_pool2d(onehot[:, :k], kernel_size=stride, stride=stride).contiguous()
+
+
+def oracle_propagation(
+    labels: np.ndarray,
+    size: tuple[int, int],
+    cfg: PropagationConfig,
+    stride: int = 8,
+    device: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> np.ndarray:
+    """The oracle-features reference end to end: (F, H, W) ground truth -> masks (F, H, W).
+
+    ``size`` is the frames' size at extraction (the features' grid is ``size // stride``). Frame 0 of
+    the result is the given first mask, as for every method.
+    """
+    labels = np.asarray(labels)
+    feats = oracle_features(labels, size, stride)
+    h, w = feats.shape[-2:]
+    first = mask_to_onehot(labels[0], (h, w))
+    soft = propagate(feats, first, cfg, device=device, max_bytes=max_bytes)
+    H, W = labels.shape[1:]
+    masks = labels_to_masks(soft, out_size=(H, W), frame_size=(h * stride, w * stride))
+    masks[0] = labels[0]
+    return masks
 
 
 def pixel_propagation(

@@ -42,7 +42,7 @@ EVAL_WORLD_SEED = 0
 PROPAGATION = "synthetic-propagation"
 HEAD_TASKS = ("synthetic-action", "synthetic-seg", "synthetic-depth")
 ROLES = ("video", "image", "untrained")
-BASELINES = ("copy_first_mask", "pixel_colour")
+BASELINES = ("copy_first_mask", "pixel_colour", "oracle_ids")
 
 
 @dataclass(frozen=True)
@@ -409,6 +409,22 @@ def _checks(entry: dict[str, Any]) -> dict[str, bool]:
     return out
 
 
+def _ceiling_lines(summary: dict[str, Any]) -> list[str]:
+    """A sentence where copying the first mask scores above the oracle features (ground-truth ids at the
+    same stride): then no network's features can beat copying on this world at this stride."""
+    base = summary["tasks"].get(PROPAGATION, {}).get("baselines", {})
+    copy, oracle = base.get("copy_first_mask"), base.get("oracle_ids")
+    if copy is None or oracle is None or oracle["mean"] > copy["mean"]:
+        return []
+    return [
+        f"Copying the first mask ({copy['mean']:.3f}) scores at least as high as the oracle features "
+        f"({oracle['mean']:.3f}: "
+        "the ground-truth object ids as features at the same stride), so on this world no features of this "
+        "stride can beat copying: the objects are too small for the stride and move too little "
+        "(docs/twins.md)."
+    ]
+
+
 def _iv(d: dict[str, Any], digits: int = 3) -> str:
     return Interval(d["mean"], d["lo"], d["hi"], d["n"]).render(digits)
 
@@ -437,6 +453,8 @@ def render(cfg: StudyConfig, summary: dict[str, Any], seconds: dict[str, float])
     for task, e in summary["tasks"].items():
         ok = [k for k, v in e["checks"].items() if v]
         lines.append(f"- {task}: {', '.join(ok) if ok else 'none'}")
+    for line in _ceiling_lines(summary):
+        lines += ["", line]
     lines += ["", f"Learning curve: {PROPAGATION} J&F at T={cfg.main_t}, {cfg.dense_block}", ""]
     lines += ["| step | video twin | image twin |", "|---|---|---|"]
     vid = {p["step"]: p for p in summary["curve"].get("video", [])}

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from dvx.errors import ConfigError
-from dvx.probe.baselines import copy_first_mask, pixel_features, pixel_propagation, rgb_to_lab
+from dvx.probe.baselines import (
+    copy_first_mask,
+    oracle_features,
+    oracle_propagation,
+    pixel_features,
+    pixel_propagation,
+    rgb_to_lab,
+)
 from dvx.probe.jandf import evaluate_sequence
 from dvx.probe.propagation import PropagationConfig
 
@@ -90,3 +97,49 @@ def test_real_davis_pixel_propagation_matches_reference(shared_data) -> None:
     # (here: 1 pixel of 2.46 million, where the reference's two channels are exactly equal)
     n_diff, n_real = mask_disagreement(fast, ref, first_mask.shape, size)
     assert n_real == 0 and n_diff <= 5
+
+
+def test_oracle_features_hold_each_cells_id_fractions_and_void_counts_for_none() -> None:
+    labels = np.zeros((1, 8, 8), dtype=np.uint8)
+    labels[0, :4, :2] = 1  # half of cell (0, 0) is object 1
+    labels[0, 4:, 4:] = 255  # cell (1, 1) is all void
+    labels[0, 4:6, :4] = 2  # half of cell (1, 0) is object 2
+    feats = oracle_features(labels, (8, 8), stride=4)
+    assert feats.shape == (1, 3, 2, 2)
+    torch.testing.assert_close(feats[0, :, 0, 0], torch.tensor([0.5, 0.5, 0.0]))
+    torch.testing.assert_close(feats[0, :, 0, 1], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(feats[0, :, 1, 0], torch.tensor([0.5, 0.0, 0.5]))
+    torch.testing.assert_close(feats[0, :, 1, 1], torch.zeros(3))
+    # the labels are resized (nearest) to the extraction size first: 16x16 labels at size 8x8
+    big = np.repeat(np.repeat(labels, 2, axis=1), 2, axis=2)
+    torch.testing.assert_close(oracle_features(big, (8, 8), stride=4), feats)
+
+
+def _square_labels(frames: int, side: int, step: int, size: int = 32) -> np.ndarray:
+    gt = np.zeros((frames, size, size), dtype=np.uint8)
+    for t in range(frames):
+        gt[t, 8 : 8 + side, t * step : t * step + side] = 1
+    return gt
+
+
+def test_the_oracle_follows_a_grid_aligned_moving_object_exactly_where_copying_fails() -> None:
+    gt = _square_labels(frames=4, side=8, step=4)  # 8 px square, 4 px per frame, stride 4: cells align
+    cfg = PropagationConfig.preset("dino")
+    oracle = oracle_propagation(gt, (32, 32), cfg, stride=4)
+    np.testing.assert_array_equal(oracle[0], gt[0])
+    score = evaluate_sequence(gt, oracle)
+    assert score.F_mean == 1.0 and score.J_mean > 0.9  # J: 4 corners, rounded by the upsampling
+    copied = copy_first_mask(gt[0], len(gt))
+    assert evaluate_sequence(gt, copied).J_mean < 0.5
+
+
+def test_the_oracle_cannot_resolve_objects_smaller_than_its_stride() -> None:
+    """The reason the oracle is a reference point: at stride 16 a 4 px object that barely moves is lost
+    (mixed into the background's cells), while copying the first mask keeps most of it."""
+    gt = _square_labels(frames=4, side=4, step=1)
+    cfg = PropagationConfig.preset("dino")
+    oracle = oracle_propagation(gt, (32, 32), cfg, stride=16)
+    copied = copy_first_mask(gt[0], len(gt))
+    j_oracle = evaluate_sequence(gt, oracle).J_mean
+    j_copy = evaluate_sequence(gt, copied).J_mean
+    assert j_oracle < j_copy

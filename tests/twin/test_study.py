@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dvx.errors import ConfigError
-from dvx.twin.study import PROPAGATION, StudyConfig, run_study
+from dvx.twin.study import PROPAGATION, StudyConfig, _ceiling_lines, run_study
 from tests.conftest import run_cli
 
 
@@ -36,7 +36,7 @@ def test_a_small_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     gap = prop["gap_video_minus_image"]
     diffs = [v - i for v, i in zip(prop["values"]["video"], prop["values"]["image"], strict=True)]
     assert gap["mean"] == pytest.approx(sum(diffs) / 2)
-    assert set(prop["baselines"]) == {"copy_first_mask", "pixel_colour"}
+    assert set(prop["baselines"]) == {"copy_first_mask", "pixel_colour", "oracle_ids"}
     assert "synthetic-action" in s["tasks"]
     # the learning curve: steps 0, 1, 2 for both twins
     assert [p["step"] for p in s["curve"]["video"]] == [0, 1, 2]
@@ -47,6 +47,8 @@ def test_a_small_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert saved["summary"]["tasks"][PROPAGATION]["values"] == prop["values"]
     md = (tmp_path / "study" / "study.md").read_text()
     assert "| synthetic-propagation | JF_mean" in md and "video - image gap" in md
+    copy, oracle = (prop["baselines"][k]["mean"] for k in ("copy_first_mask", "oracle_ids"))
+    assert ("no features of this stride can beat copying" in md) == (copy >= oracle)
     # the records are ordinary result records: `dvx report` renders them
     argv = ["report", "--store", str(cfg.store), "--results", str(cfg.results), "--out", str(tmp_path / "r")]
     code, _, err = run_cli(argv, capsys)
@@ -61,3 +63,17 @@ def test_study_settings_are_checked() -> None:
         tiny_study(Path("x"), main_t=100)
     with pytest.raises(ConfigError, match=r"block 'up\.3' is not one of --blocks"):
         tiny_study(Path("x"), dense_block="up.3")
+
+
+def _summary_with(copy: float, oracle: float) -> dict[str, object]:
+    iv = lambda m: {"mean": m, "lo": m, "hi": m, "n": 3}  # noqa: E731
+    base = {"copy_first_mask": iv(copy), "pixel_colour": iv(0.4), "oracle_ids": iv(oracle)}
+    return {"tasks": {PROPAGATION: {"baselines": base}}}
+
+
+def test_the_study_says_when_copying_beats_even_oracle_features() -> None:
+    """Where the ground-truth ids as features score below copying the first mask, no network can beat
+    copying at that stride: the study says so instead of leaving a "not reached" unexplained."""
+    (line,) = _ceiling_lines(_summary_with(copy=0.70, oracle=0.39))
+    assert "0.700" in line and "0.390" in line and "no features of this stride can beat copying" in line
+    assert _ceiling_lines(_summary_with(copy=0.30, oracle=0.86)) == []

@@ -5,8 +5,9 @@ For each (T, block): the first annotated mask is propagated through the block's 
 submission PNGs (``<out>/<task>/<dataset>/<model>@<fp8>/T<T>/<block>/<sequence>/<frame>.png``) and scored
 with the official J&F protocol (dvx.probe.jandf); ``dvx eval <task>`` scores such a folder the same way.
 The videos are those of the dataset reader's split (DAVIS: its default split, or ``--split``). Every table
-carries two baselines computed at the same feature stride, so a number means something: "copy the first
-mask" and raw-pixel (Lab colour) features.
+carries three references computed at the same feature stride, so a number means something: "copy the first
+mask", raw-pixel (Lab colour) features, and the ground-truth object ids as features (``oracle_ids``: what
+the stride allows at best; see dvx/probe/baselines.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dvx.probe.tasks.propagation_common import PropagationOptions
 from dvx.progress import progress
 from dvx.results import ResultRecord
 
-BASELINES = ("copy_first_mask", "pixel_colour")
+BASELINES = ("copy_first_mask", "pixel_colour", "oracle_ids")
 JF = ("J_mean", "F_mean", "JF_mean")
 
 
@@ -175,6 +176,8 @@ class DavisPropagationTask(PredictionTask):
             into["copy_first_mask"][ref.id] = copied
             pix = baselines.pixel_propagation(frames, gt[0], prop, stride=stride, device=ctx.device)
             into["pixel_colour"][ref.id] = evaluate_sequence(gt, pix, ref.id)
+            oracle = baselines.oracle_propagation(gt, resolution, prop, stride=stride, device=ctx.device)
+            into["oracle_ids"][ref.id] = evaluate_sequence(gt, oracle, ref.id)
 
     def extra_lines(self, records: list[ResultRecord]) -> list[str]:
         return baseline_lines(records)
