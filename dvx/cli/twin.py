@@ -88,6 +88,12 @@ def train(
     show_default=True,
     help="Trained-head tasks ('none' for none).",
 )
+@click.option(
+    "--tracking/--no-tracking",
+    default=True,
+    show_default=True,
+    help="Point tracking (synthetic-tracking) at the main T on the dense block.",
+)
 @click.option("--head-epochs", default=10, show_default=True, type=int, help="Epochs of each trained head.")
 @click.option(
     "--eval-videos", default=28, show_default=True, type=int, help="Videos of the evaluation world."
@@ -96,7 +102,8 @@ def train(
 @click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")
 def study(
     out: str, seeds: int, first_seed: int, steps: int, save_every: int, frames_per_batch: int, timesteps: str,
-    blocks: str, heads: str, head_epochs: int, eval_videos: int, train_videos: int, threads: int | None,
+    blocks: str, heads: str, tracking: bool, head_epochs: int, eval_videos: int, train_videos: int,
+    threads: int | None,
 ) -> None:  # fmt: skip
     """Train both twins per seed, extract them and the untrained network, probe, report with intervals."""
     from dvx.twin.study import StudyConfig, run_study
@@ -106,7 +113,7 @@ def study(
     cfg = StudyConfig(
         out=out, seeds=seeds, first_seed=first_seed, steps=steps, save_every=save_every,
         frames_per_batch=frames_per_batch, timesteps=ts, blocks=parse_names(blocks) or (),
-        main_t=50 if 50 in ts else ts[0], heads=heads_t, head_epochs=head_epochs, eval_videos=eval_videos,
-        train_videos=train_videos, threads=threads,
+        main_t=50 if 50 in ts else ts[0], heads=heads_t, tracking=tracking, head_epochs=head_epochs,
+        eval_videos=eval_videos, train_videos=train_videos, threads=threads,
     )  # fmt: skip
     run_study(cfg, log=click.echo)

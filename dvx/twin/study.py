@@ -7,8 +7,9 @@
 3. ``dvx extract`` of the evaluation world: the video twin (``twin-svd``, clips of F), the image twin
    (``twin-svd-frames``, each frame a 1-frame clip, as it was trained) and the untrained network
    (``twin-svd``) at every T and block of the grid; the intermediate checkpoints at the main T only.
-4. ``dvx probe``: synthetic label propagation (J&F, with its copy-first-mask and pixel-colour baselines)
-   over the whole T x block grid; the trained heads (action, segmentation, depth) at the main T, on the
+4. ``dvx probe``: synthetic label propagation (J&F, with its copy-first-mask, pixel-colour and oracle-ids
+   references) over the whole T x block grid; point tracking (synthetic-tracking, AJ, training-free) at the
+   main T on the dense block; the trained heads (action, segmentation, depth) at the main T, on the
    dense block (global block for action); propagation of every checkpoint for the learning curve.
 5. Per task: image twin, video twin, untrained (mean over seeds with a 95% t-interval), the baselines,
    the video-minus-image gap paired by seed with its interval whatever its sign, and the main metric
@@ -40,6 +41,7 @@ Log = Callable[[str], None]
 TRAIN_WORLD_SEED = 1000
 EVAL_WORLD_SEED = 0
 PROPAGATION = "synthetic-propagation"
+TRACKING = "synthetic-tracking"  # training-free, read at the fixed point (main T, dense block)
 HEAD_TASKS = ("synthetic-action", "synthetic-seg", "synthetic-depth")
 ROLES = ("video", "image", "untrained")
 BASELINES = ("copy_first_mask", "pixel_colour", "oracle_ids")
@@ -67,6 +69,7 @@ class StudyConfig:
     dense_block: str = "up.2"
     global_block: str = "up.1"
     heads: tuple[str, ...] = HEAD_TASKS
+    tracking: bool = True  # point tracking (synthetic-tracking, AJ) at the fixed reading point
     head_epochs: int = 10
     threads: int | None = None
     progress: bool = False
@@ -214,7 +217,11 @@ def _probe(
     from dvx.probe.runner import run_probe
 
     opts: dict[str, Any] = (
-        {"preset": "dino"} if task == PROPAGATION else {"epochs": cfg.head_epochs, "num_workers": 0}
+        {"preset": "dino"}
+        if task == PROPAGATION
+        else {}
+        if task == TRACKING
+        else {"epochs": cfg.head_epochs, "num_workers": 0}
     )
     return run_probe(
         ProbeConfig(
@@ -285,6 +292,8 @@ def run_study(cfg: StudyConfig, log: Log = print) -> StudyReport:
                 continue
             got = _probe(cfg, r, PROPAGATION, eval_world, r.timesteps, cfg.blocks)
             if r.role in ROLES:
+                if cfg.tracking:
+                    got += _probe(cfg, r, TRACKING, eval_world, (cfg.main_t,), (cfg.dense_block,))
                 for task in cfg.heads:
                     block = cfg.global_block if task == "synthetic-action" else cfg.dense_block
                     got += _probe(cfg, r, task, eval_world, (cfg.main_t,), (block,))
@@ -336,7 +345,7 @@ def summarize(cfg: StudyConfig, runs: list[Run], records: dict[str, list[Any]]) 
     by = {(r.seed, r.role, r.step): records.get(r.recipe, []) for r in runs}
     final = {role: [by[(s, role, cfg.steps if role != "untrained" else 0)] for s in seeds] for role in ROLES}
     tasks: dict[str, Any] = {}
-    for task in (PROPAGATION, *cfg.heads):
+    for task in (PROPAGATION, *([TRACKING] if cfg.tracking else []), *cfg.heads):
         block = cfg.global_block if task == "synthetic-action" else cfg.dense_block
         cells = {role: [_value(recs, task, cfg.main_t, block) for recs in final[role]] for role in ROLES}
         if any(c is None for cs in cells.values() for c in cs):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dvx.errors import ConfigError
-from dvx.twin.study import PROPAGATION, StudyConfig, _ceiling_lines, run_study
+from dvx.twin.study import PROPAGATION, TRACKING, StudyConfig, _ceiling_lines, run_study
 from tests.conftest import run_cli
 
 
@@ -38,6 +38,10 @@ def test_a_small_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert gap["mean"] == pytest.approx(sum(diffs) / 2)
     assert set(prop["baselines"]) == {"copy_first_mask", "pixel_colour", "oracle_ids"}
     assert "synthetic-action" in s["tasks"]
+    track = s["tasks"][TRACKING]  # training-free point tracking at the fixed reading point
+    assert track["metric"] == "AJ" and track["block"] == "up.2" and track["higher_is_better"]
+    assert all(0.0 <= v <= 1.0 for vs in track["values"].values() for v in vs)
+    assert "gap_video_minus_image" in track
     # the learning curve: steps 0, 1, 2 for both twins
     assert [p["step"] for p in s["curve"]["video"]] == [0, 1, 2]
     assert [p["step"] for p in s["curve"]["image"]] == [0, 1, 2]
