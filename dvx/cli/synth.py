@@ -32,6 +32,22 @@ import click
     help="Every k-th video of each pan class is a brick wall (0: none).",
 )
 @click.option(
+    "--speed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Most px per frame of a moving actor or pan (0: the shorter side / 32).",
+)
+@click.option(
+    "--sprite-scale", default=1.0, show_default=True, type=float, help="Sprite sizes x this (in (0, 4])."
+)
+@click.option(
+    "--all-sprites-move",
+    is_flag=True,
+    help="In the object_* classes every sprite moves (the actor in the class's direction, the others each "
+    "in its own): most annotated objects move, as in DAVIS.",
+)
+@click.option(
     "--test-fraction", default=0.3, show_default=True, type=float, help="Test share per motion class."
 )
 @click.option("--fps", default=8.0, show_default=True, type=float, help="Frame rate written into the videos.")
@@ -45,6 +61,9 @@ def synth(
     seed: int,
     colour_coded: bool,
     brick_wall_every: int,
+    speed: int,
+    sprite_scale: float,
+    all_sprites_move: bool,
     test_fraction: float,
     fps: float,
     overwrite: bool,
@@ -65,6 +84,9 @@ def synth(
         seed=seed,
         colour_coded=colour_coded,
         brick_wall_every=brick_wall_every,
+        speed=speed,
+        sprite_scale=sprite_scale,
+        all_sprites_move=all_sprites_move,
         test_fraction=test_fraction,
         fps=fps,
         overwrite=overwrite,

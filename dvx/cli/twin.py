@@ -49,12 +49,15 @@ def twin() -> None:
 )
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")
 @click.option("--max-videos", default=None, type=int, help="Use at most this many training videos.")
+@click.option(
+    "--vae", default=None, help="A trained VAE folder (`dvx twin vae`) [default: tiny-svd's random init]."
+)
 @click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(
     objective: str, data_root: str, out: str, dataset: str, split: str | None, steps: int, save_every: int,
     seed: int, frames: int, frames_per_batch: int, resolution: str, lr: float, max_videos: int | None,
-    threads: int | None, no_progress: bool,
+    vae: str | None, threads: int | None, no_progress: bool,
 ) -> None:  # fmt: skip
     """Train one twin; every checkpoint is a diffusers folder for `dvx extract --model twin-svd --weights`."""
     from dvx.twin.config import TrainConfig
@@ -63,10 +66,42 @@ def train(
     cfg = TrainConfig(
         objective=objective, data_root=data_root, out=out, dataset=dataset, split=split, steps=steps,
         save_every=save_every, seed=seed, frames=frames, frames_per_batch=frames_per_batch,
-        resolution=parse_resolution(resolution), lr=lr, max_videos=max_videos, threads=threads,
+        resolution=parse_resolution(resolution), lr=lr, max_videos=max_videos, vae=vae, threads=threads,
         progress=not no_progress,
     )  # fmt: skip
     click.echo(run_train(cfg, log=click.echo).summary())
+
+
+@twin.command("vae")
+@click.option(
+    "--data-root", required=True, help="A dvx dataset of frames (default reader: a `dvx synth` world)."
+)
+@click.option("--out", required=True, help="The VAE folder to write (diffusers layout).")
+@click.option("--dataset", default="synthetic", show_default=True, help="Dataset reader of --data-root.")
+@click.option("--split", default=None, help="Dataset split [default: every video].")
+@click.option("--steps", default=300, show_default=True, type=int, help="Optimiser steps.")
+@click.option("--batch", default=16, show_default=True, type=int, help="Frames per step.")
+@click.option(
+    "--resolution", default="64x96", show_default=True, help="Training frame size HxW (multiples of 8)."
+)
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Init and batch order.")
+@click.option("--max-videos", default=None, type=int, help="Use at most this many videos.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")
+@click.option("--no-progress", is_flag=True, help="No progress lines.")
+def vae(
+    data_root: str, out: str, dataset: str, split: str | None, steps: int, batch: int, resolution: str,
+    lr: float, seed: int, max_videos: int | None, threads: int | None, no_progress: bool,
+) -> None:  # fmt: skip
+    """Train the autoencoder both twins share (then `dvx twin train --vae OUT`)."""
+    from dvx.twin.vae import VaeConfig, train_vae
+
+    cfg = VaeConfig(
+        data_root=data_root, out=out, dataset=dataset, split=split, steps=steps, batch=batch,
+        resolution=parse_resolution(resolution), lr=lr, seed=seed, max_videos=max_videos, threads=threads,
+        progress=not no_progress,
+    )  # fmt: skip
+    click.echo(train_vae(cfg, log=click.echo).summary())
 
 
 @twin.command("study")

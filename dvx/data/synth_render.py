@@ -43,6 +43,17 @@ OBJECT_DIRECTION: dict[str, tuple[int, int]] = {
     "object_up": (0, -1),
     "object_down": (0, 1),
 }
+#: the directions a non-actor sprite may take in a world where every sprite moves (8-neighbourhood)
+DIRECTIONS: tuple[tuple[int, int], ...] = (
+    (-1, -1),
+    (0, -1),
+    (1, -1),
+    (-1, 0),
+    (1, 0),
+    (-1, 1),
+    (0, 1),
+    (1, 1),
+)
 SHAPE_CLASSES: tuple[str, ...] = ("disc", "square", "triangle", "cross")
 #: semantic ids: 0 background, then the shapes (the same ids are the Cityscapes-layout train ids)
 SEMANTIC_CLASSES: tuple[str, ...] = ("background", *SHAPE_CLASSES)
@@ -52,6 +63,7 @@ BACKGROUND_DEPTH = 20.0
 MIN_DEPTH, MAX_DEPTH = 3.0, 12.0
 POINTS_PER_SPRITE = 15
 BACKGROUND_POINTS = 32
+MAX_SPRITE_SCALE = 4.0
 MIN_SIDE = 8  # a sprite is never smaller than 8x8 px (>= 15 tracked points fit on every shape)
 
 #: each shape class has its own procedural texture: (pattern, colour A, colour B)
@@ -85,12 +97,19 @@ class WorldParams:
     width: int = 128
     colour_coded: bool = False
     brick_wall_every: int = 2  # every k-th video of each pan class is a brick wall (0: none)
+    speed: int = 0  # the most px per frame of a moving actor or pan (0: min(height, width) / 32, rounded)
+    sprite_scale: float = 1.0  # sprite sizes x this (1: a sprite at depth 5 spans 18% of the shorter side)
+    all_sprites_move: bool = False  # object_* classes: the other sprites move too (own directions)
 
     def __post_init__(self) -> None:
         if self.frames < 2:
             raise ConfigError(f"a synthetic video needs at least 2 frames, got {self.frames}")
         if min(self.height, self.width) < 32:
             raise ConfigError(f"synthetic frames must be at least 32x32 px, got {self.height}x{self.width}")
+        if self.speed < 0:
+            raise ConfigError(f"speed must be >= 0 px per frame (0: the default), got {self.speed}")
+        if not 0.0 < self.sprite_scale <= MAX_SPRITE_SCALE:  # NaN too
+            raise ConfigError(f"sprite scale must lie in (0, {MAX_SPRITE_SCALE:g}], got {self.sprite_scale}")
         if self.brick_wall_every < 0:
             raise ConfigError(
                 f"brick_wall_every must be >= 0 (0 = no brick walls), got {self.brick_wall_every}"
@@ -106,7 +125,7 @@ class SpritePlan:
     depth: float
     side: int  # the shape's bounding square, px
     xy: tuple[int, int]  # top-left corner in world pixels at frame 0
-    velocity: tuple[int, int]  # world px per frame (non-zero only for the actor of object_* classes)
+    velocity: tuple[int, int]  # world px per frame (the actor of object_* classes; all with all_sprites_move)
     colours: tuple[RGB, RGB]
     period: int  # texture pattern period, px
 
@@ -220,7 +239,9 @@ def video_kind(index: int, params: WorldParams) -> str:
 
 
 def max_speed(params: WorldParams) -> int:
-    return max(1, round(min(params.height, params.width) / 32))
+    """The most px per frame of a moving actor or camera pan: ``speed``, or by default 1/32 of the shorter
+    side (2 px at 64x96, 4 px at 128x192)."""
+    return params.speed or max(1, round(min(params.height, params.width) / 32))
 
 
 def plan_video(seed: int, index: int, params: WorldParams) -> VideoPlan:
@@ -242,7 +263,7 @@ def plan_video(seed: int, index: int, params: WorldParams) -> VideoPlan:
 
 def sprite_side(depth: float, params: WorldParams) -> int:
     """Apparent size is inversely proportional to depth (a monocular depth cue)."""
-    side = round(0.18 * min(params.height, params.width) * 5.0 / depth)
+    side = round(0.18 * params.sprite_scale * min(params.height, params.width) * 5.0 / depth)
     return int(np.clip(side, MIN_SIDE, min(params.height, params.width) // 2))
 
 
@@ -259,9 +280,9 @@ def _plan_sprites(
         depth = round(float(depths[k]), 3)
         side = sprite_side(depth, params)
         vx = vy = 0
-        if k == 0 and motion in OBJECT_DIRECTION:
-            dx, dy = OBJECT_DIRECTION[motion]
-            extent = w if dx else h
+        if motion in OBJECT_DIRECTION and (k == 0 or params.all_sprites_move):
+            dx, dy = OBJECT_DIRECTION[motion] if k == 0 else DIRECTIONS[int(rng.integers(len(DIRECTIONS)))]
+            extent = min(w if dx else h, h if dy else w)
             vmax = max(1, min(max_speed(params), (extent - side) // (f - 1)))
             speed = int(rng.integers(1, vmax + 1))
             vx, vy = dx * speed, dy * speed

@@ -34,6 +34,7 @@ from dvx.data.synth_render import (
     Tracks,
     WorldParams,
     generate_video,
+    max_speed,
 )
 from dvx.data.video_io import read_frames
 from dvx.errors import ConfigError, CorruptVideoError, DataError, OutputError
@@ -83,6 +84,9 @@ class SynthConfig:
     seed: int = 0
     colour_coded: bool = False
     brick_wall_every: int = 2
+    speed: int = 0  # the most px per frame of a moving actor or pan (0: shorter side / 32)
+    sprite_scale: float = 1.0
+    all_sprites_move: bool = False
     test_fraction: float = 0.3
     fps: float = 8.0
     overwrite: bool = False
@@ -112,7 +116,16 @@ class SynthConfig:
         self.params()  # validates frames, size, brick_wall_every
 
     def params(self) -> WorldParams:
-        return WorldParams(self.frames, self.height, self.width, self.colour_coded, self.brick_wall_every)
+        return WorldParams(
+            self.frames,
+            self.height,
+            self.width,
+            self.colour_coded,
+            self.brick_wall_every,
+            self.speed,
+            self.sprite_scale,
+            self.all_sprites_move,
+        )
 
 
 @dataclass(frozen=True)
@@ -239,6 +252,10 @@ def _write_world(out: Path, cfg: SynthConfig, progress: Callable[[str], None] | 
         "fps": cfg.fps,
         "colour_coded": cfg.colour_coded,
         "brick_wall_every": cfg.brick_wall_every,
+        "speed": cfg.params().speed,
+        "max_speed": max_speed(cfg.params()),
+        "sprite_scale": cfg.sprite_scale,
+        "all_sprites_move": cfg.all_sprites_move,
         "test_fraction": cfg.test_fraction,
         "motion_classes": list(MOTION_CLASSES),
         "ucf_classes": [layouts.ucf_class_name(c) for c in MOTION_CLASSES],

@@ -41,6 +41,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 20
     max_videos: int | None = None  # cap on training videos (None: all)
+    vae: str | None = None  # a trained VAE folder (`dvx twin vae`); None: tiny-svd's random-init VAE
     device: str = "cpu"
     threads: int | None = None  # torch CPU threads (None: torch's default)
     progress: bool = True
@@ -74,6 +75,10 @@ class TrainConfig:
             raise ConfigError(f"--max-videos must be >= 1, got {self.max_videos}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        if self.vae is not None and not (Path(self.vae).expanduser() / "config.json").is_file():
+            raise ConfigError(
+                f"--vae {self.vae!r} is not a diffusers VAE folder (no config.json); see `dvx twin vae`"
+            )
         check_device(self.device)
         if Path(self.out).expanduser().is_file():
             raise ConfigError(f"--out {self.out!r} is a file; give a folder")

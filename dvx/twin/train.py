@@ -68,6 +68,7 @@ def config_record(cfg: TrainConfig, latent_scale: float | None = None) -> dict[s
         "unet": {"class": "UNetSpatioTemporalConditionModel", "config": dict(TINY_UNET_CONFIG)},
         "vae": {
             "class": "AutoencoderKLTemporalDecoder",
+            "trained": cfg.vae,  # None: the random init of ``seed``
             "seed": VAE_SEED,
             "config": dict(TINY_VAE_CONFIG),
             "frozen": True,
@@ -111,11 +112,22 @@ def _quiet_lightning() -> Any:
                 logging.getLogger(n).setLevel(level)
 
 
+def _load_vae(folder: str | None) -> Any:
+    """The frozen VAE: a trained one (``dvx twin vae``) from its folder, else tiny-svd's random init."""
+    from dvx.extract.backbones.svd import tiny_vae
+
+    if folder is None:
+        return tiny_vae(VAE_SEED)
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    return AutoencoderKLTemporalDecoder.from_pretrained(Path(folder).expanduser())
+
+
 def run_train(cfg: TrainConfig, log: Log = print) -> TrainReport:
     """Train one twin as ``cfg`` says; see the module docstring."""
     import pytorch_lightning as pl
 
-    from dvx.extract.backbones.svd import scheduler, tiny_unet, tiny_vae
+    from dvx.extract.backbones.svd import scheduler, tiny_unet
     from dvx.twin.data import BatchSampler, encode_dataset
     from dvx.twin.module import TwinModule
 
@@ -134,7 +146,7 @@ def run_train(cfg: TrainConfig, log: Log = print) -> TrainReport:
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     device = torch.device(cfg.device if cfg.device != "auto" else "cpu")
-    vae = tiny_vae(VAE_SEED).to(device).eval().requires_grad_(False)
+    vae = _load_vae(cfg.vae).to(device).eval().requires_grad_(False)
     pool = encode_dataset(cfg, vae, log)
     scale = pool.scale()
     vae.register_to_config(scaling_factor=scale)

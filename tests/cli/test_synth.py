@@ -54,6 +54,27 @@ def test_options_reach_the_world(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert world["seed"] == 9 and world["colour_coded"] and world["brick_wall_every"] == 0
     assert all(e["kind"] == "scene" for e in world["videos"])
     assert len(capsys.readouterr().out.splitlines()) == 6  # one progress line per video + the summary
+    assert (world["speed"], world["max_speed"], world["sprite_scale"], world["all_sprites_move"]) == (
+        0,
+        1,
+        1.0,
+        False,
+    )
+
+
+def test_motion_and_size_options_reach_the_world(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    opts = ["--videos", "7", "--frames", "4", "--size", "64x96", "--speed", "5", "--sprite-scale", "1.5"]
+    main(["synth", "--out", str(out), *opts, "--all-sprites-move", "-q"])
+    world = _world(out)
+    assert (world["speed"], world["max_speed"], world["sprite_scale"], world["all_sprites_move"]) == (
+        5,
+        5,
+        1.5,
+        True,
+    )
+    movers = [e for e in world["videos"] if e["motion_class"].startswith("object_")]
+    assert movers and all(s["velocity"] != [0, 0] for e in movers for s in e["sprites"])
 
 
 @pytest.mark.parametrize(
@@ -63,6 +84,8 @@ def test_options_reach_the_world(tmp_path: Path, capsys: pytest.CaptureFixture[s
         (["--size", "16x16"], "at least 32x32"),
         (["--frames", "1"], "at least 2 frames"),
         (["--videos", "0"], "--videos must be >= 1"),
+        (["--speed", "-2"], "speed must be >= 0"),
+        (["--sprite-scale", "9"], "sprite scale must lie in"),
     ],
 )
 def test_bad_options_are_one_line_errors(

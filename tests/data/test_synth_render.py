@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
@@ -16,7 +19,9 @@ from dvx.data.synth_render import (
     SyntheticVideo,
     WorldParams,
     generate_video,
+    max_speed,
     plan_video,
+    sprite_side,
     video_kind,
 )
 from dvx.errors import ConfigError
@@ -205,9 +210,20 @@ def test_colour_coding_makes_motion_classes_separable_by_mean_colour() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"frames": 1}, {"height": 16}, {"width": 31}, {"brick_wall_every": -1}], ids=str
+    "kwargs",
+    [
+        {"frames": 1},
+        {"height": 16},
+        {"width": 31},
+        {"brick_wall_every": -1},
+        {"speed": -1},
+        {"sprite_scale": 0.0},
+        {"sprite_scale": float("nan")},
+        {"sprite_scale": 5.0},
+    ],
+    ids=str,
 )
-def test_bad_params_are_config_errors(kwargs: dict[str, int]) -> None:
+def test_bad_params_are_config_errors(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         WorldParams(**kwargs)
 
@@ -215,3 +231,63 @@ def test_bad_params_are_config_errors(kwargs: dict[str, int]) -> None:
 def test_negative_index_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="index"):
         plan_video(0, -1, PARAMS)
+
+
+#: sha256 of 14 default videos (seed 3) made by the generator before the speed, sprite-scale and
+#: all-sprites-move knobs existed: with the knobs at their defaults every world is byte-identical
+DEFAULT_WORLD_SHA = "13abad94d0b51cf6d220424ae7d7ed7d22f5e75670b1703a617238e300210e66"
+
+
+def _world_sha(params: WorldParams) -> str:
+    m = hashlib.sha256()
+    for i in range(14):
+        v = generate_video(3, i, params)
+        m.update(json.dumps(v.plan.to_json(), sort_keys=True).encode())
+        m.update(v.frames.tobytes())
+        m.update(v.tracks.xy.tobytes())
+    return m.hexdigest()
+
+
+def test_the_motion_and_size_knobs_at_their_defaults_leave_every_world_as_it_was() -> None:
+    assert _world_sha(PARAMS) == DEFAULT_WORLD_SHA
+    explicit = WorldParams(frames=8, height=64, width=80, speed=0, sprite_scale=1.0, all_sprites_move=False)
+    assert _world_sha(explicit) == DEFAULT_WORLD_SHA
+
+
+def test_speed_bounds_every_actor_and_pan_and_can_exceed_the_default() -> None:
+    fast = WorldParams(frames=8, height=64, width=80, speed=6)
+    plans = [plan_video(s, i, fast) for s in range(6) for i in range(14)]
+    speeds = [abs(p.camera_velocity) for p in plans] + [
+        max(map(abs, sp.velocity)) for p in plans for sp in p.sprites
+    ]
+    assert max(speeds) <= 6 and max(speeds) > max_speed(PARAMS) == 2
+
+
+def test_sprite_scale_scales_every_sprite() -> None:
+    big = WorldParams(frames=8, height=64, width=80, sprite_scale=2.0)
+    for i in (0, 3, 4):
+        small_plan, big_plan = plan_video(0, i, PARAMS), plan_video(0, i, big)
+        for a, b in zip(small_plan.sprites, big_plan.sprites, strict=True):
+            assert a.depth == b.depth
+            assert b.side == sprite_side(b.depth, big) and b.side >= a.side
+        assert any(b.side > a.side for a, b in zip(small_plan.sprites, big_plan.sprites, strict=True))
+
+
+def test_all_sprites_move_moves_every_sprite_of_the_object_classes_and_only_there() -> None:
+    every = WorldParams(frames=8, height=64, width=80, all_sprites_move=True)
+    for seed in range(4):
+        for i in range(14):
+            v = generate_video(seed, i, every)
+            motion = v.plan.motion_class
+            if motion in OBJECT_DIRECTION:
+                actor = v.plan.sprites[0]
+                assert np.array_equal(
+                    np.sign(actor.velocity), OBJECT_DIRECTION[motion]
+                )  # the label still holds
+                assert all(s.velocity != (0, 0) for s in v.plan.sprites)
+                for k, s in enumerate(v.plan.sprites):  # each sprite's footprint moves by its velocity
+                    a, b = v.footprints(0)[k], v.footprints(1)[k]
+                    if a.sum() == b.sum() == v.sprite_pixels[k][1].sum():  # whole in both frames
+                        assert np.allclose(_centroid(b) - _centroid(a), s.velocity)
+            else:
+                assert all(s.velocity == (0, 0) for s in v.plan.sprites)
