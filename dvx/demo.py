@@ -98,6 +98,7 @@ def run_twin_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         steps=cfg.twin_steps,
         save_every=max(cfg.twin_steps // 2, 1),
         train_videos=24,
+        vae_steps=100,  # the shared VAE, trained briefly (the study's default is 300)
         timesteps=(50, 200),
         blocks=("up.1", "up.2", "up.3"),
         head_epochs=cfg.epochs,

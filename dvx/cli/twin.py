@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 from dvx.config import parse_names, parse_resolution, parse_timesteps
+from dvx.twin.study import StudyConfig
+
+#: the study's defaults, declared once (dvx/twin/study.py)
+_STUDY = StudyConfig(out="-")
 
 
 @click.group("twin")
@@ -108,9 +112,19 @@ def vae(
 @click.option("--out", required=True, help="Study folder: worlds, twins, store, results, study.md/json.")
 @click.option("--seeds", default=3, show_default=True, type=int, help="Seeds (each trains both twins).")
 @click.option("--first-seed", default=0, show_default=True, type=int, help="The first seed.")
-@click.option("--steps", default=200, show_default=True, type=int, help="Optimiser steps per twin.")
+@click.option("--steps", default=_STUDY.steps, show_default=True, type=int, help="Optimiser steps per twin.")
 @click.option(
-    "--save-every", default=100, show_default=True, type=int, help="Checkpoint (learning-curve) interval."
+    "--save-every",
+    default=_STUDY.save_every,
+    show_default=True,
+    type=int,
+    help="Checkpoint (learning-curve) interval.",
+)
+@click.option(
+    "--eval-resolution",
+    default="x".join(map(str, _STUDY.eval_resolution)),
+    show_default=True,
+    help="Size of the evaluation world (the training size, 64x96, times a factor).",
 )
 @click.option(
     "--frames-per-batch", default=16, show_default=True, type=int, help="Frames per step, both twins."
@@ -134,21 +148,41 @@ def vae(
     "--eval-videos", default=28, show_default=True, type=int, help="Videos of the evaluation world."
 )
 @click.option("--train-videos", default=48, show_default=True, type=int, help="Videos of the training world.")
+@click.option(
+    "--vae-steps",
+    default=_STUDY.vae_steps,
+    show_default=True,
+    type=int,
+    help="Steps of the VAE both twins share (0: tiny-svd's random-init VAE).",
+)
+@click.option("--speed", default=6, show_default=True, type=int, help="Both worlds: most px per frame.")
+@click.option(
+    "--sprite-scale", default=2.0, show_default=True, type=float, help="Both worlds: sprite sizes x."
+)
+@click.option(
+    "--all-sprites-move/--actor-moves-alone",
+    default=True,
+    show_default=True,
+    help="Both worlds: every sprite of the object_* classes moves, or only the actor.",
+)
 @click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")
 def study(
-    out: str, seeds: int, first_seed: int, steps: int, save_every: int, frames_per_batch: int, timesteps: str,
+    out: str, seeds: int, first_seed: int, steps: int, save_every: int, eval_resolution: str,
+    frames_per_batch: int, timesteps: str,
     blocks: str, heads: str, tracking: bool, head_epochs: int, eval_videos: int, train_videos: int,
-    threads: int | None,
+    vae_steps: int, speed: int, sprite_scale: float, all_sprites_move: bool, threads: int | None,
 ) -> None:  # fmt: skip
     """Train both twins per seed, extract them and the untrained network, probe, report with intervals."""
-    from dvx.twin.study import StudyConfig, run_study
+    from dvx.twin.study import run_study
 
     heads_t = () if heads.strip().lower() == "none" else (parse_names(heads) or ())
     ts = parse_timesteps(timesteps)
     cfg = StudyConfig(
         out=out, seeds=seeds, first_seed=first_seed, steps=steps, save_every=save_every,
+        eval_resolution=parse_resolution(eval_resolution, "--eval-resolution"),
         frames_per_batch=frames_per_batch, timesteps=ts, blocks=parse_names(blocks) or (),
         main_t=50 if 50 in ts else ts[0], heads=heads_t, tracking=tracking, head_epochs=head_epochs,
-        eval_videos=eval_videos, train_videos=train_videos, threads=threads,
+        eval_videos=eval_videos, train_videos=train_videos, vae_steps=vae_steps, speed=speed,
+        sprite_scale=sprite_scale, all_sprites_move=all_sprites_move, threads=threads,
     )  # fmt: skip
     run_study(cfg, log=click.echo)

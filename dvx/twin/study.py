@@ -38,6 +38,8 @@ from dvx.errors import ConfigError
 from dvx.twin.stats import Interval, constant, paired_difference, t_interval
 
 Log = Callable[[str], None]
+#: what a world.json written before the motion knobs existed was generated with
+WORLD_DEFAULTS = {"speed": 0, "sprite_scale": 1.0, "all_sprites_move": False}
 TRAIN_WORLD_SEED = 1000
 EVAL_WORLD_SEED = 0
 PROPAGATION = "synthetic-propagation"
@@ -54,15 +56,22 @@ class StudyConfig:
     out: str
     seeds: int = 3
     first_seed: int = 0
-    steps: int = 200
-    save_every: int = 100
+    steps: int = 600
+    save_every: int = 200
     frames: int = 8  # F of the video twin
     frames_per_batch: int = 16
-    resolution: tuple[int, int] = (64, 96)
+    resolution: tuple[int, int] = (64, 96)  # training (twins and VAE)
+    eval_resolution: tuple[int, int] = (128, 192)  # the evaluation world, extracted at its own size
     train_videos: int = 48
     train_frames: int = 16
     eval_videos: int = 28  # 4 per motion class: 3 train + 1 test videos per class for the heads
     eval_frames: int = 8
+    # both worlds: the motion regime (docs/twins.md, "The evaluation world"); chosen from the ground truth
+    # alone (copy-first-mask vs oracle ids), before any twin was probed on it
+    speed: int = 6  # px per frame at most, of an actor or a pan, at the training size (scaled for evaluation)
+    sprite_scale: float = 2.0
+    all_sprites_move: bool = True
+    vae_steps: int = 300  # the shared VAE's training steps (0: tiny-svd's random-init VAE, frozen)
     timesteps: tuple[int, ...] = (50, 200)
     blocks: tuple[str, ...] = ("mid", "up.1", "up.2", "up.3")
     main_t: int = 50
@@ -92,6 +101,15 @@ class StudyConfig:
                 "the evaluation world needs >= 14 videos (two per motion class: a train and a test video for "
                 "the heads), the training world >= 1"
             )
+        (h, w), (eh, ew) = self.resolution, self.eval_resolution
+        if eh * w != ew * h or eh % 8 or ew % 8:
+            raise ConfigError(
+                f"--eval-resolution {eh}x{ew} must have the training resolution's aspect ({h}x{w}) and be a "
+                "multiple of 8"
+            )
+        if self.vae_steps < 0:
+            raise ConfigError(f"--vae-steps must be >= 0 (0: the random-init VAE), got {self.vae_steps}")
+        self.world_config(self.root / "worlds" / "train", 0, 1, 2)  # the world settings are valid
         self.train_config("video", 0)  # the training settings are valid
 
     @property
@@ -108,7 +126,45 @@ class StudyConfig:
         """The probe records of this evaluation world."""
         return self.root / f"results-{eval_world_name(self)}"
 
-    def train_config(self, objective: str, seed: int) -> Any:
+    @property
+    def vae_folder(self) -> Path | None:
+        """The VAE both twins of every seed share (None: the random-init one)."""
+        return self.root / "vae" if self.vae_steps else None
+
+    def eval_speed(self) -> int:
+        """The evaluation world's speed: the training speed at the evaluation size (the same motion relative
+        to the frame)."""
+        return round(self.speed * self.eval_resolution[0] / self.resolution[0])
+
+    def world_config(self, root: Path, seed: int, videos: int, frames: int, evaluation: bool = False) -> Any:
+        from dvx.data.synthetic import SynthConfig
+
+        h, w = self.eval_resolution if evaluation else self.resolution
+        return SynthConfig(
+            out=root,
+            videos=videos,
+            frames=frames,
+            height=h,
+            width=w,
+            seed=seed,
+            speed=self.eval_speed() if evaluation else self.speed,
+            sprite_scale=self.sprite_scale,
+            all_sprites_move=self.all_sprites_move,
+        )
+
+    def vae_config(self) -> Any:
+        from dvx.twin.vae import VaeConfig
+
+        return VaeConfig(
+            data_root=str(self.root / "worlds" / "train"),
+            out=str(self.vae_folder),
+            steps=max(self.vae_steps, 1),
+            resolution=self.resolution,
+            threads=self.threads,
+            progress=self.progress,
+        )
+
+    def train_config(self, objective: str, seed: int, vae: Path | None = None) -> Any:
         from dvx.twin.config import TrainConfig
 
         return TrainConfig(
@@ -121,6 +177,7 @@ class StudyConfig:
             frames=self.frames,
             frames_per_batch=self.frames_per_batch,
             resolution=self.resolution,
+            vae=None if vae is None else str(vae),
             threads=self.threads,
             progress=self.progress,
         )
@@ -155,32 +212,46 @@ def eval_world_name(cfg: StudyConfig) -> str:
     """The evaluation world's folder (and its store's and results' suffix): named by what generates it, so
     a study asked for another evaluation world never reads the features or records of this one (the store
     keys features by dataset and video id, not by the world's folder)."""
-    h, w = cfg.resolution
-    return f"eval-s{EVAL_WORLD_SEED}-{cfg.eval_videos}x{cfg.eval_frames}-{h}x{w}"
+    h, w = cfg.eval_resolution
+    motion = f"v{cfg.eval_speed()}-k{cfg.sprite_scale:g}{'-all' if cfg.all_sprites_move else ''}"
+    return f"eval-s{EVAL_WORLD_SEED}-{cfg.eval_videos}x{cfg.eval_frames}-{h}x{w}-{motion}"
 
 
 def _worlds(cfg: StudyConfig, log: Log) -> tuple[Path, Path]:
     """The training world (``worlds/train``: its path is part of every twin's training config) and the
     evaluation world; an existing world is reused only when it was generated with the same settings."""
-    from dvx.data.synthetic import SynthConfig, read_world, write_world
+    from dvx.data.synthetic import read_world, write_world
 
     out = []
-    h, w = cfg.resolution
-    for name, seed, videos, frames in (
-        ("train", TRAIN_WORLD_SEED, cfg.train_videos, cfg.train_frames),
-        (eval_world_name(cfg), EVAL_WORLD_SEED, cfg.eval_videos, cfg.eval_frames),
+    for name, seed, videos, frames, evaluation in (
+        ("train", TRAIN_WORLD_SEED, cfg.train_videos, cfg.train_frames, False),
+        (eval_world_name(cfg), EVAL_WORLD_SEED, cfg.eval_videos, cfg.eval_frames, True),
     ):
         root = cfg.root / "worlds" / name
-        want = {"seed": seed, "num_videos": videos, "frames": frames, "height": h, "width": w}
+        world = cfg.world_config(root, seed, videos, frames, evaluation)
+        want = {
+            "seed": seed,
+            "num_videos": videos,
+            "frames": frames,
+            "height": world.height,
+            "width": world.width,
+            "speed": world.speed,
+            "sprite_scale": world.sprite_scale,
+            "all_sprites_move": world.all_sprites_move,
+        }
         if (root / "world.json").exists():
-            have = read_world(root)
+            have = {**WORLD_DEFAULTS, **read_world(root)}  # a world written before the knobs had defaults
             if any(have.get(k) != v for k, v in want.items()):
                 got = {k: have.get(k) for k in want}
                 raise ConfigError(f"{root} holds a world generated with {got}, not {want}; use another --out")
             log(f"   {name} world exists; reused")
         else:
-            write_world(SynthConfig(out=root, videos=videos, frames=frames, height=h, width=w, seed=seed))
-            log(f"   {name} world (seed {seed}): {videos} videos x {frames} frames, {h}x{w}")
+            write_world(world)
+            log(
+                f"   {name} world (seed {seed}): {videos} videos x {frames} frames, {world.height}x"
+                f"{world.width}, speed {world.speed}, sprite scale {world.sprite_scale:g}"
+                + (", every sprite moving" if cfg.all_sprites_move else "")
+            )
         out.append(root)
     return out[0], out[1]
 
@@ -197,7 +268,7 @@ def _extract(cfg: StudyConfig, run: Run, world: Path, store: Path, timesteps: tu
             store=str(store),
             timesteps=timesteps,
             blocks=cfg.blocks,
-            resolution=cfg.resolution,
+            resolution=cfg.eval_resolution,
             clip_len=cfg.frames if run.model == "twin-svd" else None,
             weights=run.folder,
             batch_size=8,
@@ -261,13 +332,18 @@ def run_study(cfg: StudyConfig, log: Log = print) -> StudyReport:
     log(f"== twin study: {cfg.seeds} seed(s), {cfg.steps} steps per twin -> {root}")
     _, eval_world = _worlds(cfg, log)
     lap("worlds")
+    if cfg.vae_steps:
+        from dvx.twin.vae import train_vae
+
+        log(f"   shared VAE: {train_vae(cfg.vae_config(), log=lambda _: None).summary()}")
+        lap("vae")
     seeds = list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
     store = cfg.store
     records: dict[str, list[Any]] = {}  # recipe -> its records
     for seed in seeds:
         folders: dict[str, dict[int, Path]] = {}
         for objective in ("video", "image"):
-            rep = run_train(cfg.train_config(objective, seed), log=lambda _: None)
+            rep = run_train(cfg.train_config(objective, seed, cfg.vae_folder), log=lambda _: None)
             folders[objective] = checkpoints(rep.out)
             log(f"   seed {seed} {objective} twin: {rep.summary()}")
         lap("train")

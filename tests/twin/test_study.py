@@ -15,8 +15,9 @@ from tests.conftest import run_cli
 def tiny_study(out: Path, **kw: object) -> StudyConfig:
     base: dict[str, object] = dict(
         out=str(out), seeds=2, steps=2, save_every=1, frames=2, frames_per_batch=4, resolution=(32, 48),
+        eval_resolution=(32, 48),
         train_videos=3, train_frames=4, eval_videos=14, eval_frames=4, timesteps=(50,),
-        blocks=("up.1", "up.2"), heads=("synthetic-action",), head_epochs=1, threads=1,
+        blocks=("up.1", "up.2"), heads=("synthetic-action",), head_epochs=1, vae_steps=2, threads=1,
     )  # fmt: skip
     return StudyConfig(**(base | kw))  # type: ignore[arg-type]
 
