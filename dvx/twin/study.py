@@ -1,7 +1,17 @@
 """``dvx twin study``: the image-vs-video twin study end to end, with intervals over seeds.
 
-1. Two synthetic worlds: a **training** world (seed 1000) and the **evaluation** world (seed 0); different
-   seeds generate different videos (sprites, textures, paths), so no evaluation video is trained on.
+1. Two synthetic worlds: a **training** world (seed 1000, at the training size) and the **evaluation** world
+   (seed 7, at ``eval_resolution``, twice the training size by default); different seeds generate different
+   videos (sprites, textures, paths), so no evaluation video is trained on. Both share one motion regime
+   (``speed``, ``sprite_scale``, ``all_sprites_move``), the evaluation world's speed scaled with its size.
+   The regime and the evaluation size were chosen so that copying the first mask scores well below the
+   oracle ids (the ground truth as features at the features' stride), as on DAVIS, where copying scores
+   0.22 against 0.95. The generator's defaults (a mostly static world, small sprites) give the opposite,
+   copy 0.70 against an oracle of 0.39 at 64x96, where no features can beat copying. The choice was explored
+   on world seed 0 with seed-0 twins (docs/twins.md), so the study evaluates on seed 7, a world no choice
+   was made on.
+1b. The shared VAE (``vae_steps`` > 0): tiny-svd's VAE trained once on the training world
+   (dvx/twin/vae.py), frozen for both twins of every seed, as a latent diffusion model's autoencoder is.
 2. Per seed: both twins trained with every setting shared (dvx/twin/train.py); the untrained network is
    the video twin's ``step-0`` (both twins of a seed start from it).
 3. ``dvx extract`` of the evaluation world: the video twin (``twin-svd``, clips of F), the image twin
@@ -41,7 +51,9 @@ Log = Callable[[str], None]
 #: what a world.json written before the motion knobs existed was generated with
 WORLD_DEFAULTS = {"speed": 0, "sprite_scale": 1.0, "all_sprites_move": False}
 TRAIN_WORLD_SEED = 1000
-EVAL_WORLD_SEED = 0
+#: 7, not 0: the motion regime and evaluation size were explored on world seed 0 (with seed-0 twins), so
+#: the study reads its numbers on a world no choice was made on
+EVAL_WORLD_SEED = 7
 PROPAGATION = "synthetic-propagation"
 TRACKING = "synthetic-tracking"  # training-free, read at the fixed point (main T, dense block)
 HEAD_TASKS = ("synthetic-action", "synthetic-seg", "synthetic-depth")
