@@ -41,7 +41,7 @@ RUNS: list[tuple[str, str, bool]] = [
     ("probe-epoch", "bench_probe_epoch --threads 1 --out OUT", False),
     ("scaling", "bench_scaling --out OUT", False),
     ("s3", "bench_s3 --out OUT", False),
-    ("twins", "bench_twins --out OUT", False),
+    ("twins", "bench_twins --fresh --out OUT", False),
 ]
 
 ALSO_WRITES = {"scaling": ("cluster-projection",)}  # sections a run writes besides its own
