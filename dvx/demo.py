@@ -68,10 +68,11 @@ def _say(msg: str) -> None:
 #: what the miniature study's numbers mean and do not (printed under its table)
 MEANING = (
     "What these numbers mean: networks trained here for {steps} steps (one seed) next to the same network "
-    "untrained, so a trained twin above the untrained one shows the pipeline measuring learned structure "
-    "(at this budget both stay below copying the first mask, which this mostly static world favours); what "
-    "they do not mean: one seed has no interval, so the video-minus-image gap is not a finding, and nothing "
-    "here speaks for SVD or any model at scale (`dvx twin study --seeds 3`; docs/twins.md)."
+    "untrained and three references at the same stride (copy-first-mask, pixel colour, oracle ids), so a "
+    "trained twin above the untrained one shows the pipeline measuring learned structure (the 3-seed study "
+    "at 600 steps also clears copy-first-mask); what they do not mean: one seed has no interval, so the "
+    "video-minus-image gap is not a finding, and nothing here speaks for SVD or any model at scale "
+    "(`dvx twin study --seeds 3`; docs/twins.md)."
 )
 
 
