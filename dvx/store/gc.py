@@ -118,7 +118,7 @@ def _scan(group: RecipeGroup) -> _Scan:
     # 3. ... until after its commit record, read last. A damaged record becomes a placeholder named by its
     # file (never by its content), which keeps that generation's arrays (`dvx cache verify --repair`
     # handles it)
-    good, bad = group.commit_records()
+    good, bad = group.commit_records(use_compact=True)
     commits = good + [_placeholder(video, gen) for video, gen, _, _ in bad]
     name = f"{group.dataset}/{group.recipe.name}"
     return _Scan(group, name, objects, claims, claim_files, seqs, commits)
@@ -186,7 +186,7 @@ def _plan_leftovers(scan: _Scan, plan: GcPlan, now: float, min_age: float) -> No
         elif (video, gen) not in in_use:
             latest = index.latest(video)
             if latest is not None and now - _ts(latest.written_at) >= min_age:
-                record = layout.commit_key(path, video, gen)
+                record = scan.group.record_key(video, gen)
                 size += scan.objects.get(record, (0, 0.0))[0]
                 reason = f"superseded by {latest.gen}"
                 plan.items.append(GcItem("superseded", scan.name, what, (record,), size, reason, arrays))

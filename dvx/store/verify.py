@@ -264,7 +264,7 @@ def _repair(
         records = {p.key: p for p in bad}  # a damaged record: the file that was read
         for p in problems:
             if p.video:  # an intact record of damaged data: its own file (its name matched its content)
-                records.setdefault(layout.commit_key(group.path, p.video, p.gen), p)
+                records.setdefault(group.record_key(p.video, p.gen), p)
         if not records:
             break
         for key, p in sorted(records.items()):
