@@ -25,8 +25,11 @@ rebuilders racing both write complete files; whichever lands last is valid for w
 anything newer is read from its record. Read-only opens (``cache ls``, probes) never write it; they read
 the uncovered records individually, which is correct, only slower.
 
-A bit flip inside a record file that leaves its size and modification time alone is seen by ``dvx cache
-verify``, which always reads the record files themselves, not by an open through the compact file.
+**Local stores only.** Object stores list modification times in whole seconds (S3), too coarse to tell
+a record rewritten in place within the same second with the same size; there every open reads the
+records (in concurrent batches), as before. A bit flip inside a local record file that leaves its size
+and modification time alone is seen by ``dvx cache verify``, which always reads the record files
+themselves, not by an open through the compact file.
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ class RecipeGroup:
         self._flat: bool | None = None  # whether the commits folder holds flat records of an older dvx
         self._names: dict[tuple[str, str], str] = {}  # (video, gen) -> its record's name as last read
         self._stored: dict[tuple[int, str, str, str], int] = {}  # noted stored sizes (compacted index)
+        # what the last full open of this group found: record name -> (listed size and time, commit), and
+        # the stored sizes noted for it; a later open reuses them for records listed unchanged
+        self._memo: dict[str, tuple[compact.Stat, Commit]] = {}
+        self._stored_memo: dict[str, dict[tuple[int, str, str, str], int]] = {}
 
     def __repr__(self) -> str:
         return f"RecipeGroup({self.backend.location!r}, {self.path!r})"
@@ -65,14 +69,15 @@ class RecipeGroup:
         damaged record (video, gen, key, why), with video and gen taken from its file name (never from its
         content). A record removed between listing and reading is left out.
 
-        ``use_compact`` (all videos only): take the records that the compacted index covers from it
-        (dvx/store/compact.py: only where the record file is listed with the size and time it noted) and
-        read the others; with write access, rebuild it when it covers too few. ``dvx cache verify``
-        never uses it: it reads every record file."""
+        ``use_compact`` (all videos, local stores only): take the records that the compacted index
+        covers from it (dvx/store/compact.py: only where the record file is listed with the size and
+        time it noted) and read the others; with write access, rebuild it when it covers too few. Object
+        stores list times in whole seconds, too coarse to tell a record rewritten in place: there every
+        record is read (in concurrent batches). ``dvx cache verify`` never uses it."""
         prefix = layout.commits_prefix(self.path)
         if video is not None:
             return self._read_records(prefix, self._video_record_names(video))
-        if not use_compact:  # names only
+        if not use_compact or not self.backend.is_local:  # names only
             names = [
                 n for k in self.backend.list_prefix(prefix) if layout.parse_commit_name(n := k[len(prefix) :])
             ]
@@ -81,21 +86,37 @@ class RecipeGroup:
         listed = {k[len(prefix) :]: st for k, st in self.backend.stat_prefix(prefix).items()}
         names = [n for n in sorted(listed) if layout.parse_commit_name(n)]
         self._flat = any("/" not in n for n in names)
-        entries, state = compact.load(self.backend, self.path, self.recipe.fingerprint)
+        if all(n in self._memo and self._memo[n][0] == listed[n] and listed[n][1] > 0 for n in names):
+            entries: dict[str, compact.CompactEntry] = {}
+            state = "ok"  # nothing new since the last open: the compact file is not needed
+        else:
+            entries, state = compact.load(self.backend, self.path, self.recipe.fingerprint)
         fp = self.recipe.fingerprint
         self._stored = {}
         known, rest = [], []
+        memo = self._memo
         for n in names:
+            seen = memo.get(n)
+            if seen is not None and seen[0] == listed[n] and listed[n][1] > 0:
+                known.append((n, seen[1]))  # read or covered by an earlier open, listed unchanged
+                self._stored.update(self._stored_memo.get(n, {}))
+                continue
             c = compact.covered(entries.get(n), listed[n], n, fp)
             if c is None:
                 rest.append(n)
             else:
                 known.append((n, c))
                 self._names[(c.video, c.gen)] = n
-                for slot, nbytes in (entries[n].stored or {}).items():
-                    t, _, block = slot.partition("/")
-                    self._stored[(int(t[1:]), block, c.video, c.gen)] = nbytes
+                noted = {
+                    (int(slot[1:5]), slot[6:], c.video, c.gen): nbytes
+                    for slot, nbytes in (entries[n].stored or {}).items()
+                }
+                self._stored.update(noted)
+                self._stored_memo[n] = noted
         commits, bad = self._read_records(prefix, rest)
+        self._memo = {
+            n: (listed[n], c) for n, c in [*known, *((self._name(c), c) for c in commits)] if n in listed
+        }
         stale = len(entries) - len(known)  # entries whose record is gone or changed
         uncovered = len(rest) - len(bad)
         if not self.backend.read_only and (
