@@ -171,3 +171,34 @@ def test_filesystem_entries_per_stored_slot(tmp_path: Path) -> None:
         write_video(group, f"v{i}", timesteps=timesteps, blocks=blocks, n=2)
     slots = len(timesteps) * len(blocks)
     assert (entries() - base) == 5 * (3 * slots + 2)
+
+
+def test_ls_and_gc_from_noted_sizes_equal_a_full_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On local disk ls and gc take live arrays' sizes from the compacted index instead of walking them:
+    what they report and plan equals what a walk of everything gives (the compact file removed)."""
+    from dvx.store.inventory import summarize
+
+    monkeypatch.setattr(RecipeGroup, "compact_after", 3)
+    location = str(tmp_path / "s")
+    group = _many(location, 4)
+    write_video(group, "v0", timesteps=(0,), blocks=("up.1",), n=3, seed=9)  # supersedes v0's first
+    write_video(group, "lost", commit=False)  # an orphan
+    _fresh(location).index()  # compacts, noting the live arrays' sizes
+    store = FeatureStore.open(location, mode="r")
+    assert store.groups()[0].index() and store.groups()[0].stored_sizes() == {}  # a new group object
+    fast = [s.to_json() for s in summarize(store)]
+    fast_plan = plan_gc(store, min_age=0).to_json()
+    noted = FeatureStore.open(location, mode="r").groups()[0]
+    noted.index()
+    assert len(noted.stored_sizes()) == 5  # every committed generation (v0's superseded one too)
+    # the same store without the compact file: everything is walked
+    path = Path(location) / layout.compact_key(group.path)
+    fast[0]["stored_bytes"] -= path.stat().st_size
+    os.remove(path)
+    slow = [s.to_json() for s in summarize(FeatureStore.open(location, mode="r"))]
+    assert {k for k in fast[0] if fast[0][k] != slow[0][k]} == set()
+    assert fast[0]["reclaimable"] > 0 and fast[0]["stored_by_t"]["0"] > 0
+    assert plan_gc(FeatureStore.open(location, mode="r"), min_age=0).to_json() == fast_plan
+    assert sorted(i["kind"] for i in fast_plan["items"]) == ["orphan", "superseded"]
