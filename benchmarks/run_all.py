@@ -23,7 +23,7 @@ RUNS: list[tuple[str, str, bool]] = [
     ("store", "bench_store --out OUT", False),
     ("reads", "bench_reads --out OUT", False),
     ("extract-overlap", "bench_extract_overlap --out OUT", False),
-    ("scale", "bench_scale --videos 1000,5000 --out OUT", False),
+    ("scale", "bench_scale --videos 1000,5000,10000 --out OUT", False),
     ("propagation", "bench_propagation --out OUT --section propagation", True),
     (
         "propagation-480p",

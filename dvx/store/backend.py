@@ -145,6 +145,16 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend({self.location!r}, read_only={self.read_only})"
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a local (or shared POSIX) folder."""
+        return isinstance(self.store, LocalStore)
+
+    def local_root(self) -> str:
+        """The folder of a local store (only where :attr:`is_local`)."""
+        assert isinstance(self.store, LocalStore)
+        return str(self.store.root)
+
     # ---- raw objects ---------------------------------------------------------------------------------
     @_storage(writing=False)
     def get_bytes(self, key: str) -> bytes | None:

@@ -31,6 +31,7 @@ from dvx.store import layout
 from dvx.store.claims import DAMAGED, ClaimRecord, claim_seqs, is_free, read_current
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, IndexView
+from dvx.store.listing import list_group
 from dvx.store.root import FeatureStore
 
 Log = Callable[[str], None]
@@ -87,10 +88,11 @@ class _Scan:
     claim_files: dict[str, tuple[int, float]]  # key -> (bytes, mtime) of every claim record
     claim_seqs: dict[str, list[int]]  # video -> its claim seqs, ascending
     commits: list[Commit]
+    noted_bytes: int = 0  # live arrays counted from the compacted index, not walked
 
     @property
     def nbytes(self) -> int:
-        return sum(b for b, _ in self.objects.values())
+        return sum(b for b, _ in self.objects.values()) + self.noted_bytes
 
     def last_written(self) -> float:
         stamps = [_ts(c.written_at) for c in self.commits]
@@ -109,7 +111,13 @@ def _ts(iso: str) -> float:
 
 def _scan(group: RecipeGroup) -> _Scan:
     backend = group.backend
-    objects = backend.stat_prefix(group.path)  # 1. every object (arrays included)
+    # 0. the arrays the index resolves to now, whose sizes the compacted index noted, are counted, not
+    # walked (dvx/store/listing.py): gc never removes an array a reader resolves to, and this only ever
+    # leaves arrays out of what gc may remove
+    if backend.is_local:
+        group.index(refresh=True)
+    listing = list_group(group)
+    objects = listing.objects  # 1. every other object (arrays included)
     # 2. claims, listed again after the arrays (one listing of the claims folder, then the current records
     # in one batch): a writer that wrote arrays seen above holds a claim created before them ...
     claim_files = backend.stat_prefix(layout.claims_prefix(group.path))
@@ -118,10 +126,10 @@ def _scan(group: RecipeGroup) -> _Scan:
     # 3. ... until after its commit record, read last. A damaged record becomes a placeholder named by its
     # file (never by its content), which keeps that generation's arrays (`dvx cache verify --repair`
     # handles it)
-    good, bad = group.commit_records()
+    good, bad = group.commit_records(use_compact=True)
     commits = good + [_placeholder(video, gen) for video, gen, _, _ in bad]
     name = f"{group.dataset}/{group.recipe.name}"
-    return _Scan(group, name, objects, claims, claim_files, seqs, commits)
+    return _Scan(group, name, objects, claims, claim_files, seqs, commits, sum(listing.noted.values()))
 
 
 def _placeholder(video: str, gen: str) -> Commit:
@@ -186,7 +194,7 @@ def _plan_leftovers(scan: _Scan, plan: GcPlan, now: float, min_age: float) -> No
         elif (video, gen) not in in_use:
             latest = index.latest(video)
             if latest is not None and now - _ts(latest.written_at) >= min_age:
-                record = layout.commit_key(path, video, gen)
+                record = scan.group.record_key(video, gen)
                 size += scan.objects.get(record, (0, 0.0))[0]
                 reason = f"superseded by {latest.gen}"
                 plan.items.append(GcItem("superseded", scan.name, what, (record,), size, reason, arrays))

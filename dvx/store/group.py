@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dvx.errors import CacheMissError, StoreError
-from dvx.store import layout
+from dvx.store import compact, layout
 from dvx.store.backend import Backend, DamagedObjectError
-from dvx.store.index import Commit, DamagedRecord, Failure, IndexView, parse_commit
+from dvx.store.index import Commit, DamagedRecord, Failure, IndexView, array_slot, parse_commit
 from dvx.store.reader import ArrayDamage, read_array
 from dvx.store.recipe import Recipe
 
@@ -38,6 +38,13 @@ class RecipeGroup:
         self.recipe = recipe
         self.path = layout.recipe_key(dataset, recipe.model, recipe.fp8)
         self._index: IndexView | None = None
+        self._flat: bool | None = None  # whether the commits folder holds flat records of an older dvx
+        self._names: dict[tuple[str, str], str] = {}  # (video, gen) -> its record's name as last read
+        self._stored: dict[tuple[int, str, str, str], int] = {}  # noted stored sizes (compacted index)
+        # what the last full open of this group found: record name -> (listed size and time, commit), and
+        # the stored sizes noted for it; a later open reuses them for records listed unchanged
+        self._memo: dict[str, tuple[compact.Stat, Commit]] = {}
+        self._stored_memo: dict[str, dict[tuple[int, str, str, str], int]] = {}
 
     def __repr__(self) -> str:
         return f"RecipeGroup({self.backend.location!r}, {self.path!r})"
@@ -50,39 +57,163 @@ class RecipeGroup:
 
     def video_index(self, video: str) -> IndexView:
         """A fresh index of one video's commits: what a writer checks after claiming a video another job
-        may have committed since this job started. It lists only the names ``<video>~*`` (never the whole
-        commits folder: a writer calls this for about every video, so that would be quadratic), then reads
-        those records."""
+        may have committed since this job started. It lists only the video's own commits folder (never
+        the whole commits folder: a writer calls this for about every video, so that would be quadratic),
+        plus, in a store that holds flat records of an older dvx, those named ``<video>~*``."""
         return self._readable_index(video)
 
-    def commit_records(self, video: str | None = None) -> tuple[list[Commit], list[BadCommit]]:
+    def commit_records(
+        self, video: str | None = None, use_compact: bool = False
+    ) -> tuple[list[Commit], list[BadCommit]]:
         """The commit records of every video (or of one), listed once and read in one batch, and for each
         damaged record (video, gen, key, why), with video and gen taken from its file name (never from its
-        content). A record removed between listing and reading is left out."""
+        content). A record removed between listing and reading is left out.
+
+        ``use_compact`` (all videos, local stores only): take the records that the compacted index
+        covers from it (dvx/store/compact.py: only where the record file is listed with the size and
+        time it noted) and read the others; with write access, rebuild it when it covers too few. Object
+        stores list times in whole seconds, too coarse to tell a record rewritten in place: there every
+        record is read (in concurrent batches). ``dvx cache verify`` never uses it."""
         prefix = layout.commits_prefix(self.path)
-        names = (
-            self.backend.list_dir(prefix)
-            if video is None
-            else self.backend.list_dir_starting(prefix, f"{video}{layout.GEN_SEP}")
-        )
-        named = [
-            (prefix + n, p) for n in names if (p := layout.parse_commit_name(n)) and (video in (None, p[0]))
+        if video is not None:
+            return self._read_records(prefix, self._video_record_names(video))
+        if not use_compact or not self.backend.is_local:  # names only
+            names = [
+                n for k in self.backend.list_prefix(prefix) if layout.parse_commit_name(n := k[len(prefix) :])
+            ]
+            self._flat = any("/" not in n for n in names)
+            return self._read_records(prefix, names)
+        listed = {k[len(prefix) :]: st for k, st in self.backend.stat_prefix(prefix).items()}
+        names = [n for n in sorted(listed) if layout.parse_commit_name(n)]
+        self._flat = any("/" not in n for n in names)
+        if all(n in self._memo and self._memo[n][0] == listed[n] and listed[n][1] > 0 for n in names):
+            entries: dict[str, compact.CompactEntry] = {}
+            state = "ok"  # nothing new since the last open: the compact file is not needed
+        else:
+            entries, state = compact.load(self.backend, self.path, self.recipe.fingerprint)
+        fp = self.recipe.fingerprint
+        self._stored = {}
+        known, rest = [], []
+        memo = self._memo
+        for n in names:
+            seen = memo.get(n)
+            if seen is not None and seen[0] == listed[n] and listed[n][1] > 0:
+                known.append((n, seen[1]))  # read or covered by an earlier open, listed unchanged
+                self._stored.update(self._stored_memo.get(n, {}))
+                continue
+            c = compact.covered(entries.get(n), listed[n], n, fp)
+            if c is None:
+                rest.append(n)
+            else:
+                known.append((n, c))
+                self._names[(c.video, c.gen)] = n
+                noted = {
+                    (int(slot[1:5]), slot[6:], c.video, c.gen): nbytes
+                    for slot, nbytes in (entries[n].stored or {}).items()
+                }
+                self._stored.update(noted)
+                self._stored_memo[n] = noted
+        commits, bad = self._read_records(prefix, rest)
+        self._memo = {
+            n: (listed[n], c) for n, c in [*known, *((self._name(c), c) for c in commits)] if n in listed
+        }
+        stale = len(entries) - len(known)  # entries whose record is gone or changed
+        uncovered = len(rest) - len(bad)
+        if not self.backend.read_only and (
+            max(uncovered, stale) >= self.compact_after or (state == "damaged" and uncovered)
+        ):
+            self._compact(listed, [*known, *((self._name(c), c) for c in commits)], entries)
+        return [c for _, c in known] + commits, bad
+
+    def stored_sizes(self) -> dict[tuple[int, str, str, str], int]:
+        """(T, block, video, gen) -> stored bytes of the arrays whose records the last full index open
+        took from the compacted index with their sizes (local stores; dvx/store/listing.py)."""
+        return dict(self._stored)
+
+    #: rebuild the compacted index once this many listed records are not in it (tests lower it)
+    compact_after = compact.REBUILD_AFTER
+
+    def _name(self, commit: Commit) -> str:
+        """A record's name below the commits folder, as listed (the flat name of an older store)."""
+        return self._names.get((commit.video, commit.gen), f"{commit.video}/{commit.gen}.json")
+
+    def _compact(
+        self,
+        listed: dict[str, compact.Stat],
+        named: list[tuple[str, Commit]],
+        old: dict[str, compact.CompactEntry],
+    ) -> bool:
+        """Rebuild the compacted index from intact commits (their record files were checked, or covered),
+        keeping the stored sizes already noted and measuring the others (local stores)."""
+        entries = {}
+        for n, c in named:
+            if n not in listed or c.legacy:
+                continue
+            prev = old.get(n)
+            stored = prev.stored if prev is not None and prev.stored is not None else self._measure(c)
+            entries[n] = compact.CompactEntry(listed[n][0], listed[n][1], c.to_json(), stored)
+        return compact.save(self.backend, self.path, self.recipe.fingerprint, entries)
+
+    def _measure(self, commit: Commit) -> dict[str, int] | None:
+        """array_slot -> stored bytes of each array of ``commit``, on a local store (None elsewhere: a
+        listing per array would cost a request each; there one recursive listing gives every size)."""
+        if not self.backend.is_local or self.backend.read_only:
+            return None
+        out = {}
+        for t in commit.timesteps:
+            for b in commit.blocks:
+                key = layout.array_key(self.path, t, b, commit.video, commit.gen)
+                out[array_slot(t, b)] = sum(size for size, _ in self.backend.stat_prefix(key).values())
+        return out
+
+    def compact(self) -> bool:
+        """Rebuild the compacted index now from the record files (benchmarks, tools); False when it
+        cannot be written (a read-only store)."""
+        prefix = layout.commits_prefix(self.path)
+        listed = {k[len(prefix) :]: st for k, st in self.backend.stat_prefix(prefix).items()}
+        commits, _ = self._read_records(prefix, [n for n in sorted(listed) if layout.parse_commit_name(n)])
+        old, _ = compact.load(self.backend, self.path, self.recipe.fingerprint)
+        return self._compact(listed, [(self._name(c), c) for c in commits], old)
+
+    def _video_record_names(self, video: str) -> list[str]:
+        """The names (below the commits folder) of one video's records: its own folder, and the flat
+        ``<video>~<gen>.json`` of an older dvx unless the group's last full listing found none."""
+        prefix = layout.commits_prefix(self.path)
+        # a prefix listing: on S3 one request for the folder, even when it does not exist yet (a folder
+        # listing of a missing folder there lists its parent, the whole commits folder)
+        names = [
+            k[len(prefix) :] for k in self.backend.list_prefix(layout.video_commits_prefix(self.path, video))
         ]
-        raws = self.backend.get_many_bytes([key for key, _ in named])
+        # flat records: looked for unless this group's last full listing (``index()``, which a run makes
+        # at its start) found none; only a store that holds some pays for the look on every video
+        if self._flat is not False:
+            names += self.backend.list_dir_starting(prefix, f"{video}{layout.GEN_SEP}")
+        return names
+
+    def _read_records(self, prefix: str, names: Iterable[str]) -> tuple[list[Commit], list[BadCommit]]:
+        named = [(prefix + n, n, p) for n in names if (p := layout.parse_commit_name(n))]
+        raws = self.backend.get_many_bytes([key for key, _, _ in named])
         commits, bad = [], []
-        for (key, (vid, gen)), raw in zip(named, raws, strict=True):
+        for (key, name, (vid, gen)), raw in zip(named, raws, strict=True):
             if raw is None:  # removed meanwhile
                 continue
+            self._names[(vid, gen)] = name
             try:
                 commits.append(parse_commit(raw, vid, gen, self.recipe.fingerprint))
             except DamagedRecord as err:
                 bad.append((vid, gen, key, f"damaged record: {err}"))
         return commits, bad
 
+    def record_key(self, video: str, gen: str) -> str:
+        """The key of the record file of (video, gen) as last listed (flat in an older store)."""
+        return layout.commits_prefix(self.path) + self._name(
+            Commit(video, gen, (), (), (), (), (0, 0), {}, 0)
+        )
+
     def _readable_index(self, video: str | None) -> IndexView:
         """An index of the commits; a video with a damaged commit record is not visible (skipping only the
         record could serve the video's older, superseded features): readers name the repair instead."""
-        commits, bad = self.commit_records(video)
+        commits, bad = self.commit_records(video, use_compact=video is None)
         damaged: dict[str, str] = {}
         for vid, _, key, why in bad:
             damaged.setdefault(vid, f"commit record {key}: {why}")

@@ -13,6 +13,7 @@ from dvx.store import layout
 from dvx.store.claims import current_claims, is_free, stale_reason
 from dvx.store.group import RecipeGroup
 from dvx.store.index import IndexView
+from dvx.store.listing import list_group
 from dvx.store.root import FeatureStore
 
 
@@ -92,11 +93,16 @@ def summarize(
 
 def _stored(group: RecipeGroup, index: IndexView) -> dict[str, Any]:
     """Stored bytes by T and block, who wrote when, and what is in flight (claims), all from one listing
-    of the recipe."""
-    objects = group.backend.stat_prefix(group.path)
+    of the recipe (dvx/store/listing.py: on local disk the live arrays' sizes as noted when their records
+    were compacted)."""
+    listing = list_group(group)
+    objects = listing.objects
     live = index.live_gens()
     by_t: dict[int, int] = {}
     by_block: dict[str, int] = {}
+    for (t, block, _, _), size in listing.noted.items():  # live arrays, their sizes noted at compaction
+        by_t[t] = by_t.get(t, 0) + size
+        by_block[block] = by_block.get(block, 0) + size
     reclaimable = 0
     for key, (size, _) in objects.items():
         parsed = layout.parse_array_path(key[len(group.path) + 1 :])
@@ -133,7 +139,7 @@ def _stored(group: RecipeGroup, index: IndexView) -> dict[str, Any]:
         if rec.state == "held" and (why := stale_reason(rec, now)) is not None
     ]
     return {
-        "stored_bytes": sum(size for size, _ in objects.values()),
+        "stored_bytes": listing.nbytes,
         "stored_by_t": dict(sorted(by_t.items())),
         "stored_by_block": dict(sorted(by_block.items())),
         "reclaimable": reclaimable,

@@ -5,7 +5,8 @@
 <store>/<dataset>/<model>@<fp8>/zarr.json           recipe group, attrs {"dvx_recipe": ..., "fingerprint"}
 <store>/<dataset>/<model>@<fp8>/t0050/zarr.json     timestep group, attrs {"T": 50, "sigma": ..., "snr": ...}
 <store>/<dataset>/<model>@<fp8>/t0050/<block>/<video>~<gen>    one fp16 array (frames, C, h, w) per video
-<store>/<dataset>/<model>@<fp8>/_index/commits/<video>~<gen>.json   commit record: makes <gen> visible
+<store>/<dataset>/<model>@<fp8>/_index/commits/<video>/<gen>.json   commit record: makes <gen> visible
+<store>/<dataset>/<model>@<fp8>/_index/compact.json                 every commit record in one file (a cache)
 <store>/<dataset>/<model>@<fp8>/_index/failed/<video>.json          a video skipped with --skip-bad
 <store>/<dataset>/<model>@<fp8>/_index/claims/<video>/<seq>.json    a writer's expiring claim on a video
 <store>/<dataset>/<model>@<fp8>/_index/recipe.json                  a copy of the recipe group's zarr.json
@@ -14,6 +15,11 @@
 Claims are numbered (``00000001.json``, ``00000002.json``, ...): the highest number is the current claim,
 and a claim is taken (first time, or over an expired/released one) by creating the next number if absent,
 so of several jobs taking over the same expired claim exactly one wins (see dvx/store/claims.py).
+
+Commit records sit in one folder per video, so a writer's per-video check lists only that video's
+records (on local disk one small directory read, on S3 one prefix listing), whatever the number of videos.
+Stores written before this layout hold flat records ``_index/commits/<video>~<gen>.json``
+(:func:`legacy_commit_key`); they stay readable, and both forms may coexist in one recipe.
 """
 
 from __future__ import annotations
@@ -77,11 +83,25 @@ def array_key(recipe: str, t: int, block: str, video: str, gen: str) -> str:
 
 
 def commit_key(recipe: str, video: str, gen: str) -> str:
+    return f"{recipe}/{INDEX}/commits/{video}/{gen}.json"
+
+
+def legacy_commit_key(recipe: str, video: str, gen: str) -> str:
+    """Where a store written before per-video commit folders keeps the record (flat, one folder)."""
     return f"{recipe}/{INDEX}/commits/{video}{GEN_SEP}{gen}.json"
 
 
 def commits_prefix(recipe: str) -> str:
     return f"{recipe}/{INDEX}/commits/"
+
+
+def video_commits_prefix(recipe: str, video: str) -> str:
+    return f"{recipe}/{INDEX}/commits/{video}/"
+
+
+def compact_key(recipe: str) -> str:
+    """The compacted index of a recipe's commit records (dvx/store/compact.py): a cache, never the truth."""
+    return f"{recipe}/{INDEX}/compact.json"
 
 
 def failure_key(recipe: str, video: str) -> str:
@@ -122,8 +142,14 @@ def parse_array_path(rel: str) -> tuple[int, str, str, str] | None:
 
 
 def parse_commit_name(name: str) -> tuple[str, str] | None:
-    """``<video>~<gen>.json`` -> (video, gen)."""
+    """A record's path below the commits folder -> (video, gen): ``<video>/<gen>.json`` (this layout) or
+    ``<video>~<gen>.json`` (flat, from older stores). Anything else (a temp file) -> None."""
     if not name.endswith(".json"):
         return None
-    video, sep, gen = name[: -len(".json")].rpartition(GEN_SEP)
-    return (video, gen) if sep and video and gen else None
+    stem = name[: -len(".json")]
+    if "/" in stem:
+        video, _, gen = stem.partition("/")
+        ok = bool(video) and bool(gen) and "/" not in gen and GEN_SEP not in gen and "." not in gen
+        return (video, gen) if ok else None
+    video, sep, gen = stem.rpartition(GEN_SEP)
+    return (video, gen) if sep and video and gen and "." not in gen else None

@@ -32,6 +32,7 @@ from dvx.store.backend import DamagedObjectError
 from dvx.store.claims import stale_claims
 from dvx.store.group import RecipeGroup
 from dvx.store.index import Commit, IndexView
+from dvx.store.listing import list_keys
 from dvx.store.reader import ArrayDamage, check_presence, read_array
 from dvx.store.root import FeatureStore
 
@@ -156,15 +157,14 @@ def _verify_group(
     targets = [v for v in index.videos() if wanted is None or v in wanted]
     # one listing of the group (after its commit records, so it holds every array they name): on an
     # object store that is one request per 1,000 objects instead of one per array
-    objects = group.backend.stat_prefix(group.path)
-    present = set(objects)
+    present = list_keys(group)  # names only: presence needs no sizes
     problems = _check_timestep_groups(group, name, index)
     for video in progress(targets, f"verify {name}", "video", show_progress):
         problems += _check_video(group, name, index, video, quick, report, present)
     report.videos += len(targets)
     report.problems += bad + problems
     now = time.time()
-    for video, (rec, why) in stale_claims(group, now, keys=objects).items():
+    for video, (rec, why) in stale_claims(group, now, keys=present).items():
         report.stale_claims.append({"group": name, "video": video, "holder": rec.holder(), "why": why})
     damaged_videos = {p.video for p in problems + bad if p.video}
     if damaged_videos:
@@ -264,7 +264,7 @@ def _repair(
         records = {p.key: p for p in bad}  # a damaged record: the file that was read
         for p in problems:
             if p.video:  # an intact record of damaged data: its own file (its name matched its content)
-                records.setdefault(layout.commit_key(group.path, p.video, p.gen), p)
+                records.setdefault(group.record_key(p.video, p.gen), p)
         if not records:
             break
         for key, p in sorted(records.items()):

@@ -20,7 +20,7 @@ from tests.store.test_store import RECIPE, write_video
 def _commits_listed_whole(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every listing of a whole commits folder through the backend's listing calls."""
     seen: list[str] = []
-    for name in ("list_dir", "list_prefix"):
+    for name in ("list_dir", "list_prefix", "stat_prefix"):
         real = getattr(Backend, name)
 
         def spy(self: Backend, prefix: str, _real=real) -> list[str]:
@@ -50,12 +50,17 @@ def test_video_index_lists_only_that_videos_commits(
     assert [c.video for c in group.video_index("do").commits] == ["do"]
     assert list(group.video_index("bird").commits) == []
     assert whole == []  # never the whole folder
-    if requests is not None:  # S3: the server filters by the video's name
+    if requests is not None:  # S3: the server lists the video's own folder (and its flat names)
         prefixes = [p for p in requests if "/commits/" in p]
         assert prefixes and all(
-            p.endswith(("/commits/dog~", "/commits/dog1~", "/commits/do~", "/commits/bird~"))
+            p.endswith(tuple(f"/commits/{v}{end}" for v in ("dog", "dog1", "do", "bird") for end in "/~"))
             for p in prefixes
         )
+    group.index()  # a full listing that finds no flat records of an older dvx ...
+    requests = _s3_list_requests(group)
+    assert [c.video for c in group.video_index("dog1").commits] == ["dog1"]
+    if requests is not None:  # ... so the per-video check lists only the video's folder
+        assert [p for p in requests if "/commits/" in p] == [p for p in requests if p.endswith("/dog1/")]
 
 
 def test_list_dir_starting_keeps_only_the_names_with_that_beginning(store_location: str) -> None:

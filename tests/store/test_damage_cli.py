@@ -134,7 +134,7 @@ def edited_codec_metadata(store: Path) -> None:
 
 
 def _record(store: Path) -> Path:
-    [path] = (store / group_of(store).path / "_index" / "commits").glob(f"{VIDEO}~*.json")
+    [path] = (store / group_of(store).path / "_index" / "commits" / VIDEO).glob("*.json")
     return path
 
 
