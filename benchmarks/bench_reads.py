@@ -6,7 +6,8 @@ warm (every file read once before timing), variants interleaved within each repe
 - **scan**: every (video, T, block) array of a tiny-svd store (random-init weights: plumbing, not science)
   extracted from the DAVIS-2016 sample in ../shared/data (T=0,50, every block; the synthetic world where
   the sample is absent), as written now (one chunk per array, flat key);
-- **clip**: one real-size SVD clip, 14 x 640 x 72 x 128 float16 (165 MB, one chunk), random values.
+- **clip**: one real-size SVD clip, 14 x 640 x 72 x 128 float16 (165 MB: three chunks of at most 64 MiB,
+  as the writer cuts it), random values.
 
 Variants: ``zarr.open_array(...)[:]`` with zarr-python's default codec pipeline and with the ``zarrs``
 pipeline (``codec_pipeline.path = zarrs.ZarrsCodecPipeline``; both without dvx's checks), dvx's verified
