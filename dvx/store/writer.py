@@ -137,12 +137,14 @@ class VideoWriter:
 
     def _direct_len(self, shape: tuple[int, ...]) -> int:
         """Frames per chunk of a direct array: all of them if the array fits in ``direct_chunk_bytes``,
-        else the fewest equal chunks of whole frames under it (the last chunk's padding < their count)."""
+        else a chunk length between half the frames that fit and all of them, the one that pads the last
+        chunk least (the longest of those): 112 frames of 5 that fit are chunks of 4, not 23 chunks of 5
+        and 3 frames of padding (2.7% more bytes on disk)."""
         total, frame = shape[0], max(1, math.prod(shape[1:]) * 2)
         most = max(1, self.direct_chunk_bytes // frame)
         if total <= most:
             return max(1, total)
-        return -(-total // -(-total // most))
+        return min(range(most, (most - 1) // 2, -1), key=lambda n: -total % n)
 
     def _append(self, t: int, block: str, start: int, data: np.ndarray) -> None:
         """Append frames ``start:start + len(data)`` to the array's chunk files (frames come in order),

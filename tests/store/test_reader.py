@@ -125,7 +125,7 @@ def test_a_damaged_chunk_fails_only_the_ranges_that_need_it(store_location: str)
 
 
 @pytest.mark.parametrize(
-    ("n", "unit", "per_chunk"), [(20, 14, 3), (20, 3, 7), (5, 2, 99), (7, 7, 1), (13, 4, 6)]
+    ("n", "unit", "per_chunk"), [(20, 14, 3), (20, 3, 7), (5, 2, 99), (7, 7, 1), (13, 4, 6), (112, 14, 5)]
 )
 def test_direct_arrays_are_chunked_under_the_bound_exactly_as_zarr_writes_them(
     tmp_path: Path, n: int, unit: int, per_chunk: int
@@ -138,8 +138,11 @@ def test_direct_arrays_are_chunked_under_the_bound_exactly_as_zarr_writes_them(
     arr = zarr.open_array(store=group.backend.store, path=key, mode="r")
     step = arr.chunks[0]
     count = -(-n // step)
-    assert step <= per_chunk and count == -(-n // per_chunk)  # under the bound, and as few as that allows
-    assert (count - 1) * step < n  # no chunk of padding only
+    if n <= per_chunk:
+        assert step == n and count == 1  # an array under the bound is one chunk
+    else:  # under the bound, at least half of it, and the least padding of such lengths
+        lengths = range(-(-per_chunk // 2), per_chunk + 1)
+        assert step in lengths and -n % step == min(-n % k for k in lengths)
     folder = tmp_path / "s" / key
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [*(f"c.{i}.0.0.0" for i in range(count)), "zarr.json"]
