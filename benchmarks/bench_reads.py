@@ -5,7 +5,7 @@ warm (every file read once before timing), variants interleaved within each repe
 
 - **scan**: every (video, T, block) array of a tiny-svd store (random-init weights: plumbing, not science)
   extracted from the DAVIS-2016 sample in ../shared/data (T=0,50, every block; the synthetic world where
-  the sample is absent), as written now (one chunk per array, flat key);
+  the sample is absent), as written now (one chunk per array: every array is under 64 MiB; flat keys);
 - **clip**: one real-size SVD clip, 14 x 640 x 72 x 128 float16 (165 MB: three chunks of at most 64 MiB,
   as the writer cuts it), random values.
 

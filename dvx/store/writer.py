@@ -97,7 +97,7 @@ class VideoWriter:
         self.codec = codec
         self.compressors = compressors_for(codec)  # an unknown codec fails here, before any write
         store = group.backend.store
-        #: local store, raw codec: one chunk per array, appended to by hand (module docstring)
+        #: local store, raw codec: chunks under direct_chunk_bytes, appended to by hand (module docstring)
         can = isinstance(store, LocalStore) and codec == "raw"
         self._root = Path(store.root) if can and direct is not False else None
         self._crc: dict[tuple[int, str], int] = {}  # direct arrays: crc32c of the chunk being appended to
