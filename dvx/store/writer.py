@@ -172,8 +172,8 @@ class VideoWriter:
             b = min(stop, (i + 1) * step)
             raw = memoryview(frames[a - start : b - start].reshape(-1)).cast("B")  # type: ignore[arg-type]
             crc = crc32c.crc32c(raw, 0 if a == i * step else self._crc[(t, block)])
-            pad = b"" if b != total else _fill_bytes((i + 1) * step - total, shape[1:])
-            crc = crc32c.crc32c(pad, crc) if pad else crc
+            pad = _fill((i + 1) * step - total if b == total else 0, shape[1:])
+            crc = crc32c.crc32c(pad, crc) if len(pad) else crc
             path = folder / names[i]
             mode = "wb" if a == i * step else "ab"
             try:
@@ -283,11 +283,11 @@ def _metadata(
     return meta, raw, metadata_digest(raw)
 
 
-@functools.lru_cache(maxsize=8)
-def _fill_bytes(frames: int, frame_shape: tuple[int, ...]) -> bytes:
+def _fill(frames: int, frame_shape: tuple[int, ...]) -> memoryview:
     """``frames`` frames of the fill value (float16 NaN, little-endian): the padding zarr writes into the
-    part of a last chunk that lies beyond the array."""
-    return np.full((frames, *frame_shape), np.float16("nan"), dtype="<f2").tobytes()
+    part of a last chunk that lies beyond the array (made once per array, never kept: up to a chunk)."""
+    pad = np.full((frames, *frame_shape), np.float16("nan"), dtype="<f2")
+    return memoryview(pad.reshape(-1)).cast("B")  # type: ignore[arg-type]
 
 
 def record_failure(group: RecipeGroup, video: str, reason: str) -> Failure:
