@@ -14,7 +14,7 @@ pipeline (``codec_pipeline.path = zarrs.ZarrsCodecPipeline``; both without dvx's
 read through zarr's pipeline (what ``RecipeGroup.read`` did before), and dvx's verified read as it is now
 (chunk files read straight into the output, crc32c checked in place). Ratios are throughput / np.load's.
 
-    python -m benchmarks.bench_reads [--repeat 5] [--out docs/benchmarks.md]
+    python -m benchmarks.bench_reads [--repeat 9] [--out docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     rows: list[list[object]] = []
