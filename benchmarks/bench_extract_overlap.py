@@ -10,9 +10,12 @@ on local disk and the commit records. Reported: the fraction of the wall time (f
 commit) that is forward time. The input video is a small synthetic one (decoding and resizing real frames
 are not measured here).
 
-"before" replays what the runner did before this change in the same run: float32 copies to the host, the
+"before" replays what the runner did before issue 15 in the same run: float32 copies to the host, the
 ensemble division there, a host float16 cast and finite check, and zarr's chunked writes (nested keys,
-16 MiB chunks, crc via np.append, folders per chunk).
+16 MiB chunks, crc via np.append, folders per chunk). "fresh host tensors" replays the step after it:
+float16 copies into new host tensors every forward (new pages to map and zero each time), dvx's direct
+writes. "dvx now" copies into the runner's reused host buffers (dvx/extract/hooks.py ``HostBuffers``;
+pinned on a GPU, so there the DMA engine does the copy: here a host memcpy still stands in for it).
 
     python -m benchmarks.bench_extract_overlap [--forwards 8] [--forward 1.0] [--out docs/benchmarks.md]
 """
@@ -36,6 +39,7 @@ import torch
 from benchmarks._common import command_line, load_average, machine, table, write_section
 from dvx.config import ExtractConfig
 from dvx.extract import base as base_mod
+from dvx.extract import hooks as hooks_mod
 from dvx.extract import runner as runner_mod
 from dvx.extract.unet_blocks import unet_block_shapes
 from dvx.store import writer as writer_mod
@@ -48,6 +52,11 @@ SVD_UNET = {
 }
 SVD_SIZE, SVD_VAE_FACTOR, CLIP = (576, 1024), 8, 14
 MB = 1e6
+VARIANTS = (
+    ("before (host cast, zarr chunked writes)", "before"),
+    ("fresh host tensors, direct writes", "fresh"),
+    ("dvx now (reused host buffers)", "now"),
+)
 
 
 def svd_activations() -> dict[str, torch.Tensor]:
@@ -69,7 +78,7 @@ class Clock:
 
 @contextmanager
 def simulated_gpu(
-    acts: dict[str, torch.Tensor], seconds: float, clock: Clock, before: bool
+    acts: dict[str, torch.Tensor], seconds: float, clock: Clock, variant: str
 ) -> Iterator[None]:
     """Patch tiny-svd's loaded backbone so its denoiser sleeps ``seconds`` and returns ``acts``."""
     real_load = runner_mod.load_backbone
@@ -90,10 +99,15 @@ def simulated_gpu(
         bb.encode, bb.forward_blocks = encode, forward_blocks
         return bb
 
-    # the device -> host step: now float16 (cast and finite check done on the device, inside the forward);
-    # before: a float32 copy and the ensemble division on the host
+    # the device -> host step: now float16 (cast and finite check done on the device, inside the forward)
+    # copied into a reused host buffer; fresh: into a new tensor; before: a float32 copy and the ensemble
+    # division on the host
     def host(x: torch.Tensor, float16: bool) -> torch.Tensor:
-        return x.float() / 1 if before else x.clone()
+        if variant == "before":
+            return x.float() / 1
+        return x.clone() if variant == "fresh" else hooks_mod.copy_to_host(x)
+
+    before = variant == "before"
 
     with ExitStack() as stack:
         stack.enter_context(mock.patch.object(runner_mod, "load_backbone", load))
@@ -126,7 +140,7 @@ def disk_write_speed(folder: Path, nbytes: int = 2**30) -> float:
 
 
 def run_once(
-    world: Path, store: Path, acts: dict, seconds: float, before: bool
+    world: Path, store: Path, acts: dict, seconds: float, variant: str
 ) -> tuple[float, int, int, float]:
     """(wall seconds from the first forward to the end of the run, forwards, bytes on disk, seconds the
     writer thread spent in array writes)."""
@@ -152,7 +166,7 @@ def run_once(
         busy[0] += time.perf_counter() - t0
 
     with (
-        simulated_gpu(acts, seconds, clock, before),
+        simulated_gpu(acts, seconds, clock, variant),
         mock.patch.object(writer_mod.VideoWriter, "write", timed_write),
     ):
         runner_mod.run_extract(cfg, log=lambda _: None)
@@ -185,13 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_)
         world = tmp / "world"
         write_world(SynthConfig(out=world, videos=1, frames=CLIP * args.forwards, height=64, width=64))
-        run_once(world, tmp / "warm", {"mid": acts["mid"]}, 0.0, before=False)  # builds tiny-svd once
+        run_once(world, tmp / "warm", {"mid": acts["mid"]}, 0.0, "now")  # builds tiny-svd once
         for folder in [Path(f) for f in args.stores.split(",") if Path(f).is_dir()]:
             speed = disk_write_speed(folder)
             disks.append(f"{folder}: {speed / MB:.0f} MB/s sustained (1 GiB written + fsync)")
             with tempfile.TemporaryDirectory(prefix="dvx-bench-overlap-", dir=folder) as where:
-                for name, before in (("before (host cast, zarr chunked writes)", True), ("dvx now", False)):
-                    wall, n, nbytes, busy = run_once(world, Path(where) / "s", acts, args.forward, before)
+                for name, variant in VARIANTS:
+                    wall, n, nbytes, busy = run_once(world, Path(where) / "s", acts, args.forward, variant)
                     rows.append(
                         [
                             str(folder),

@@ -5,15 +5,16 @@ warm (every file read once before timing), variants interleaved within each repe
 
 - **scan**: every (video, T, block) array of a tiny-svd store (random-init weights: plumbing, not science)
   extracted from the DAVIS-2016 sample in ../shared/data (T=0,50, every block; the synthetic world where
-  the sample is absent), as written now (one chunk per array, flat key);
-- **clip**: one real-size SVD clip, 14 x 640 x 72 x 128 float16 (165 MB, one chunk), random values.
+  the sample is absent), as written now (one chunk per array: every array is under 64 MiB; flat keys);
+- **clip**: one real-size SVD clip, 14 x 640 x 72 x 128 float16 (165 MB: three chunks of at most 64 MiB,
+  as the writer cuts it), random values.
 
 Variants: ``zarr.open_array(...)[:]`` with zarr-python's default codec pipeline and with the ``zarrs``
 pipeline (``codec_pipeline.path = zarrs.ZarrsCodecPipeline``; both without dvx's checks), dvx's verified
 read through zarr's pipeline (what ``RecipeGroup.read`` did before), and dvx's verified read as it is now
 (chunk files read straight into the output, crc32c checked in place). Ratios are throughput / np.load's.
 
-    python -m benchmarks.bench_reads [--repeat 5] [--out docs/benchmarks.md]
+    python -m benchmarks.bench_reads [--repeat 9] [--out docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dvx.store import reader as reader_mod
 from dvx.store.group import RecipeGroup
 from dvx.store.recipe import Recipe
 from dvx.store.root import FeatureStore
-from dvx.store.writer import VideoWriter
+from dvx.store.writer import DIRECT_CHUNK_BYTES, VideoWriter
 
 MB = 1e6
 Slot = tuple[str, int, str]
@@ -64,16 +65,16 @@ def build_scan_store(tmp: Path) -> tuple[RecipeGroup, str]:
     return group, what
 
 
-def build_clip_store(tmp: Path) -> RecipeGroup:
+def build_clip_store(tmp: Path, name: str = "clip", chunk_bytes: int = DIRECT_CHUNK_BYTES) -> RecipeGroup:
     recipe = Recipe(
         model="bench", family="x", weights="0" * 64, dtype="float16", resolution=(576, 1024), clip_len=14
     )
-    group = FeatureStore.open(str(tmp / "clip"), mode="a").create_group("bench", recipe)
+    group = FeatureStore.open(str(tmp / name), mode="a").create_group("bench", recipe)
     x = np.random.default_rng(0).standard_normal((14, 640, 72, 128)).astype(np.float16)
-    vw = VideoWriter(group, "clip", (50,), ("up.2",), chunk_frames=14)
+    vw = VideoWriter(group, "clip", (50,), ("up.2",), chunk_frames=14, direct_chunk_bytes=chunk_bytes)
     vw.write(50, "up.2", 0, x, 14)
     vw.commit([str(i) for i in range(14)], [[i] for i in range(14)], (576, 1024))
-    return FeatureStore.open(str(tmp / "clip"), mode="r").groups()[0]
+    return FeatureStore.open(str(tmp / name), mode="r").groups()[0]
 
 
 def slots(group: RecipeGroup) -> list[Slot]:
@@ -81,8 +82,11 @@ def slots(group: RecipeGroup) -> list[Slot]:
     return [(v, t, b) for v in index.videos() for t, b, _ in index.slots(v)]
 
 
-def variants(group: RecipeGroup, todo: list[Slot], npy: Path) -> dict[str, Callable[[], int]]:
-    """name -> a function reading every slot of ``todo`` once and returning the bytes read."""
+def variants(
+    group: RecipeGroup, todo: list[Slot], npy: Path, one_chunk: RecipeGroup | None = None
+) -> dict[str, Callable[[], int]]:
+    """name -> a function reading every slot of ``todo`` once and returning the bytes read (``one_chunk``:
+    the same arrays written as one chunk each, read by dvx's direct reader too)."""
     store = group.backend.store
 
     def np_load() -> int:
@@ -110,6 +114,10 @@ def variants(group: RecipeGroup, todo: list[Slot], npy: Path) -> dict[str, Calla
         "dvx read, zarr pipeline (before)": dvx_zarr_pipeline,
         "dvx read, direct chunk files (now)": dvx_direct,
     }
+    if one_chunk is not None:
+        out["dvx read, direct, the clip as one 165 MB chunk"] = lambda: sum(
+            one_chunk.read(*s).nbytes for s in todo
+        )
     try:
         import zarrs as _  # noqa: F401
     except ImportError:
@@ -117,13 +125,15 @@ def variants(group: RecipeGroup, todo: list[Slot], npy: Path) -> dict[str, Calla
     return out
 
 
-def measure(group: RecipeGroup, tmp: Path, name: str, repeat: int) -> list[list[object]]:
+def measure(
+    group: RecipeGroup, tmp: Path, name: str, repeat: int, one_chunk: RecipeGroup | None = None
+) -> list[list[object]]:
     todo = slots(group)
     npy = tmp / f"npy-{name}"
     npy.mkdir()
     for i, s in enumerate(todo):
         np.save(npy / f"{i}.npy", group.read(*s))
-    fns = variants(group, todo, npy)
+    fns = variants(group, todo, npy, one_chunk)
     times: dict[str, list[float]] = {k: [] for k in fns}
     nbytes = {k: fn() for k, fn in fns.items()}  # warm: every file read once
     for _ in range(repeat):
@@ -141,7 +151,7 @@ def measure(group: RecipeGroup, tmp: Path, name: str, repeat: int) -> list[list[
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     rows: list[list[object]] = []
@@ -149,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_)
         scan, what = build_scan_store(tmp)
         rows += measure(scan, tmp, "scan", args.repeat)
-        rows += measure(build_clip_store(tmp), tmp, "clip", args.repeat)
+        one = build_clip_store(tmp, "clip-one-chunk", 2**40)
+        rows += measure(build_clip_store(tmp), tmp, "clip", args.repeat, one)
     load = load_average()
     body = "\n".join(
         [
@@ -160,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Machine: {machine()}; load average {load:.2f} at the end." if load is not None else machine(),
             "",
             f"*scan*: every array of a {what} store (T=0,50, every block); *clip*: one 14 x 640 x 72 x 128 "
-            "float16 SVD clip (165 MB). Warm, interleaved, median of "
+            "float16 SVD clip (165 MB, three chunks of at most 64 MiB; the last row: as one chunk, "
+            "as this round first wrote it). Warm, interleaved, median of "
             f"{args.repeat}; *x np.load* = np.load's time / the variant's (targets: scan >= 0.7, clip >= 0.8 "
             "for dvx's read).",
             "",

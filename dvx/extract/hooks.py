@@ -1,7 +1,10 @@
-"""Named forward hooks that capture block outputs, always removed, and can stop the forward pass early."""
+"""Named forward hooks that capture block outputs, always removed, and can stop the forward pass early;
+and the device -> host copy of what they capture (:func:`to_host`, into reused :class:`HostBuffers`)."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -62,6 +65,89 @@ def run_until_stop(fn: Callable[[], Any]) -> bool:
     return True
 
 
+class HostBuffers:
+    """Reusable host tensors for the device -> host copies of block features (pinned on a GPU).
+
+    Why: every forward of a video model copies hundreds of MB to the host (SVD: 397 MB in float16). Copied
+    into fresh tensors, each copy pays for new pages (the kernel maps and zeroes them: 0.31 s of host time
+    per SVD forward here, a third of a 1 s forward) and, from a GPU, a copy into pageable memory is staged
+    through a pinned buffer by the CPU. A buffer used before costs neither, and a pinned one lets the GPU's
+    DMA engine write it directly. Buffers are taken by a :class:`Lease` (one forward unit) and come back
+    when the lease is released, which the runner queues on the writer thread after the unit's writes (the
+    writer runs jobs in order, so nothing reads a buffer after it is back). A lease never released (a unit
+    that failed) leaves its buffers to the garbage collector. At most ``max_free_bytes`` wait for reuse.
+    """
+
+    def __init__(self, pinned: bool = False, max_free_bytes: int = 4 * 2**30) -> None:
+        self.pinned, self.max_free_bytes = pinned, max_free_bytes
+        self._free: dict[tuple[tuple[int, ...], torch.dtype], list[torch.Tensor]] = {}
+        self._free_bytes = 0
+        self._lock = threading.Lock()
+        self.allocated = 0  # buffers made (not reused): what a test or benchmark can watch
+
+    def lease(self) -> Lease:
+        return Lease(self)
+
+    def _take(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        with self._lock:
+            free = self._free.get((shape, dtype))
+            if free:
+                buf = free.pop()
+                self._free_bytes -= buf.nbytes
+                return buf
+            self.allocated += 1
+        return torch.empty(shape, dtype=dtype, pin_memory=self.pinned)
+
+    def _give_back(self, buffers: list[torch.Tensor]) -> None:
+        with self._lock:
+            for buf in buffers:
+                if self._free_bytes + buf.nbytes <= self.max_free_bytes:
+                    self._free.setdefault((tuple(buf.shape), buf.dtype), []).append(buf)
+                    self._free_bytes += buf.nbytes
+
+
+class Lease:
+    """The host buffers one forward unit copies into (:meth:`HostBuffers.lease`)."""
+
+    def __init__(self, pool: HostBuffers) -> None:
+        self.pool = pool
+        self.buffers: list[torch.Tensor] = []
+
+    def take(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        buf = self.pool._take(tuple(shape), dtype)
+        self.buffers.append(buf)
+        return buf
+
+    @contextmanager
+    def active(self) -> Iterator[Lease]:
+        """:func:`to_host` copies into this lease's buffers inside the ``with``."""
+        token = _LEASE.set(self)
+        try:
+            yield self
+        finally:
+            _LEASE.reset(token)
+
+    def release(self) -> None:
+        """Give the buffers back: call only once nothing reads them any more."""
+        buffers, self.buffers = self.buffers, []
+        self.pool._give_back(buffers)
+
+
+_LEASE: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("dvx_host_lease", default=None)
+
+
+def copy_to_host(x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` copied to the host, same dtype: into a buffer of the active :class:`Lease` if there is one (the
+    device -> host copy proper), else a new tensor where ``x`` is on a device; never the memory of
+    ``source`` (the module output ``x`` was computed from, default ``x``: the model may reuse it)."""
+    lease = _LEASE.get()
+    if lease is None:
+        return _fresh(x, x if source is None else source)
+    out = lease.take(tuple(x.shape), x.dtype)
+    out.copy_(x)
+    return out
+
+
 def to_host(features: torch.Tensor, float16: bool) -> torch.Tensor:
     """Block features copied to the host: float32 (``float16`` False), or as the store keeps them.
 
@@ -70,12 +156,24 @@ def to_host(features: torch.Tensor, float16: bool) -> torch.Tensor:
     a negligible kernel; on the host it cost 1.3 s per SVD forward, docs/benchmarks.md). Where the float16
     copy is not finite (inf/NaN, or beyond float16's range) the features come back in float32 instead, so
     the runner's finite check (dvx/extract/finite.py) can tell an overflow from a non-finite forward and
-    name it; such a video is never committed.
+    name it; such a video is never committed. Inside :meth:`Lease.active` the float16 copy lands in a
+    reusable host buffer (:class:`HostBuffers`); on the CPU the cast writes it directly.
     """
-    if float16:
-        half = features.to(torch.float16)
-        out = half.cpu() if bool(torch.isfinite(half).all()) else features.float().cpu()
-    else:
-        out = features.float().cpu()
-    # never the module's own output tensor (already on the host in that dtype): the model may reuse it
-    return out.clone() if out.data_ptr() == features.data_ptr() else out
+    if not float16:
+        return _fresh(features.float(), features)
+    lease = _LEASE.get()
+    if lease is not None and features.device.type == "cpu":  # cast straight into the buffer
+        half = lease.take(tuple(features.shape), torch.float16)
+        half.copy_(features)
+        return half if bool(torch.isfinite(half).all()) else _fresh(features.float(), features)
+    half = features.to(torch.float16)  # on the device
+    if not bool(torch.isfinite(half).all()):
+        return _fresh(features.float(), features)
+    return copy_to_host(half, features)
+
+
+def _fresh(x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``x`` (computed from the module output ``source``) on the host, never ``source``'s own memory (not a
+    leased buffer: float32 features are rare, a fallback or a caller that asked for them)."""
+    out = x.cpu()
+    return out.clone() if out.data_ptr() == source.data_ptr() else out

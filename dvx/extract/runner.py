@@ -43,6 +43,7 @@ from dvx.extract.distributed import (
     work_order,
 )
 from dvx.extract.finite import NonFiniteFeaturesError, check_finite
+from dvx.extract.hooks import HostBuffers
 from dvx.extract.models import load_backbone, model_spec
 from dvx.extract.noise import seed_for
 from dvx.extract.presets import default_dtype, default_timesteps
@@ -506,6 +507,9 @@ class _Job:
         self.previously_failed = set(group.failures())
         self.claims = Claims(group, cfg.claim_ttl, rank.rank, rank.world, rank.run_id)
         self.cost = cost or CostMeter(backbone.run.device, backbone.run.dtype)  # times the forward units
+        #: reused host buffers (pinned on a GPU) for the features' device -> host copies (extract/hooks.py)
+        on_gpu = torch.device(backbone.run.device).type == "cuda" and torch.cuda.is_available()
+        self.host_buffers = HostBuffers(pinned=on_gpu)
 
     def run(self, todo: list[VideoRef]) -> None:
         refs = {r.id: r for r in todo}
@@ -631,8 +635,12 @@ class _Job:
         total = units[-1].store_start + units[-1].keep if keep is None else len(keep[1])
         held: dict[tuple[int, str], list[np.ndarray]] = {}
         for unit in units:
-            with self.cost.unit(
-                len(unit.frames), unit_forwards(backbone, unit, len(ts), cfg.ensemble, cfg.batch_size)
+            lease = self.host_buffers.lease()  # the unit's host copies land in reused buffers
+            with (
+                self.cost.unit(
+                    len(unit.frames), unit_forwards(backbone, unit, len(ts), cfg.ensemble, cfg.batch_size)
+                ),
+                lease.active(),
             ):
                 feats = _run_unit(backbone, frames, unit, ref.id, cfg, size, ts, bs)
             self.cost.note_work(len(ts), cfg.ensemble)
@@ -663,6 +671,8 @@ class _Job:
                             i - unit.store_start for i in keep[0] if 0 <= i - unit.store_start < unit.keep
                         ]
                         held.setdefault((t, b), []).append(data[picked])
+            # runs after the unit's writes (the writer keeps the order): only then are its buffers free again
+            writer.submit(lease.release)
         if keep is None:
             return names, [m for u in units for m in u.time_map]
         for (t, b), parts in held.items():

@@ -14,14 +14,18 @@ turns a recipe that ``gc`` or a lossy object store removed meanwhile into a grou
 for ever. The record keeps the sha256 of each array's ``zarr.json`` bytes and its chunk count, so readers
 check arrays against it (dvx/store/reader.py), and the compute environment that produced them.
 
-**Direct chunk files.** On a local (or shared POSIX) store with the default ``raw`` codec, every array is
-one chunk, under a flat key (``c.0.0.0.0``: no nested chunk folders), written here without zarr's encode
-pipeline: the forward units are appended to the chunk file in frame order as they come, its crc32c kept
-running, and the checksum appended when the last frame is in. The bytes are exactly what zarr's
-``bytes`` + ``crc32c`` chain writes for that chunk, so zarr reads it like any other. Each stored
-(video, T, block) is then 3 filesystem entries (the array folder, its ``zarr.json``, the chunk) and no
-chunk's bytes are copied on their way to the disk. Other codecs and object stores keep zarr's pipeline,
-with chunks of about :data:`TARGET_CHUNK_BYTES` (flat keys too).
+**Direct chunk files.** On a local (or shared POSIX) store with the default ``raw`` codec, an array is
+chunked along frames only, and only where it must be: an array of at most :data:`DIRECT_CHUNK_BYTES` is one
+chunk, a bigger one (a long video at a large block) is cut into the fewest equal chunks of whole frames that
+each stay under it, so a frame-range read (the tracker's windows) reads and checks only the chunks holding
+its frames instead of the whole array. Chunks use flat keys (``c.3.0.0.0``: no nested chunk folders) and are
+written here without zarr's encode pipeline: the forward units are appended to the chunk files in frame
+order as they come, each chunk's crc32c kept running and appended when its last frame is in (the last
+chunk padded with the NaN fill value to its full size first, as zarr pads it). The bytes are exactly what
+zarr's ``bytes`` + ``crc32c`` chain writes for those chunks, so zarr reads them like any other. A stored
+(video, T, block) of one chunk is then 3 filesystem entries (the array folder, its ``zarr.json``, the
+chunk), and no chunk's bytes are copied on their way to the disk. Other codecs and object stores keep
+zarr's pipeline, with chunks of about :data:`TARGET_CHUNK_BYTES` (flat keys too).
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ from dvx.store.reader import metadata_digest
 #: benchmarks/bench_store.py on this shared 2-core machine; writes came out about even (docs/benchmarks.md)
 TARGET_CHUNK_BYTES = 16 * 2**20
 
+#: direct (local, raw) arrays: one chunk up to this size, else the fewest equal chunks of whole frames that
+#: stay under it. Bounds what a frame-range read reads and checks (a 100-frame SD up.2 array at 480p is
+#: 0.8 GB: one chunk made every window of the tracker read all of it); small arrays stay one chunk, so the
+#: files per stored slot do not grow
+DIRECT_CHUNK_BYTES = 64 * 2**20
+
 #: chunk keys of new arrays: ``c.0.0.0.0`` (one file in the array's folder) instead of zarr's nested
 #: default ``c/0/0/0/0`` (four folders per chunk); arrays written before keep theirs (zarr.json says which)
 CHUNK_KEY_ENCODING = {"name": "default", "separator": "."}
@@ -68,12 +78,14 @@ class VideoWriter:
         codec: str = DEFAULT_CODEC,
         target_chunk_bytes: int = TARGET_CHUNK_BYTES,
         direct: bool | None = None,
+        direct_chunk_bytes: int = DIRECT_CHUNK_BYTES,
     ) -> None:
         """``chunk_frames``: stored frames per forward unit; every write starts at a multiple of it. Each
         array's chunk is the largest divisor of it whose bytes stay under ``target_chunk_bytes``, so writes
         always cover whole chunks (never a read-modify-write) and big blocks get several chunks that zarr
-        encodes and decodes in parallel. ``direct`` (default: on a local store with the ``raw`` codec): one
-        chunk per array, appended to without zarr (module docstring); False forces zarr's chunked writes."""
+        encodes and decodes in parallel. ``direct`` (default: on a local store with the ``raw`` codec):
+        chunks of at most ``direct_chunk_bytes`` (one per array where it fits), appended to without zarr
+        (module docstring); False forces zarr's chunked writes."""
         layout.check_name("video", video)
         self.group = group
         self.video = video
@@ -81,13 +93,15 @@ class VideoWriter:
         self.blocks = tuple(blocks)
         self.chunk_frames = max(1, int(chunk_frames))
         self.target_chunk_bytes = target_chunk_bytes
+        self.direct_chunk_bytes = max(1, int(direct_chunk_bytes))
         self.codec = codec
         self.compressors = compressors_for(codec)  # an unknown codec fails here, before any write
         store = group.backend.store
-        #: local store, raw codec: one chunk per array, appended to by hand (module docstring)
+        #: local store, raw codec: chunks under direct_chunk_bytes, appended to by hand (module docstring)
         can = isinstance(store, LocalStore) and codec == "raw"
         self._root = Path(store.root) if can and direct is not False else None
-        self._crc: dict[tuple[int, str], int] = {}
+        self._crc: dict[tuple[int, str], int] = {}  # direct arrays: crc32c of the chunk being appended to
+        self._names: dict[tuple[int, str], tuple[str, ...]] = {}  # direct arrays: their chunk file names
         self.gen = new_gen()
         self._arrays: dict[tuple[int, str], Any] = {}
         self._entries: dict[tuple[int, str], ArrayEntry] = {}
@@ -110,8 +124,10 @@ class VideoWriter:
                     f"{self.video} {block}: shape {shape} differs across timesteps {self._shapes[block]}"
                 )
             self._shapes[block] = shape
-            chunks = shape if self._root is not None else (min(self._chunk_len(data), total), *data.shape[1:])
-            arr, self._entries[(t, block)] = self._create(self.key(t, block), shape, chunks)
+            step = self._direct_len(shape) if self._root is not None else min(self._chunk_len(data), total)
+            arr, self._entries[(t, block)], self._names[(t, block)] = self._create(
+                self.key(t, block), shape, (step, *shape[1:])
+            )
             self._arrays[(t, block)] = arr
         if self._root is not None:
             self._append(t, block, start, data)
@@ -119,47 +135,78 @@ class VideoWriter:
             self._arrays[(t, block)][start : start + len(data)] = data
         self._written[(t, block)] = self._written.get((t, block), 0) + len(data)
 
+    def _direct_len(self, shape: tuple[int, ...]) -> int:
+        """Frames per chunk of a direct array: all of them if the array fits in ``direct_chunk_bytes``,
+        else a chunk length between half the frames that fit and all of them, the one that pads the last
+        chunk least (the longest of those): 112 frames of 5 that fit are chunks of 4, not 23 chunks of 5
+        and 3 frames of padding (2.7% more bytes on disk)."""
+        total, frame = shape[0], max(1, math.prod(shape[1:]) * 2)
+        most = max(1, self.direct_chunk_bytes // frame)
+        if total <= most:
+            return max(1, total)
+        return min(range(most, (most - 1) // 2, -1), key=lambda n: -total % n)
+
     def _append(self, t: int, block: str, start: int, data: np.ndarray) -> None:
-        """Append frames ``start:start + len(data)`` to the array's one chunk file (frames come in order),
-        keeping its crc32c running; the checksum goes last, with the last frame."""
+        """Append frames ``start:start + len(data)`` to the array's chunk files (frames come in order),
+        keeping the current chunk's crc32c running; a chunk's checksum goes last, with its last frame (the
+        array's last chunk padded with the fill value to its full size first, as zarr pads it)."""
         import crc32c
 
         assert self._root is not None
         done = self._written.get((t, block), 0)
         if start != done:
             raise ValueError(f"{self.video} T={t} {block}: write at frame {start}, expected frame {done}")
-        total = self._shapes[block][0]
+        shape = self._shapes[block]
+        total = shape[0]
         if start + len(data) > total:
             raise ValueError(
                 f"{self.video} T={t} {block}: frames {start}..{start + len(data)} beyond {total}"
             )
-        raw = memoryview(np.ascontiguousarray(data, dtype="<f2")).cast("B")
-        crc = crc32c.crc32c(raw, self._crc.get((t, block), 0))
-        path = self._root / self.key(t, block) / "c.0.0.0.0"
-        try:
-            f = open(path, "wb" if start == 0 else "ab")  # noqa: SIM115  (closed by the with below)
-        except FileNotFoundError:  # the folder went (gc removed the recipe meanwhile): write on as zarr's
-            path.parent.mkdir(parents=True, exist_ok=True)  # store does; its zarr.json is gone, so
-            f = open(path, "wb" if start == 0 else "ab")  # noqa: SIM115  (a read of it: missing-array)
-        with f:
-            f.write(raw)
-            if start + len(data) == total:
-                f.write(int(crc).to_bytes(4, "little"))
-        self._crc[(t, block)] = crc
+        names = self._names[(t, block)]
+        step = self._direct_len(shape)
+        frames = np.ascontiguousarray(data, dtype="<f2")
+        folder = self._root / self.key(t, block)
+        a, stop = start, start + len(data)
+        while a < stop:
+            i = a // step
+            b = min(stop, (i + 1) * step)
+            raw = memoryview(frames[a - start : b - start].reshape(-1)).cast("B")  # type: ignore[arg-type]
+            crc = crc32c.crc32c(raw, 0 if a == i * step else self._crc[(t, block)])
+            pad = _fill((i + 1) * step - total if b == total else 0, shape[1:])
+            crc = crc32c.crc32c(pad, crc) if len(pad) else crc
+            path = folder / names[i]
+            mode = "wb" if a == i * step else "ab"
+            try:
+                f = open(path, mode)  # noqa: SIM115  (closed by the with below)
+            except FileNotFoundError:  # the folder went (gc removed the recipe meanwhile): write on as
+                path.parent.mkdir(parents=True, exist_ok=True)  # zarr's store does; its zarr.json is gone,
+                f = open(path, mode)  # noqa: SIM115  (so a read of it: missing-array)
+            with f:
+                f.write(raw)
+                if b == (i + 1) * step or b == total:  # the chunk is complete: padding, then its checksum
+                    f.write(pad)
+                    f.write(int(crc).to_bytes(4, "little"))
+            self._crc[(t, block)] = crc
+            a = b
 
-    def _create(self, key: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[Any, ArrayEntry]:
+    def _create(
+        self, key: str, shape: tuple[int, ...], chunks: tuple[int, ...]
+    ) -> tuple[Any, ArrayEntry, tuple[str, ...]]:
         """Write the array's ``zarr.json`` (and no parent group's) and return the array, bound to the store
-        without reading the metadata back, with its record entry (None for a direct array)."""
+        without reading the metadata back (None for a direct array), its record entry and its chunk file
+        names in frame order."""
         from zarr.core.array import Array, AsyncArray
         from zarr.storage import StorePath
 
         meta, raw, digest = _metadata(shape, chunks, self.codec, tuple(CHUNK_KEY_ENCODING.items()))
         self.group.backend.put_bytes(f"{key}/zarr.json", raw)
-        entry = ArrayEntry(digest, math.ceil(shape[0] / chunks[0]))
+        n = math.ceil(shape[0] / chunks[0])
+        entry = ArrayEntry(digest, n)
+        names = tuple(meta.encode_chunk_key((i, *(0,) * (len(shape) - 1))) for i in range(n))
         if self._root is not None:
-            return None, entry
+            return None, entry, names
         store_path = StorePath(self.group.backend.store, key)
-        return Array(AsyncArray(meta, store_path, {"write_empty_chunks": True})), entry
+        return Array(AsyncArray(meta, store_path, {"write_empty_chunks": True})), entry, names
 
     def _chunk_len(self, data: np.ndarray) -> int:
         frame_bytes = max(1, data[:1].nbytes)
@@ -234,6 +281,13 @@ def _metadata(
     meta = template.metadata
     raw = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
     return meta, raw, metadata_digest(raw)
+
+
+def _fill(frames: int, frame_shape: tuple[int, ...]) -> memoryview:
+    """``frames`` frames of the fill value (float16 NaN, little-endian): the padding zarr writes into the
+    part of a last chunk that lies beyond the array (made once per array, never kept: up to a chunk)."""
+    pad = np.full((frames, *frame_shape), np.float16("nan"), dtype="<f2")
+    return memoryview(pad.reshape(-1)).cast("B")  # type: ignore[arg-type]
 
 
 def record_failure(group: RecipeGroup, video: str, reason: str) -> Failure:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from dvx.extract.hooks import capture, run_until_stop, to_host
+from dvx.extract.hooks import HostBuffers, capture, run_until_stop, to_host
 
 
 class Chain(nn.Module):
@@ -58,3 +58,41 @@ def test_to_host_keeps_float32_where_float16_is_not_finite(bad: float) -> None:
     out = to_host(x, float16=True)
     assert out.dtype == torch.float32
     np.testing.assert_array_equal(out.numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_leased_copies_reuse_buffers_once_released_and_keep_the_bits(dtype: torch.dtype) -> None:
+    pool = HostBuffers()
+    kept: list[torch.Tensor] = []
+    for step in range(4):
+        x = (torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(step)) * 100).to(dtype)
+        lease = pool.lease()
+        with lease.active():
+            out = to_host(x, float16=True)
+        assert out.dtype == torch.float16 and out.data_ptr() != x.data_ptr()  # never the module's own output
+        expected = x.float().numpy().astype(np.float16)
+        np.testing.assert_array_equal(out.numpy().view(np.uint16), expected.view(np.uint16))
+        kept.append(out.clone())
+        lease.release()
+    assert pool.allocated == 1  # the one buffer, reused by every later lease
+    with pool.lease().active():  # a lease not yet released: its buffer is not handed out twice
+        a = to_host(torch.ones(2, 3, 4), float16=True)
+        b = to_host(torch.ones(2, 3, 4), float16=True)
+    assert a.data_ptr() != b.data_ptr() and pool.allocated == 2
+
+
+def test_leased_copies_fall_back_to_float32_and_bound_what_waits_for_reuse() -> None:
+    pool = HostBuffers(max_free_bytes=2 * 24 * 2)  # room for two (2, 3, 4) float16 buffers
+    lease = pool.lease()
+    with lease.active():
+        x = torch.ones(2, 3, 4)
+        x[0, 0, 0] = 1e5  # beyond float16
+        out = to_host(x, float16=True)
+        many = [to_host(torch.ones(2, 3, 4), float16=True) for _ in range(3)]
+    assert out.dtype == torch.float32 and out[0, 0, 0] == 1e5
+    assert len({t.data_ptr() for t in many}) == 3
+    lease.release()
+    again = pool.lease()
+    with again.active():
+        [to_host(torch.ones(2, 3, 4), float16=True) for _ in range(4)]
+    assert pool.allocated == 4 + 2  # 4 the first time, then 2 kept for reuse and 2 new
