@@ -23,10 +23,12 @@ Tiny models have random weights: the numbers exercise the pipeline, they say not
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dvx.config import ExtractConfig, ProbeConfig
 
@@ -65,6 +67,8 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+#: the stamp beside the demo's study: the settings that filled it
+DEMO_STAMP = ".demo-settings.json"
 #: what the miniature study's numbers mean and do not (printed under its table)
 MEANING = (
     "What these numbers mean: networks trained here for {steps} steps (one seed) next to the same network "
@@ -82,6 +86,25 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         run_models_demo(cfg, say)
     else:
         run_twin_demo(cfg, say)
+
+
+def _replace_if_other_settings(study: Any, say: Callable[[str], None]) -> None:
+    """A demo folder left by a dvx whose study had other settings (other worlds, VAE, steps) would make the
+    study refuse it: the demo's folder is its own, so it is started afresh instead (a stamp file beside the
+    study says which settings filled it)."""
+    root = study.root
+    stamp = root / DEMO_STAMP
+    want = json.dumps(study.to_json(), sort_keys=True, default=str)
+    if root.exists():
+        try:
+            same = stamp.read_text() == want
+        except OSError:
+            same = False
+        if not same:
+            say(f"== {root} holds a demo study with other settings (an earlier dvx); starting it afresh")
+            shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(want)
 
 
 def run_twin_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
@@ -106,6 +129,7 @@ def run_twin_demo(cfg: DemoConfig, say: Callable[[str], None] = _say) -> None:
         threads=1,  # tiny tensors: one thread per process is faster than two on a shared 2-core CPU
         progress=True,  # training steps and extraction: a bar on a terminal, plain lines in a log
     )
+    _replace_if_other_settings(study, say)
     say("== the image-vs-video twin study in miniature (dvx twin study --seeds 1; docs/twins.md)")
     report = run_study(study, log=lambda line: say(line) if not line.startswith(("#", "|", "\n")) else None)
     for line in report.markdown.splitlines():
