@@ -22,6 +22,25 @@ OBJECTIVES = ("video", "image")
 MAX_STEPS = 10_000_000
 
 
+def check_training_settings(cfg: Any, nonnegative: tuple[str, ...] = ()) -> None:
+    """The checks every training config of dvx/twin shares (``resolution``, ``lr``, ``max_videos``,
+    ``threads``, ``device``, ``out``; ``nonnegative``: more finite float fields that may be 0)."""
+    h, w = cfg.resolution
+    if h <= 0 or w <= 0 or h % 8 or w % 8 or max(h, w) > MAX_SIDE:
+        raise ConfigError(f"--resolution {h}x{w}: height and width must be positive multiples of 8")
+    for name in ("lr", *nonnegative):
+        v = getattr(cfg, name)
+        if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a finite positive number, got {v}")
+    if cfg.max_videos is not None and cfg.max_videos < 1:
+        raise ConfigError(f"--max-videos must be >= 1, got {cfg.max_videos}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {cfg.threads}")
+    check_device(cfg.device)
+    if Path(cfg.out).expanduser().is_file():
+        raise ConfigError(f"--out {cfg.out!r} is a file; give a folder")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything ``dvx twin train`` needs (see docs/twins.md for each setting's role)."""
@@ -62,26 +81,13 @@ class TrainConfig:
                 f"--frames-per-batch must be a positive multiple of --frames ({self.frames}), got "
                 f"{self.frames_per_batch}: both twins see the same frames per step"
             )
-        h, w = self.resolution
-        if h <= 0 or w <= 0 or h % 8 or w % 8 or max(h, w) > MAX_SIDE:
-            raise ConfigError(f"--resolution {h}x{w}: height and width must be positive multiples of 8")
-        for name in ("lr", "weight_decay"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a finite positive number, got {v}")
+        check_training_settings(self, nonnegative=("weight_decay",))
         if self.warmup_steps < 0:
             raise ConfigError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
-        if self.max_videos is not None and self.max_videos < 1:
-            raise ConfigError(f"--max-videos must be >= 1, got {self.max_videos}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.vae is not None and not (Path(self.vae).expanduser() / "config.json").is_file():
             raise ConfigError(
                 f"--vae {self.vae!r} is not a diffusers VAE folder (no config.json); see `dvx twin vae`"
             )
-        check_device(self.device)
-        if Path(self.out).expanduser().is_file():
-            raise ConfigError(f"--out {self.out!r} is a file; give a folder")
 
     @property
     def clip_frames(self) -> int:

@@ -22,7 +22,6 @@ refused.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -35,8 +34,8 @@ from typing import Any
 
 import torch
 
-from dvx.config import MAX_SIDE, check_device
 from dvx.errors import ConfigError, DataError
+from dvx.twin.config import check_training_settings
 
 Log = Callable[[str], None]
 CONFIG_FILE = "dvx-config.json"
@@ -66,22 +65,9 @@ class VaeConfig:
             raise ConfigError(f"--steps must lie in 1..10000000, got {self.steps}")
         if self.batch < 1:
             raise ConfigError(f"--batch must be >= 1, got {self.batch}")
-        h, w = self.resolution
-        if h <= 0 or w <= 0 or h % 8 or w % 8 or max(h, w) > MAX_SIDE:
-            raise ConfigError(f"--resolution {h}x{w}: height and width must be positive multiples of 8")
-        for name in ("lr", "kl_weight"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a finite positive number, got {v}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
-        if self.max_videos is not None and self.max_videos < 1:
-            raise ConfigError(f"--max-videos must be >= 1, got {self.max_videos}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
-        check_device(self.device)
-        if Path(self.out).expanduser().is_file():
-            raise ConfigError(f"--out {self.out!r} is a file; give a folder")
+        check_training_settings(self, nonnegative=("kl_weight",))
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide the weights (threads, device and progress do not)."""
