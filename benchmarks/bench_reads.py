@@ -162,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         one = build_clip_store(tmp, "clip-one-chunk", 2**40)
         rows += measure(build_clip_store(tmp), tmp, "clip", args.repeat, one)
     load = load_average()
+    try:
+        import zarrs as _  # noqa: F401
+
+        zarrs_note = ""
+    except ImportError:
+        zarrs_note = " The zarrs row is absent: zarrs is not installed here (`pip install zarrs` adds it)."
     body = "\n".join(
         [
             "## Reads: zarr's pipeline, zarrs, dvx's direct chunk reader, against np.load",
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             "float16 SVD clip (165 MB, three chunks of at most 64 MiB; the last row: as one chunk, "
             "as this round first wrote it). Warm, interleaved, median of "
             f"{args.repeat}; *x np.load* = np.load's time / the variant's (targets: scan >= 0.7, clip >= 0.8 "
-            "for dvx's read).",
+            f"for dvx's read).{zarrs_note}",
             "",
             table(["workload", "reader", "arrays", "ms", "MB/s", "x np.load"], rows),
         ]
