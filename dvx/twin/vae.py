@@ -2,11 +2,11 @@
 
 Why. A latent diffusion model denoises the latents of a *trained* autoencoder (SD's and SVD's VAEs were
 trained first, then frozen). tiny-svd's VAE at random init squeezes each 8 x 8 x 3 patch into 4 random
-channels: on the synthetic evaluation world (128x192, stride 8) kNN propagation of those latents scores
-J&F 0.22, against 0.64 for the patch's mean colour, so a twin built on them starts from a representation
-worse than raw pixels. Trained here for a few hundred steps the same VAE's latents reached 0.37-0.40
-(docs/twins.md). Both twins of every seed use the one trained VAE, so the image-vs-video contrast is
-untouched: only what both denoise changes.
+channels: on a 128x192 synthetic world (the generator's defaults; stride 8) kNN propagation of those
+latents scores J&F 0.22, against 0.64 for the patch's mean colour, so a twin built on them starts from a
+representation worse than raw pixels. Trained here for a few hundred steps the same VAE's latents
+reached 0.37-0.40 (docs/twins.md). Both twins of every seed use the one trained VAE, so the
+image-vs-video contrast is untouched: only what both denoise changes.
 
 Protocol. ``AutoencoderKLTemporalDecoder`` of the tiny-svd config, init seeded by ``seed``; every frame of
 the dataset resized as extraction does, scaled to [-1, 1]; a batch is ``batch`` frames drawn uniformly
