@@ -39,6 +39,15 @@ from tests.conftest import run_cli
         (["twin", "study", "--out", "o", "--seeds", "0"], "--seeds"),
         (["twin", "study", "--out", "o", "--blocks", "up.1"], "block 'up.2' is not one of --blocks"),
         (["twin", "study", "--out", "o", "--heads", "davis17"], "--heads"),
+        (["twin", "study", "--out", "o", "--eval-resolution", "128x128"], "training resolution's aspect"),
+        (["twin", "study", "--out", "o", "--vae-steps", "-1"], "--vae-steps"),
+        (["twin", "study", "--out", "o", "--sprite-scale", "9"], "sprite scale"),
+        (["twin", "vae", "--data-root", "w", "--out", "o", "--steps", "0"], "--steps"),
+        (["twin", "vae", "--data-root", "/nonexistent/world", "--out", "o"], "world"),
+        (
+            ["twin", "train", "--objective", "video", "--data-root", "w", "--out", "o", "--vae", "/nope"],
+            "--vae",
+        ),
     ],
 )
 def test_bad_input_is_one_line(
