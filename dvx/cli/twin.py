@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from dvx.config import parse_names, parse_resolution, parse_timesteps
@@ -16,6 +18,22 @@ def twin() -> None:
     """Twins dvx trains itself: one video architecture trained on clips (video) or single frames (image)."""
 
 
+def _data_options(f: Callable[..., None]) -> Callable[..., None]:
+    """--dataset and --split: what both trainers read (declared once)."""
+    f = click.option("--split", default=None, help="Dataset split [default: every video].")(f)
+    return click.option(
+        "--dataset", default="synthetic", show_default=True, help="Dataset reader of --data-root."
+    )(f)
+
+
+def _step_options(f: Callable[..., None]) -> Callable[..., None]:
+    """--resolution and --lr: what both trainers' steps share (declared once)."""
+    f = click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")(f)
+    return click.option(
+        "--resolution", default="64x96", show_default=True, help="Training frame size HxW (multiples of 8)."
+    )(f)
+
+
 @twin.command("train")
 @click.option(
     "--objective",
@@ -27,8 +45,7 @@ def twin() -> None:
     "--data-root", required=True, help="A dvx dataset of frames (default reader: a `dvx synth` world)."
 )
 @click.option("--out", required=True, help="Folder for step-<k>/ checkpoints and dvx-config.json.")
-@click.option("--dataset", default="synthetic", show_default=True, help="Dataset reader of --data-root.")
-@click.option("--split", default=None, help="Dataset split [default: every video].")
+@_data_options
 @click.option("--steps", default=200, show_default=True, type=int, help="Optimiser steps.")
 @click.option(
     "--save-every",
@@ -48,11 +65,8 @@ def twin() -> None:
     type=int,
     help="Frames per step, for both objectives.",
 )
-@click.option(
-    "--resolution", default="64x96", show_default=True, help="Training frame size HxW (multiples of 8)."
-)
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")
-@click.option("--max-videos", default=None, type=int, help="Use at most this many training videos.")
+@_step_options
+@click.option("--max-videos", default=None, type=int, help="Use at most this many videos.")
 @click.option(
     "--vae", default=None, help="A trained VAE folder (`dvx twin vae`) [default: tiny-svd's random init]."
 )
@@ -81,14 +95,10 @@ def train(
     "--data-root", required=True, help="A dvx dataset of frames (default reader: a `dvx synth` world)."
 )
 @click.option("--out", required=True, help="The VAE folder to write (diffusers layout).")
-@click.option("--dataset", default="synthetic", show_default=True, help="Dataset reader of --data-root.")
-@click.option("--split", default=None, help="Dataset split [default: every video].")
+@_data_options
 @click.option("--steps", default=300, show_default=True, type=int, help="Optimiser steps.")
 @click.option("--batch", default=16, show_default=True, type=int, help="Frames per step.")
-@click.option(
-    "--resolution", default="64x96", show_default=True, help="Training frame size HxW (multiples of 8)."
-)
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")
+@_step_options
 @click.option("--seed", default=1, show_default=True, type=int, help="Init and batch order.")
 @click.option("--max-videos", default=None, type=int, help="Use at most this many videos.")
 @click.option("--threads", default=None, type=int, help="torch CPU threads [default: torch's].")
