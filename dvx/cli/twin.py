@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
+from types import SimpleNamespace
 
 import click
 
 from dvx.config import parse_names, parse_resolution, parse_timesteps
 from dvx.twin.study import StudyConfig
 
-#: the study's defaults, declared once (dvx/twin/study.py)
-_STUDY = StudyConfig(out="-")
+#: the study's defaults, declared once (dvx/twin/study.py); read off the fields, not by building a config,
+#: whose checks import torch (a `--help` should not)
+_STUDY = SimpleNamespace(**{f.name: f.default for f in fields(StudyConfig)})
 
 
 @click.group("twin")
